@@ -1,0 +1,163 @@
+"""Pure: settings + one release's flag table -> the engine's argv and environment.
+
+Emits only flags the image's FastDeploy release accepts, in that release's spelling
+(e.g. ``--load_choices`` in 2.1-2.2). Standard library only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from worker_runtime.settings import SETTINGS, Settings
+
+API_SERVER_MODULE = "fastdeploy.entrypoints.openai.api_server"
+ENGINE_HOST = "127.0.0.1"
+# Flags the runtime owns: a user may not move the engine off loopback or onto fixed ports.
+RUNTIME_FLAGS = (
+    "--host",
+    "--port",
+    "--metrics-port",
+    "--engine-worker-queue-port",
+    "--cache-queue-port",
+    "--model",
+)
+
+
+@dataclass(frozen=True)
+class EnginePorts:
+    http: int
+    metrics: int
+    engine_worker_queue: int
+    cache_queue: int
+
+
+def spelling(flag: str, release: Mapping[str, Any]) -> str | None:
+    """The release's spelling of ``flag`` (2.5 spelling), or None when the release lacks it."""
+    flags = release["flags"]
+    if flag in flags:
+        return flag
+    underscored = "--" + flag[2:].replace("-", "_")
+    if underscored in flags:
+        return underscored
+    for name, spec in flags.items():  # e.g. a 2.5 name that is an alias in the release
+        if flag in spec.get("aliases", ()):
+            return name
+    return None
+
+
+def accepted_options(release: Mapping[str, Any]) -> set[str]:
+    """Every option string the release's parser accepts (names, aliases, negative forms)."""
+    out: set[str] = set()
+    for name, spec in release["flags"].items():
+        out.add(name)
+        out.update(spec.get("aliases", ()))
+        if spec.get("negative_form"):
+            out.add(spec["negative_form"])
+    return out
+
+
+def _is_option(word: str) -> bool:
+    # "-1" or "-0.5" are values, not options.
+    return word.startswith("-") and len(word) > 1 and not (word[1].isdigit() or word[1] == ".")
+
+
+def release_problems(values: Mapping[str, Any], release: Mapping[str, Any], version: str) -> list[str]:
+    """Settings set to something the release cannot express, and ENGINE_ARGS flags it does not know."""
+    problems: list[str] = []
+    flags = release["flags"]
+    for setting in SETTINGS:
+        value = values.get(setting.env.lower())
+        if setting.flag is None or value is None:
+            continue
+        if setting.env == "ENABLE_CHUNKED_PREFILL" and value is False:
+            continue  # expressed through the engine environment
+        name = spelling(setting.flag, release)
+        if name is None:
+            if setting.env == "TENSOR_PARALLEL_SIZE" and value == 1:
+                continue
+            problems.append(
+                f"{setting.env}={value!r} is not supported by FastDeploy {version}: it has no {setting.flag}"
+            )
+            continue
+        if setting.kind == "bool" and value is False:
+            spec = flags[name]
+            if not spec.get("negative_form") and spec.get("default") is not False:
+                problems.append(
+                    f"{setting.env}=false cannot be expressed in FastDeploy {version}"
+                    f" ({name} has no negative form)"
+                )
+    known = accepted_options(release)
+    for word in values.get("engine_args") or ():
+        if not _is_option(word):
+            continue
+        option = word.split("=", 1)[0]
+        if option in RUNTIME_FLAGS:
+            problems.append(f"ENGINE_ARGS may not set {option}: the runtime manages it")
+        elif option not in known:
+            close = sorted(o for o in known if option.strip("-").replace("_", "-") in o.replace("_", "-"))
+            hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
+            problems.append(f"ENGINE_ARGS flag {option} is not accepted by FastDeploy {version}{hint}")
+    return problems
+
+
+def _format(value: Any) -> str:
+    if isinstance(value, dict):
+        return json.dumps(value, separators=(",", ":"))
+    return str(value)
+
+
+def engine_argv(settings: Settings, release: Mapping[str, Any], ports: EnginePorts, python: str) -> list[str]:
+    """The full command line that starts FastDeploy's OpenAI-compatible server."""
+    argv = [python, "-m", API_SERVER_MODULE, "--model", settings.model]
+    argv += ["--host", ENGINE_HOST, "--port", str(ports.http)]
+    for flag, port in (
+        ("--metrics-port", ports.metrics),
+        ("--engine-worker-queue-port", ports.engine_worker_queue),
+        ("--cache-queue-port", ports.cache_queue),
+    ):
+        if flag in release["flags"]:
+            argv += [flag, str(port)]
+    for setting in SETTINGS:
+        if setting.flag is None or setting.flag == "--model":
+            continue
+        value = settings.value(setting.env)
+        if value is None:
+            continue
+        name = spelling(setting.flag, release)
+        if name is None:
+            continue  # only reachable for defaults the release cannot express (checked at load)
+        if setting.kind == "bool":
+            if value:
+                argv.append(name)
+            elif (negative := release["flags"][name].get("negative_form")) and setting.engine_env is None:
+                argv.append(negative)  # chunked prefill is turned off through the environment instead
+            continue
+        argv += [name, _format(value)]
+    argv += list(settings.engine_args)
+    return argv
+
+
+def engine_env(
+    settings: Settings, base: Mapping[str, str], log_dir: str, path_sep: str = os.pathsep
+) -> dict[str, str]:
+    """The engine child's environment: ``base`` plus FastDeploy variables, minus our own packages."""
+    env = dict(base)
+    env["FD_LOG_DIR"] = log_dir
+    if settings.model_source and settings.model_source != "local":
+        env["FD_MODEL_SOURCE"] = settings.model_source.upper()
+    if settings.model_cache_dir:
+        env["FD_MODEL_CACHE"] = settings.model_cache_dir
+    if settings.enable_chunked_prefill is False:
+        env["FD_DISABLE_CHUNKED_PREFILL"] = "1"
+    if settings.worker_deps_dir and "PYTHONPATH" in env:
+        deps = os.path.normpath(settings.worker_deps_dir)
+        kept = [p for p in env["PYTHONPATH"].split(path_sep) if p and os.path.normpath(p) != deps]
+        if kept:
+            env["PYTHONPATH"] = path_sep.join(kept)
+        else:
+            del env["PYTHONPATH"]
+    return env
