@@ -1,0 +1,490 @@
+"""Helpers shared by the Docker-backed tests and bench/bench_build.py.
+
+No image can be pulled in CI, so everything an image build needs is made locally:
+
+* a stand-in FastDeploy base image: a Debian rootfs made with debootstrap, imported with the Docker SDK,
+  plus the engine stand-in package (tests/engine_standin/fastdeploy) in the system Python's
+  dist-packages; tagged by a hash of its inputs, so later runs on the same engine reuse it;
+* a wheelhouse of the runtime's pinned requirements for that Python (cached under .cache/ in the repo);
+* a small fake model directory for ``--weights-from``;
+* a real registry (Debian's ``docker-registry``) on 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import re
+import shutil
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+STANDIN_DIR = REPO_ROOT / "tests" / "engine_standin" / "fastdeploy"
+CACHE_DIR = Path(os.environ.get("FDRW_TEST_CACHE") or REPO_ROOT / ".cache")
+
+SUITE = "bookworm"
+BASE_PYTHON = "3.11"  # bookworm's python3
+DEBOOTSTRAP_INCLUDE = ("python3", "python3-pip", "tini", "ca-certificates")
+DEFAULT_MIRROR = "http://deb.debian.org/debian"
+STANDIN_SITE = "/usr/lib/python3/dist-packages/fastdeploy"
+
+
+def log(out: TextIO | None, text: str) -> None:
+    if out is not None:
+        out.write(text + "\n")
+        out.flush()
+
+
+def docker_client():
+    import docker
+
+    return docker.from_env(timeout=3600)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Stand-in base image
+# ---------------------------------------------------------------------------------------------------------
+
+
+def debian_mirror() -> str:
+    """The Debian mirror apt uses on this machine (the tests' network may reach only that one)."""
+    candidates: list[tuple[str, str]] = []  # (uri, suites)
+    paths = [Path("/etc/apt/sources.list")]
+    sources_d = Path("/etc/apt/sources.list.d")
+    if sources_d.is_dir():
+        paths += sorted(sources_d.iterdir())
+    for path in paths:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace")
+        except OSError:
+            continue
+        if path.suffix == ".sources":
+            for stanza in re.split(r"\n\s*\n", text):
+                fields = dict(
+                    (k.strip().lower(), v.strip())
+                    for k, v in (
+                        line.split(":", 1) for line in stanza.splitlines() if ":" in line and line[:1] != "#"
+                    )
+                )
+                for uri in fields.get("uris", "").split():
+                    candidates.append((uri, fields.get("suites", "")))
+        else:
+            for line in text.splitlines():
+                words = line.split("#", 1)[0].split()
+                if len(words) >= 3 and words[0] == "deb":
+                    rest = [w for w in words[1:] if not w.startswith("[")]
+                    if len(rest) >= 2:
+                        candidates.append((rest[0], rest[1]))
+    for uri, suites in candidates:
+        if SUITE in suites.split() and "security" not in uri:
+            return uri.rstrip("/")
+    for uri, _ in candidates:
+        if uri.rstrip("/").endswith("/debian"):
+            return uri.rstrip("/")
+    return DEFAULT_MIRROR
+
+
+def _hash(*parts: bytes) -> str:
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(hashlib.sha256(part).digest())
+    return digest.hexdigest()[:12]
+
+
+def _tree_bytes(root: Path) -> bytes:
+    chunks = []
+    for path in sorted(root.rglob("*")):
+        if path.is_file() and "__pycache__" not in path.parts and path.suffix != ".pyc":
+            chunks.append(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes())
+    return b"\1".join(chunks)
+
+
+def image_exists(client, ref: str) -> bool:
+    import docker.errors
+
+    try:
+        client.images.get(ref)
+        return True
+    except docker.errors.ImageNotFound:
+        return False
+
+
+def rootfs_tag() -> str:
+    return "fdstandin-rootfs:" + _hash(SUITE.encode(), b"minbase", ",".join(DEBOOTSTRAP_INCLUDE).encode())
+
+
+def ensure_rootfs(client, out: TextIO | None = None) -> str:
+    """A Debian minbase rootfs with Python, pip and tini, imported as an image (made once per engine)."""
+    tag = rootfs_tag()
+    if image_exists(client, tag):
+        return tag
+    if shutil.which("debootstrap") is None and not Path("/usr/sbin/debootstrap").exists():
+        raise RuntimeError("debootstrap is not installed (apt-get install debootstrap); .ci/run installs it")
+    debootstrap = shutil.which("debootstrap") or "/usr/sbin/debootstrap"
+    mirror = debian_mirror()
+    work = Path(tempfile.mkdtemp(prefix="fdstandin-", dir=os.environ.get("TMPDIR", "/var/tmp")))
+    try:
+        root = work / "rootfs"
+        log(out, f"debootstrap {SUITE} from {mirror} (one time per Docker engine)")
+        started = time.monotonic()
+        subprocess.run(
+            [
+                debootstrap,
+                "--variant=minbase",
+                "--include=" + ",".join(DEBOOTSTRAP_INCLUDE),
+                SUITE,
+                str(root),
+                mirror,
+            ],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            timeout=1800,
+        )
+        # Keep the image small and deterministic-ish: no apt lists or caches.
+        for sub in ("var/cache/apt/archives", "var/lib/apt/lists"):
+            target = root / sub
+            if target.is_dir():
+                for child in target.iterdir():
+                    if child.is_file():
+                        child.unlink()
+        log(out, f"debootstrap done in {time.monotonic() - started:.0f} s; importing {tag}")
+        archive = work / "rootfs.tar"
+        subprocess.run(
+            ["tar", "--numeric-owner", "-C", str(root), "-cf", str(archive), "."],
+            check=True,
+            stdin=subprocess.DEVNULL,
+            timeout=1800,
+        )
+        repository, _, version = tag.partition(":")
+        client.api.import_image_from_file(
+            str(archive), repository=repository, tag=version, changes=['CMD ["python3"]']
+        )
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return tag
+
+
+def standin_base_tag() -> str:
+    return "fdstandin-base:" + _hash(rootfs_tag().encode(), _tree_bytes(STANDIN_DIR))
+
+
+def ensure_standin_base(client, out: TextIO | None = None) -> str:
+    """The stand-in FastDeploy base image: rootfs + the engine stand-in package in dist-packages."""
+    tag = standin_base_tag()
+    if image_exists(client, tag):
+        return tag
+    if not (STANDIN_DIR / "__init__.py").is_file():
+        raise RuntimeError(f"the engine stand-in package is missing: {STANDIN_DIR}")
+    rootfs = ensure_rootfs(client, out)
+    with tempfile.TemporaryDirectory(prefix="fdstandin-base-") as tmp:
+        ctx = Path(tmp)
+        shutil.copytree(
+            STANDIN_DIR, ctx / "fastdeploy", ignore=shutil.ignore_patterns("__pycache__", "*.pyc")
+        )
+        (ctx / "Dockerfile").write_text(
+            f"FROM {rootfs}\n"
+            f"COPY fastdeploy {STANDIN_SITE}\n"
+            'RUN python3 -c "import fastdeploy, sys; print(sys.version)"\n'
+            'LABEL org.opencontainers.image.description="FastDeploy engine stand-in for tests"\n',
+            encoding="utf-8",
+        )
+        client.images.build(path=str(ctx), tag=tag, rm=True, forcerm=True, pull=False)
+    log(out, f"stand-in base image {tag} ready")
+    return tag
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Wheelhouse and weights
+# ---------------------------------------------------------------------------------------------------------
+
+
+def ensure_wheelhouse(out: TextIO | None = None) -> Path:
+    """Wheels of worker_runtime/requirements.txt for the stand-in base's Python (cached under .cache/)."""
+    requirements = REPO_ROOT / "worker_runtime" / "requirements.txt"
+    key = _hash(requirements.read_bytes(), BASE_PYTHON.encode())
+    target = CACHE_DIR / f"wheelhouse-{key}"
+    marker = target / ".complete"
+    if marker.is_file():
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    log(out, f"downloading wheels for Python {BASE_PYTHON} into {target}")
+    abi = "cp" + BASE_PYTHON.replace(".", "")
+    command = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "-q",
+        "--disable-pip-version-check",
+        "-r",
+        str(requirements),
+        "-d",
+        str(target),
+        "--only-binary=:all:",
+        "--python-version",
+        BASE_PYTHON,
+        "--implementation",
+        "cp",
+        "--abi",
+        abi,
+        "--abi",
+        "abi3",
+        "--abi",
+        "none",
+    ]
+    for platform in (
+        "manylinux_2_28_x86_64",
+        "manylinux_2_17_x86_64",
+        "manylinux2014_x86_64",
+        "manylinux1_x86_64",
+        "linux_x86_64",
+        "any",
+    ):
+        command += ["--platform", platform]
+    subprocess.run(command, check=True, stdin=subprocess.DEVNULL, timeout=1200)
+    marker.write_text("ok\n")
+    return target
+
+
+def make_fake_weights(target: Path, *, size_mb: int = 8, seed: int = 1234) -> Path:
+    """A small model directory shaped like an ERNIE checkpoint (random tensor bytes)."""
+    target.mkdir(parents=True, exist_ok=True)
+    (target / "config.json").write_text(
+        json.dumps(
+            {
+                "architectures": ["Ernie4_5_ForCausalLM"],
+                "hidden_size": 64,
+                "num_hidden_layers": 2,
+                "vocab_size": 1000,
+                "max_position_embeddings": 4096,
+                "torch_dtype": "bfloat16",
+            }
+        ),
+        encoding="utf-8",
+    )
+    (target / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 4096}), encoding="utf-8")
+    (target / "generation_config.json").write_text(json.dumps({"top_p": 0.8}), encoding="utf-8")
+    rng = random.Random(seed)
+    with open(target / "model.safetensors", "wb") as handle:
+        for _ in range(size_mb):
+            handle.write(rng.randbytes(1 << 20))
+    return target
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Registry, ports, HTTP
+# ---------------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def http_status(url: str, timeout: float = 2.0) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response:
+            return int(response.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (OSError, ValueError):
+        return None
+
+
+@dataclass
+class Registry:
+    address: str  # 127.0.0.1:PORT
+    process: subprocess.Popen
+    storage: Path
+
+    def stop(self) -> None:
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(timeout=10)
+
+
+def start_registry(workdir: Path, *, timeout: float = 30.0) -> Registry:
+    """Debian's docker-registry on a free port of 127.0.0.1 (an insecure registry Docker accepts)."""
+    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    if not Path(binary).exists():
+        raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
+    port = free_port()
+    storage = workdir / "registry-data"
+    storage.mkdir(parents=True, exist_ok=True)
+    config = workdir / "registry.yml"
+    config.write_text(
+        "version: 0.1\n"
+        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n",
+        encoding="utf-8",
+    )
+    log_file = open(workdir / "registry.log", "wb")  # noqa: SIM115 - lives as long as the process
+    process = subprocess.Popen(
+        [binary, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
+    )
+    registry = Registry(address=f"127.0.0.1:{port}", process=process, storage=storage)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if http_status(f"http://{registry.address}/v2/") == 200:
+            return registry
+        if process.poll() is not None:
+            break
+        time.sleep(0.2)
+    registry.stop()
+    raise RuntimeError(
+        "docker-registry did not start: " + (workdir / "registry.log").read_text(errors="replace")[-2000:]
+    )
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Docker CLIs: classic builder and BuildKit
+# ---------------------------------------------------------------------------------------------------------
+
+
+def _docker_clis() -> list[str]:
+    seen: list[str] = []
+    for directory in [*os.environ.get("PATH", "").split(os.pathsep), "/usr/bin"]:
+        candidate = Path(directory) / "docker"
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            real = str(candidate.resolve())
+            if real not in [str(Path(s).resolve()) for s in seen]:
+                seen.append(str(candidate))
+    return seen
+
+
+def _client_major(cli: str) -> int | None:
+    try:
+        result = subprocess.run(
+            [cli, "version", "--format", "{{.Client.Version}}"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            stdin=subprocess.DEVNULL,
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    match = re.match(r"(\d+)\.", result.stdout.strip())
+    return int(match.group(1)) if match else None
+
+
+def buildkit_command() -> tuple[list[str], dict[str, str]]:
+    """(argv prefix, extra env) for a BuildKit build that loads its result into the engine's image store.
+
+    A client with the buildx plugin uses ``buildx build --load``; a client before 23.0 (Debian's docker.io
+    20.10) has BuildKit built in and uses ``DOCKER_BUILDKIT=1 docker build``.
+    """
+    for cli in _docker_clis():
+        probe = subprocess.run(
+            [cli, "buildx", "version"], capture_output=True, timeout=30, stdin=subprocess.DEVNULL
+        )
+        if probe.returncode == 0:
+            return [cli, "buildx", "build", "--load"], {}
+    for cli in _docker_clis():
+        major = _client_major(cli)
+        if major is not None and major < 23:
+            return [cli, "build"], {"DOCKER_BUILDKIT": "1"}
+    raise RuntimeError("no Docker CLI can build with BuildKit (install docker.io or the buildx plugin)")
+
+
+def classic_command() -> tuple[list[str], dict[str, str]]:
+    """(argv prefix, extra env) for a build with the classic builder."""
+    for cli in _docker_clis():
+        major = _client_major(cli)
+        if major is not None and major < 23:
+            return [cli, "build"], {"DOCKER_BUILDKIT": "0"}
+    # Newer clients still run the classic builder when BuildKit is switched off (deprecated, not removed).
+    return [_docker_clis()[0], "build"], {"DOCKER_BUILDKIT": "0"}
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Images: layers, sizes, saved content
+# ---------------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class SavedLayer:
+    diff_id: str
+    names: list[str]
+    data: bytes
+
+
+def save_image(client, ref: str, workdir: Path) -> tuple[bytes, list[SavedLayer], list[tuple[str, bytes]]]:
+    """``docker save`` of one image: (config JSON, layers in RootFS order, every file of the archive)."""
+    archive = workdir / f"saved-{os.getpid()}-{time.monotonic_ns()}.tar"
+    with open(archive, "wb") as handle:
+        for chunk in client.images.get(ref).save(named=True):
+            handle.write(chunk)
+    files: dict[str, bytes] = {}
+    try:
+        with tarfile.open(archive) as tar:
+            for member in tar:
+                if member.isfile():
+                    extracted = tar.extractfile(member)
+                    if extracted is not None:
+                        files[member.name] = extracted.read()
+    finally:
+        archive.unlink()
+    manifest = json.loads(files["manifest.json"])[0]
+    config = files[manifest["Config"]]
+    diff_ids = json.loads(config)["rootfs"]["diff_ids"]
+    layers = []
+    for diff_id, layer_path in zip(diff_ids, manifest["Layers"], strict=True):
+        data = files[layer_path]
+        with tarfile.open(fileobj=_bytes_io(data)) as inner:
+            names = inner.getnames()
+        layers.append(SavedLayer(diff_id=diff_id, names=names, data=data))
+    return config, layers, list(files.items())
+
+
+def grep_saved(
+    config: bytes, layers: list[SavedLayer], files: list[tuple[str, bytes]], needle: bytes
+) -> list[str]:
+    """Where ``needle`` occurs in a saved image: archive files, layer file contents and layer file names."""
+    hits = [name for name, data in files if needle in data]
+    if needle in config:
+        hits.append("config")
+    for layer in layers:
+        if any(needle in name.encode() for name in layer.names):
+            hits.append(f"{layer.diff_id} (file name)")
+        with tarfile.open(fileobj=_bytes_io(layer.data)) as inner:
+            for member in inner:
+                if member.isfile():
+                    extracted = inner.extractfile(member)
+                    if extracted is not None and needle in extracted.read():
+                        hits.append(f"{layer.diff_id}:{member.name}")
+                if (member.issym() or member.islnk()) and needle in member.linkname.encode():
+                    hits.append(f"{layer.diff_id}:{member.name} (link)")
+    return hits
+
+
+def layers_containing(layers: list[SavedLayer], suffix: str) -> list[int]:
+    """Indexes of the layers holding a file whose path ends with ``suffix``."""
+    return [i for i, layer in enumerate(layers) if any(n.rstrip("/").endswith(suffix) for n in layer.names)]
+
+
+def _bytes_io(data: bytes):
+    import io
+
+    return io.BytesIO(data)
