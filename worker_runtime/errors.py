@@ -1,0 +1,98 @@
+"""The one error shape a failed job carries.
+
+A failed job's ``error`` is JSON text of an OpenAI error object plus the HTTP status:
+``{"message": ..., "type": ..., "param": ..., "code": ..., "status": 400}``. It is text because the
+RunPod SDK turns a yielded error into ``str(error)``; JSON text survives that unchanged, so clients
+can tell a bad request (4xx) from an overloaded (429) or broken (5xx) engine.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+ACCEPTED_INPUTS = (
+    'Accepted job inputs: {"messages": [...]} (chat) or {"prompt": "..."} (completion), each with '
+    'optional "sampling_params": {...} and "stream": true/false; or the OpenAI passthrough '
+    '{"openai_route": "/v1/...", "openai_input": {...}} (no openai_input = GET, e.g. /v1/models).'
+)
+
+
+class JobError(Exception):
+    """A job failure with an HTTP status and an OpenAI error object."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        type_: str = "invalid_request_error",
+        code: str | int | None = None,
+        param: str | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.type = type_
+        self.code = code
+        self.param = param
+
+    def openai_error(self) -> dict[str, Any]:
+        return {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
+
+    def payload(self) -> str:
+        return json.dumps({**self.openai_error(), "status": self.status}, ensure_ascii=False)
+
+    @classmethod
+    def from_payload(cls, text: str) -> JobError:
+        """Rebuild from ``payload()`` text (or any other error string, as a 500)."""
+        try:
+            obj = json.loads(text)
+        except (TypeError, ValueError):
+            obj = None
+        if isinstance(obj, dict) and isinstance(obj.get("status"), int) and "message" in obj:
+            return cls(
+                obj["status"],
+                str(obj["message"]),
+                obj.get("type") or "server_error",
+                obj.get("code"),
+                obj.get("param"),
+            )
+        return cls(500, str(text), "server_error", "internal_error")
+
+
+def input_error(message: str) -> JobError:
+    return JobError(400, f"{message}. {ACCEPTED_INPUTS}", "invalid_request_error", "invalid_input")
+
+
+def engine_http_error(status: int, body: Any) -> JobError:
+    """The engine's non-200 answer, its OpenAI error fields kept as they are."""
+    err = body.get("error") if isinstance(body, dict) else None
+    if isinstance(err, dict):  # 2.3+: {"error": {"message", "type", "param", "code"}}
+        return JobError(
+            status,
+            str(err.get("message", "")),
+            err.get("type") or _type_for(status),
+            err.get("code"),
+            err.get("param"),
+        )
+    if isinstance(body, dict) and isinstance(body.get("detail"), dict):  # 2.0/2.1 chat
+        body = body["detail"]
+    if isinstance(body, dict) and "message" in body:  # 2.0/2.1: {"object": "error", "message", "code"}
+        return JobError(status, str(body["message"]), _type_for(status), body.get("code"))
+    if isinstance(body, dict) and "detail" in body:  # 429 and framework errors
+        detail = body["detail"]
+        message = detail if isinstance(detail, str) else json.dumps(detail, ensure_ascii=False)
+        code = "too_many_requests" if status == 429 else None
+        return JobError(status, message, _type_for(status), code)
+    if isinstance(err, str):  # 401 {"error": "Unauthorized"}
+        return JobError(status, err, _type_for(status))
+    text = body if isinstance(body, str) else json.dumps(body, ensure_ascii=False)
+    return JobError(status, f"FastDeploy answered HTTP {status}: {text[:2000]}", _type_for(status))
+
+
+def _type_for(status: int) -> str:
+    if status == 429:
+        return "rate_limit_error"
+    if status == 401:
+        return "authentication_error"
+    return "invalid_request_error" if status < 500 else "server_error"

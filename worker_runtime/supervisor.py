@@ -1,0 +1,152 @@
+"""The FastDeploy child process: spawn, wait for /health, show its logs, stop it, watch for its death.
+
+Thread-based on purpose: it must work both under the RunPod SDK's own event loop and under the
+local server's, and its waits must not depend on either.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+DEFAULT_LOG_DIR = "/tmp/fastdeploy-log"
+# workerlog.N holds load and kernel errors, so it comes first.
+LOG_PATTERNS = ("workerlog.*", "fastdeploy.log", "api_server.log", "console.log", "*.log")
+
+
+class EngineStartError(RuntimeError):
+    """The engine exited or timed out before it became ready; the message carries its log tail."""
+
+
+def log_tail(log_dir: str, lines: int = 30, max_files: int = 4) -> str:
+    """The last lines of FastDeploy's log files, most telling first."""
+    root = Path(log_dir)
+    seen: list[Path] = []
+    for pattern in LOG_PATTERNS:
+        for path in sorted(root.glob(pattern)):
+            if path.is_file() and path not in seen:
+                seen.append(path)
+    parts = []
+    for path in seen[:max_files]:
+        try:
+            text = path.read_text(encoding="utf-8", errors="replace").splitlines()[-lines:]
+        except OSError as exc:
+            text = [f"(unreadable: {exc})"]
+        parts.append(f"----- {path} (last {len(text)} lines) -----\n" + "\n".join(text))
+    return "\n".join(parts) if parts else f"(no log files in {log_dir})"
+
+
+class Supervisor:
+    def __init__(
+        self,
+        argv: Sequence[str],
+        env: dict[str, str],
+        health_url: str,
+        log_dir: str,
+        *,
+        stop_grace: float = 10.0,
+    ) -> None:
+        self.argv = list(argv)
+        self.env = env
+        self.health_url = health_url
+        self.log_dir = log_dir
+        self.stop_grace = stop_grace
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.exit_code: int | None = None
+        self.stopping = False
+        self.died = threading.Event()
+        self._on_death: list[Callable[[int], None]] = []
+
+    def start(self) -> None:
+        Path(self.log_dir).mkdir(parents=True, exist_ok=True)
+        # Own process group: a forced stop kills the whole engine tree (API server and GPU workers).
+        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        threading.Thread(target=self._watch, name="engine-death-watch", daemon=True).start()
+
+    def _watch(self) -> None:
+        assert self.proc is not None
+        code = self.proc.wait()
+        self.exit_code = code
+        self.died.set()
+        if not self.stopping:
+            for callback in list(self._on_death):
+                callback(code)
+
+    def on_death(self, callback: Callable[[int], None]) -> None:
+        """Call ``callback(exit_code)`` (from the watch thread) if the engine dies unasked."""
+        self._on_death.append(callback)
+
+    def healthy(self, timeout: float = 2.0) -> bool:
+        try:
+            with urllib.request.urlopen(self.health_url, timeout=timeout) as resp:
+                return resp.status == 200
+        except (urllib.error.URLError, OSError, ValueError):
+            return False
+
+    def wait_ready(self, timeout: float, interval: float = 0.1) -> float:
+        """Poll /health until 200; raise EngineStartError on exit or timeout. Returns seconds taken."""
+        started = time.monotonic()
+        deadline = started + timeout
+        while True:
+            if self.died.is_set():
+                raise EngineStartError(
+                    f"FastDeploy engine exited with code {self.exit_code} during startup.\n"
+                    + log_tail(self.log_dir)
+                )
+            if self.healthy(timeout=min(2.0, max(0.1, deadline - time.monotonic()))):
+                return time.monotonic() - started
+            if time.monotonic() >= deadline:
+                raise EngineStartError(
+                    f"FastDeploy engine not ready after {timeout:g} s (ENGINE_STARTUP_TIMEOUT).\n"
+                    + log_tail(self.log_dir)
+                )
+            self.died.wait(min(interval, max(0.0, deadline - time.monotonic())))
+            interval = min(interval * 1.5, 2.0)
+
+    def stop(self) -> int | None:
+        """SIGTERM the engine's process group, then SIGKILL after the grace period."""
+        self.stopping = True
+        proc = self.proc
+        if proc is None or self.died.is_set():
+            return self.exit_code
+        _signal_group(proc.pid, signal.SIGTERM)
+        if not self.died.wait(self.stop_grace):
+            _signal_group(proc.pid, signal.SIGKILL)
+            self.died.wait(5.0)
+        else:
+            _signal_group(proc.pid, signal.SIGKILL)  # leftovers of the tree, if any
+        return self.exit_code
+
+
+def _signal_group(pid: int, sig: int) -> None:
+    with contextlib.suppress(ProcessLookupError, PermissionError):
+        os.killpg(pid, sig)
+
+
+def shm_warning(path: str = "/dev/shm", minimum: int = 1 << 30) -> str | None:
+    """A warning when shared memory is smaller than the engine needs (Docker's default is 64 MB)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    size = st.f_frsize * st.f_blocks
+    if size < minimum:
+        return (
+            f"WARNING: {path} is {size / (1 << 20):.0f} MiB; FastDeploy needs shared memory "
+            f"(run the container with --shm-size=16g or --ipc=host)."
+        )
+    return None
+
+
+def print_flush(text: str) -> None:
+    print(text, flush=True)
+    sys.stdout.flush()
