@@ -1,0 +1,129 @@
+"""Entry point: ``python -m worker_runtime [--local [--port N] [--host H]] [runpod SDK flags]``.
+
+Starts FastDeploy, waits until it is ready, then serves jobs: through the RunPod SDK (platform mode;
+SDK flags such as ``--rp_serve_api`` pass through) or through the local RunPod-shaped endpoint.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import atexit
+import os
+import shlex
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+
+from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
+from worker_runtime.ports import free_ports
+from worker_runtime.settings import Settings, SettingsError, load_flag_table, load_settings
+from worker_runtime.supervisor import DEFAULT_LOG_DIR, EngineStartError, Supervisor, log_tail, shm_warning
+
+DEATH_DRAIN_SECONDS = 5.0  # time for in-flight jobs to report their failure before we exit
+
+
+def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
+    parser = argparse.ArgumentParser(prog="python -m worker_runtime", description=__doc__)
+    parser.add_argument("--local", action="store_true", help="serve a local RunPod-shaped endpoint")
+    parser.add_argument("--port", type=int, default=8000, help="local endpoint port (default 8000)")
+    parser.add_argument("--host", default=None, help="local endpoint host (default: 0.0.0.0 in a container)")
+    return parser.parse_known_args(argv)
+
+
+def start_engine(settings: Settings) -> Supervisor:
+    release = load_flag_table()["releases"][settings.fastdeploy_version]
+    http, metrics, queue, cache = free_ports(4)
+    argv = engine_argv(settings, release, EnginePorts(http, metrics, queue, cache), sys.executable)
+    log_dir = os.environ.get("FD_LOG_DIR") or DEFAULT_LOG_DIR
+    env = engine_env(settings, os.environ, log_dir)
+    print(f"Starting FastDeploy {settings.fastdeploy_version}: {shlex.join(argv)}", flush=True)
+    supervisor = Supervisor(argv, env, f"http://127.0.0.1:{http}/health", log_dir)
+    supervisor.start()
+    return supervisor
+
+
+def exit_on_engine_death(supervisor: Supervisor, in_flight: Callable[[], int]) -> None:
+    """Engine death while serving is fatal: let in-flight jobs fail, then exit so RunPod replaces us."""
+
+    def died(code: int) -> None:
+        print(f"FastDeploy engine exited with code {code} while serving; exiting.", flush=True)
+        print(log_tail(supervisor.log_dir), flush=True)
+        deadline = time.monotonic() + DEATH_DRAIN_SECONDS
+        while in_flight() > 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the SDK posts the failed results
+        sys.stdout.flush()
+        os._exit(1)
+
+    supervisor.on_death(died)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args, rest = parse_args(sys.argv[1:] if argv is None else argv)
+    sys.argv = [sys.argv[0], *rest]  # the RunPod SDK parses what is left (--rp_serve_api, ...)
+    try:
+        settings = load_settings(os.environ)
+    except SettingsError as exc:
+        print(exc, flush=True)
+        return 2
+    warning = shm_warning()
+    if warning:
+        print(warning, flush=True)
+
+    supervisor = start_engine(settings)
+    atexit.register(supervisor.stop)
+
+    def terminate(signum: int, frame: object) -> None:
+        # Forward to the engine (graceful, then forced), then leave at once.
+        threading.Thread(target=supervisor.stop, daemon=True).start()
+        supervisor.died.wait(supervisor.stop_grace + 6)
+        print(f"Received signal {signum}: engine stopped (code {supervisor.exit_code}).", flush=True)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, terminate)
+    try:
+        took = supervisor.wait_ready(settings.engine_startup_timeout)
+    except EngineStartError as exc:
+        print(exc, flush=True)
+        supervisor.stop()
+        return 1
+    print(f"FastDeploy ready after {took:.1f} s", flush=True)
+
+    # Imported only now: the engine starts while these load, and settings errors need neither.
+    from worker_runtime.engine_client import EngineClient
+    from worker_runtime.handler import Runtime, make_handler
+
+    runtime = Runtime(
+        EngineClient(supervisor.health_url.rsplit("/", 1)[0], settings.request_timeout),
+        settings.served_model_name or settings.model,
+        settings.max_concurrency,
+        supervisor,
+    )
+    exit_on_engine_death(supervisor, lambda: runtime.in_flight)
+    handler = make_handler(runtime)
+
+    if args.local:
+        from worker_runtime.local_server import default_host, serve
+
+        signal.signal(signal.SIGINT, terminate)
+        host = args.host or default_host()
+        asyncio.run(serve(handler, settings.max_concurrency, host, args.port))
+        return 0
+
+    import runpod
+
+    runpod.serverless.start(
+        {
+            "handler": handler,
+            "return_aggregate_stream": True,
+            "concurrency_modifier": runtime.concurrency_modifier,
+        }
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

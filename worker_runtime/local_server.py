@@ -1,0 +1,241 @@
+"""A local endpoint shaped like RunPod's, driving the same handler the platform drives.
+
+Routes: POST /run, POST /runsync, GET /status/{id}, GET /stream/{id}, POST /cancel/{id}, GET /health,
+and /openai/v1/* (chat/completions, completions, models) with real incremental SSE, so the official
+``openai`` SDK works against ``http://HOST:PORT/openai/v1``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import os
+import uuid
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiohttp import web
+
+from worker_runtime.errors import JobError
+
+Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
+STREAM_POLL_SECONDS = 10.0  # /stream/{id} waits this long for new output before answering empty
+
+
+def default_host() -> str:
+    """0.0.0.0 inside a container (the port is published), loopback elsewhere."""
+    in_container = os.path.exists("/.dockerenv") or os.path.exists("/run/.containerenv")
+    return "0.0.0.0" if in_container else "127.0.0.1"
+
+
+@dataclass
+class Job:
+    id: str
+    input: Any
+    status: str = "IN_QUEUE"
+    outputs: list[Any] = field(default_factory=list)
+    error: str | None = None
+    streamed: int = 0
+    task: asyncio.Task[None] | None = None
+    changed: asyncio.Event = field(default_factory=asyncio.Event)
+
+    @property
+    def finished(self) -> bool:
+        return self.status in ("COMPLETED", "FAILED", "CANCELLED", "TIMED_OUT")
+
+    def view(self) -> dict[str, Any]:
+        out: dict[str, Any] = {"id": self.id, "status": self.status}
+        if self.status == "COMPLETED":
+            out["output"] = self.outputs
+        if self.error is not None:
+            out["error"] = self.error
+        return out
+
+
+class LocalServer:
+    def __init__(self, handler: Handler, max_concurrency: int) -> None:
+        self.handler = handler
+        self.jobs: dict[str, Job] = {}
+        self.slots = asyncio.Semaphore(max_concurrency)
+
+    def app(self) -> web.Application:
+        app = web.Application(client_max_size=20 * 1024 * 1024)
+        app.router.add_post("/run", self.run)
+        app.router.add_post("/runsync", self.runsync)
+        app.router.add_get("/status/{id}", self.status)
+        app.router.add_get("/stream/{id}", self.stream)
+        app.router.add_post("/cancel/{id}", self.cancel)
+        app.router.add_get("/health", self.health)
+        app.router.add_route("*", "/openai/v1/{tail:.*}", self.openai)
+        app.on_shutdown.append(self._cancel_all)
+        return app
+
+    # ---------------------------------------------------------------- RunPod-shaped job API
+
+    async def _execute(self, job: Job) -> None:
+        async with self.slots:
+            job.status = "IN_PROGRESS"
+            job.changed.set()
+            gen = self.handler({"id": job.id, "input": job.input})
+            try:
+                async for item in gen:
+                    if isinstance(item, dict) and "error" in item:
+                        job.error, job.status = str(item["error"]), "FAILED"
+                        return
+                    job.outputs.append(item)
+                    job.changed.set()
+                job.status = "COMPLETED"
+            except asyncio.CancelledError:
+                job.status = "CANCELLED"
+                raise
+            except Exception as exc:  # the SDK reports a raised exception as a failed job too
+                job.error, job.status = f"{type(exc).__name__}: {exc}", "FAILED"
+            finally:
+                await gen.aclose()
+                job.changed.set()
+
+    async def _submit(self, request: web.Request) -> Job | web.Response:
+        try:
+            payload = await request.json()
+        except ValueError:
+            return web.json_response({"error": "request body must be JSON"}, status=400)
+        if not isinstance(payload, dict) or "input" not in payload:
+            return web.json_response({"error": 'request body must be {"input": {...}}'}, status=400)
+        job = Job(id=f"local-{uuid.uuid4()}", input=payload["input"])
+        self.jobs[job.id] = job
+        job.task = asyncio.ensure_future(self._execute(job))
+        return job
+
+    async def run(self, request: web.Request) -> web.Response:
+        job = await self._submit(request)
+        if isinstance(job, web.Response):
+            return job
+        return web.json_response({"id": job.id, "status": job.status})
+
+    async def runsync(self, request: web.Request) -> web.Response:
+        job = await self._submit(request)
+        if isinstance(job, web.Response):
+            return job
+        assert job.task is not None
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.shield(job.task)
+        return web.json_response(job.view())
+
+    def _job(self, request: web.Request) -> Job | None:
+        return self.jobs.get(request.match_info["id"])
+
+    async def status(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        if job is None:
+            return web.json_response({"error": "job not found"}, status=404)
+        return web.json_response(job.view())
+
+    async def stream(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        if job is None:
+            return web.json_response({"error": "job not found"}, status=404)
+        if job.streamed >= len(job.outputs) and not job.finished:
+            job.changed.clear()
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(job.changed.wait(), STREAM_POLL_SECONDS)
+        new = job.outputs[job.streamed :]
+        job.streamed += len(new)
+        out: dict[str, Any] = {"id": job.id, "status": job.status, "stream": [{"output": x} for x in new]}
+        if job.error is not None:
+            out["error"] = job.error
+        return web.json_response(out)
+
+    async def cancel(self, request: web.Request) -> web.Response:
+        job = self._job(request)
+        if job is None:
+            return web.json_response({"error": "job not found"}, status=404)
+        if job.task is not None and not job.finished:
+            job.task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await job.task
+            job.status = "CANCELLED"
+        return web.json_response({"id": job.id, "status": job.status})
+
+    async def health(self, request: web.Request) -> web.Response:
+        counts: dict[str, int] = {}
+        for job in self.jobs.values():
+            counts[job.status] = counts.get(job.status, 0) + 1
+        return web.json_response({"status": "ok", "jobs": counts})
+
+    async def _cancel_all(self, app: web.Application) -> None:
+        for job in self.jobs.values():
+            if job.task is not None and not job.task.done():
+                job.task.cancel()
+
+    # ---------------------------------------------------------------- OpenAI-compatible routes
+
+    async def openai(self, request: web.Request) -> web.StreamResponse:
+        route = "/v1/" + request.match_info["tail"]
+        job_input: dict[str, Any] = {"openai_route": route}
+        if request.method == "POST":
+            try:
+                job_input["openai_input"] = await request.json()
+            except ValueError:
+                return _error_response(JobError(400, "request body must be JSON", code="invalid_json"))
+        elif request.method != "GET":
+            return _error_response(JobError(405, f"{request.method} is not supported", code="bad_method"))
+        async with self.slots:
+            gen = self.handler({"id": f"openai-{uuid.uuid4()}", "input": job_input})
+            try:
+                return await self._openai_reply(request, gen)
+            finally:
+                await gen.aclose()  # on client disconnect too: closes the upstream request
+
+    async def _openai_reply(self, request: web.Request, gen: AsyncIterator[Any]) -> web.StreamResponse:
+        try:
+            first = await gen.__anext__()
+        except StopAsyncIteration:
+            return _error_response(JobError(502, "the handler produced no output", "server_error"))
+        if isinstance(first, dict) and "error" in first:
+            return _error_response(JobError.from_payload(first["error"]))
+        if not isinstance(first, str):  # non-stream: one response object
+            return web.json_response(first, dumps=_dumps)
+        resp = web.StreamResponse(
+            headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
+        )
+        await resp.prepare(request)
+        item: Any = first
+        while True:
+            if isinstance(item, dict) and "error" in item:
+                err = JobError.from_payload(item["error"])
+                body = json.dumps({"error": {**err.openai_error(), "status": err.status}}, ensure_ascii=False)
+                await resp.write(f"data: {body}\n\n".encode())
+                break
+            await resp.write(str(item).encode("utf-8"))
+            try:
+                item = await gen.__anext__()
+            except StopAsyncIteration:
+                break
+        await resp.write_eof()
+        return resp
+
+
+def _dumps(obj: Any) -> str:
+    return json.dumps(obj, ensure_ascii=False)
+
+
+def _error_response(err: JobError) -> web.Response:
+    return web.json_response({"error": err.openai_error()}, status=err.status, dumps=_dumps)
+
+
+async def serve(
+    handler: Handler, max_concurrency: int, host: str, port: int, stop: asyncio.Event | None = None
+) -> None:
+    """Serve until ``stop`` is set (forever when None)."""
+    stop = stop or asyncio.Event()
+    runner = web.AppRunner(LocalServer(handler, max_concurrency).app(), handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port)
+    await site.start()
+    print(f"Local RunPod-shaped endpoint on http://{host}:{port} (OpenAI: /openai/v1)", flush=True)
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
