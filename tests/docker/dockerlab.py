@@ -488,3 +488,92 @@ def _bytes_io(data: bytes):
     import io
 
     return io.BytesIO(data)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# The toolkit's CLI and the worker container
+# ---------------------------------------------------------------------------------------------------------
+
+
+def copy_repo(target: Path) -> Path:
+    """A copy of the working tree (no .git, caches or build output) for builds with edited sources."""
+    shutil.copytree(
+        REPO_ROOT,
+        target,
+        ignore=shutil.ignore_patterns(
+            ".git", ".cache", "build", "__pycache__", "*.pyc", ".pytest_cache", ".ruff_cache", ".hypothesis"
+        ),
+    )
+    return target
+
+
+def run_build(
+    args: list[str], *, repo: Path = REPO_ROOT, env: dict[str, str] | None = None, timeout: float = 3600
+) -> subprocess.CompletedProcess:
+    """``python build.py ARGS`` with output captured (stdout and stderr merged)."""
+    return subprocess.run(
+        [sys.executable, "build.py", *args],
+        cwd=repo,
+        env={**os.environ, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        timeout=timeout,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def tags_from_output(output: str) -> list[str]:
+    """Tags builder.images.build_image reported (``  tagged NAME:TAG`` lines)."""
+    return re.findall(r"^\s+tagged (\S+)$", output, re.MULTILINE)
+
+
+def digests_from_output(output: str) -> dict[str, str]:
+    """Digests builder.images.push_image reported (``Pushed NAME:TAG@sha256:...`` lines)."""
+    return dict(re.findall(r"^Pushed (\S+)@(sha256:[0-9a-f]{64})$", output, re.MULTILINE))
+
+
+WORKER_PORT = 8000
+
+
+def start_worker(client, image: str, *, shm_size: str | None = "1g", environment: dict | None = None):
+    """Run IMAGE with ``--local --port 8000 --host 0.0.0.0``, published on 127.0.0.1; (container, port)."""
+    port = free_port()
+    kwargs = {}
+    if shm_size:
+        kwargs["shm_size"] = shm_size
+    container = client.containers.run(
+        image,
+        command=["--local", "--port", str(WORKER_PORT), "--host", "0.0.0.0"],
+        detach=True,
+        ports={f"{WORKER_PORT}/tcp": ("127.0.0.1", port)},
+        environment=environment or {},
+        **kwargs,
+    )
+    return container, port
+
+
+def wait_ready(container, port: int, *, timeout: float = 120.0) -> float:
+    """Seconds until the local endpoint answers ``GET /openai/v1/models`` with 200 (bounded)."""
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if http_status(f"http://127.0.0.1:{port}/openai/v1/models", timeout=2) == 200:
+            return time.monotonic() - started
+        container.reload()
+        if container.status in ("exited", "dead"):
+            raise RuntimeError(
+                "worker container exited before ready:\n" + container.logs().decode(errors="replace")
+            )
+        time.sleep(0.05)
+    raise RuntimeError(
+        f"worker not ready within {timeout} s:\n" + container.logs().decode(errors="replace")[-4000:]
+    )
+
+
+def stop_with_sigterm(container, *, timeout: float = 30.0) -> tuple[float, int]:
+    """Send SIGTERM; return (seconds until the container exited, exit code). Bounded by ``timeout``."""
+    started = time.monotonic()
+    container.kill(signal="SIGTERM")
+    result = container.wait(timeout=timeout)
+    return time.monotonic() - started, int(result["StatusCode"])
