@@ -1,0 +1,95 @@
+"""Error collection: every problem in a variant, each naming file, field path, value and what is allowed."""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+
+def did_you_mean(value: Any, choices: Iterable[Any]) -> str | None:
+    """The closest choice to a misspelt value, or None."""
+    if not isinstance(value, str):
+        return None
+    names = [str(c) for c in choices]
+    lowered = {n.lower(): n for n in names}
+    if value.lower() in lowered and lowered[value.lower()] != value:
+        return lowered[value.lower()]
+    match = difflib.get_close_matches(value, names, n=1, cutoff=0.6)
+    return match[0] if match else None
+
+
+def format_path(path: Sequence[str | int]) -> str:
+    out = ""
+    for part in path:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += ("." if out else "") + str(part)
+    return out or "(top level)"
+
+
+@dataclass(frozen=True)
+class VariantError:
+    file: str
+    path: tuple[str | int, ...]
+    message: str
+    value: Any = None
+    allowed: tuple[str, ...] = ()
+    suggestion: str | None = None
+    show_value: bool = True
+
+    def __str__(self) -> str:
+        text = f"{self.file}: {format_path(self.path)}: "
+        if self.show_value:
+            text += f"{self.value!r} "
+        text += self.message
+        if self.allowed:
+            shown = ", ".join(self.allowed[:20]) + (", ..." if len(self.allowed) > 20 else "")
+            text += f"; allowed: {shown}"
+        if self.suggestion is not None:
+            text += f" (did you mean {self.suggestion!r}?)"
+        return text
+
+
+@dataclass
+class ErrorList:
+    """Collects errors; `raise_if_any` turns them into one VariantErrors."""
+
+    errors: list[VariantError] = field(default_factory=list)
+
+    def add(
+        self,
+        file: str,
+        path: Sequence[str | int],
+        message: str,
+        value: Any = None,
+        allowed: Iterable[Any] = (),
+        *,
+        suggest: bool = True,
+        show_value: bool = True,
+    ) -> None:
+        allowed_t = tuple(str(a) for a in allowed)
+        suggestion = did_you_mean(value, allowed_t) if (suggest and allowed_t) else None
+        if suggestion == value:
+            suggestion = None
+        self.errors.append(VariantError(file, tuple(path), message, value, allowed_t, suggestion, show_value))
+
+    def extend(self, other: Iterable[VariantError]) -> None:
+        self.errors.extend(other)
+
+    def __bool__(self) -> bool:
+        return bool(self.errors)
+
+    def raise_if_any(self) -> None:
+        if self.errors:
+            raise VariantErrors(self.errors)
+
+
+class VariantErrors(Exception):
+    """One or more invalid-input errors; the CLI prints them all and exits with status 2."""
+
+    def __init__(self, errors: Sequence[VariantError]):
+        self.errors = list(errors)
+        super().__init__("\n".join(str(e) for e in self.errors))

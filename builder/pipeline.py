@@ -1,0 +1,52 @@
+"""One variant file from disk to a resolved variant: load (extends) -> parse -> check -> resolve.
+All errors of a file are collected before anything is written."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from .compat import Compat, load_compat
+from .errors import ErrorList, VariantErrors
+from .loader import Loaded, load_variant, variant_files
+from .models import Variant
+from .paths import VARIANTS_DIR, display
+from .resolve import Resolved, resolve
+from .validate import check, parse
+
+
+@dataclass(frozen=True)
+class Prepared:
+    path: Path
+    loaded: Loaded
+    variant: Variant
+    resolved: Resolved
+
+
+def prepare(path: Path, compat: Compat | None = None) -> Prepared:
+    compat = compat or load_compat()
+    loaded = load_variant(path)
+    errors = ErrorList()
+    variant = parse(loaded, errors)
+    if variant is not None:
+        check(variant, loaded, compat, errors)
+    errors.raise_if_any()
+    assert variant is not None
+    return Prepared(path=loaded.path, loaded=loaded, variant=variant, resolved=resolve(variant, compat))
+
+
+def find_variant(ref: str, variants_dir: Path = VARIANTS_DIR) -> Path:
+    """A variant name (file in the variants folder) or a path to a YAML file."""
+    as_path = Path(ref)
+    if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        return as_path
+    candidate = variants_dir / f"{ref}.yaml"
+    if candidate.is_file():
+        return candidate
+    errors = ErrorList()
+    names = [p.stem for p in variant_files(variants_dir)] if variants_dir.is_dir() else []
+    errors.add(display(candidate), (), "no such variant", ref, names)
+    raise VariantErrors(errors.errors)
+
+
+__all__ = ["Prepared", "find_variant", "prepare"]

@@ -1,0 +1,174 @@
+"""Resolution: a validated variant plus the compatibility data -> everything the templates need.
+
+Pure: fills what the variant leaves out (base image, CUDA list, GPU count, disk, settings defaults).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from . import __version__
+from .compat import Compat
+from .models import Variant
+from .settings_spec import BY_ENV, ENGINE_FIELDS, env_value
+from .validate import needed_disk_gb, pip_arch_group, weights_gb
+
+MODELS_ROOT = "/models"
+DEPS_DIR = "/opt/worker/deps"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    name: str
+    title: str
+    description: str
+    toolkit_version: str
+    # engine / image
+    release: str
+    cuda: str
+    install: str
+    base_image: str
+    python: str
+    pip: dict[str, str] | None
+    # model
+    model_id: str
+    model_source: str
+    revision: str | None
+    bake: bool
+    gated: bool
+    allow_patterns: list[str]
+    model_dir: str | None
+    weights_gb: float
+    # runtime settings: env name -> typed value (set values only, in SETTINGS order)
+    settings: dict[str, Any]
+    extra_env: dict[str, str]
+    # hub
+    category: str
+    icon_url: str | None
+    gpu_ids: list[str]
+    gpu_count: int
+    container_disk_gb: int
+    allowed_cuda_versions: list[str]
+    presets: list[dict[str, Any]]
+    expose: list[str]
+    advanced: list[str] | None
+    tests: list[dict[str, Any]]
+    gpu_type_id: str
+    # image
+    repository: str
+    extra_tags: list[str]
+    source_url: str | None
+    labels: dict[str, str] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    def env_strings(self) -> dict[str, str]:
+        """Settings as environment strings, for the Dockerfile ENV and tests.json."""
+        return {env: env_value(BY_ENV[env], value) for env, value in self.settings.items()}
+
+    def choices(self, compat: Compat, key: str) -> list[str]:
+        return compat.release_list(self.release, key)
+
+
+def resolve(variant: Variant, compat: Compat) -> Resolved:
+    eng, model, hub = variant.engine, variant.model, variant.hub
+    release = compat.release(eng.fastdeploy)
+    pools = [compat.pool(p) for p in hub.gpu_ids if not p.startswith("-")]
+    pools = [p for p in pools if p]
+
+    pip = None
+    if eng.install == "image":
+        base_image = eng.base_image or compat.official_image(eng.fastdeploy, eng.cuda) or ""
+    else:
+        base_image = eng.base_image or compat.cuda_base(eng.cuda) or ""
+        data = release["pip"]
+        fd_index = data["fastdeploy_index"]
+        group = eng.cuda if eng.cuda in fd_index else pip_arch_group({p["arch"] for p in pools}) or "80_90"
+        pip = {
+            "paddlepaddle": data["paddlepaddle"],
+            "paddle_index": data["paddle_index"][eng.cuda],
+            "fastdeploy": data["fastdeploy"],
+            "fastdeploy_index": fd_index[group],
+        }
+
+    size = weights_gb(variant, compat) or 0.0
+    model_dir = f"{MODELS_ROOT}/{variant.name}" if model.bake else None
+    flags = compat.release_flags(eng.fastdeploy)
+
+    values: dict[str, Any] = {
+        "MODEL": model_dir or model.id,
+        "MODEL_REVISION": None if model.bake else model.revision,
+        "SERVED_MODEL_NAME": model.served_name or (model.id if model.source != "local" else None),
+        "MODEL_SOURCE": None if model.bake else model.source,
+    }
+    if "--served-model-name" not in flags and model.served_name is None:
+        values["SERVED_MODEL_NAME"] = None
+    for fname, env in ENGINE_FIELDS.items():
+        values[env] = getattr(eng, fname)
+    if not eng.extra_args:
+        values["ENGINE_ARGS"] = None
+    values.update(eng.settings)
+    settings = {s.env: values[s.env] for s in BY_ENV.values() if values.get(s.env) is not None}
+
+    count = hub.gpu_count or eng.tensor_parallel_size
+    disk = hub.container_disk_gb or needed_disk_gb(size, compat)
+    cudas = hub.allowed_cuda_versions or compat.host_cuda_versions(eng.cuda)
+    exposed = [s.env for s in BY_ENV.values() if s.in_hub] if hub.expose is None else list(hub.expose)
+    first_pool = pools[0]["gpu_type"] if pools else "NVIDIA A40"
+
+    labels = {
+        "org.opencontainers.image.title": variant.title,
+        "org.opencontainers.image.description": variant.description,
+        "org.opencontainers.image.version": __version__,
+        "io.runpod.fastdeploy.name": variant.name,
+        "io.runpod.fastdeploy.release": eng.fastdeploy,
+        "io.runpod.fastdeploy.model": model.id,
+    }
+    if model.revision:
+        labels["io.runpod.fastdeploy.model-revision"] = model.revision
+
+    return Resolved(
+        name=variant.name,
+        title=variant.title,
+        description=variant.description,
+        toolkit_version=__version__,
+        release=eng.fastdeploy,
+        cuda=eng.cuda,
+        install=eng.install,
+        base_image=base_image,
+        python=str(release.get("python", "3.10")),
+        pip=pip,
+        model_id=model.id,
+        model_source=model.source,
+        revision=model.revision,
+        bake=model.bake,
+        gated=model.gated,
+        allow_patterns=list(model.allow_patterns),
+        model_dir=model_dir,
+        weights_gb=size,
+        settings=settings,
+        extra_env=dict(sorted(eng.env.items())),
+        category=hub.category,
+        icon_url=hub.icon_url,
+        gpu_ids=list(hub.gpu_ids),
+        gpu_count=count,
+        container_disk_gb=disk,
+        allowed_cuda_versions=list(cudas),
+        presets=[p.model_dump() for p in hub.presets],
+        expose=exposed,
+        advanced=None if hub.advanced is None else list(hub.advanced),
+        tests=[t.model_dump() for t in variant.tests.jobs],
+        gpu_type_id=variant.tests.gpu_type_id or first_pool,
+        repository=variant.image.repository,
+        extra_tags=list(variant.image.tags),
+        source_url=variant.image.source,
+        labels=labels,
+    )
+
+
+def variant_label(resolved: Resolved) -> str:
+    """The resolved variant as compact JSON (image label io.runpod.fastdeploy.variant)."""
+    return json.dumps(resolved.to_dict(), sort_keys=True, separators=(",", ":"))

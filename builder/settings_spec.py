@@ -1,0 +1,88 @@
+"""The runtime's settings as the builder sees them: which variant field feeds which variable,
+how values are type-checked and written as environment strings."""
+
+from __future__ import annotations
+
+import json
+import shlex
+from typing import Any
+
+from worker_runtime.settings import SETTINGS, Setting
+
+BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
+
+# engine.<field> -> runtime variable
+ENGINE_FIELDS: dict[str, str] = {
+    "tensor_parallel_size": "TENSOR_PARALLEL_SIZE",
+    "max_model_len": "MAX_MODEL_LEN",
+    "max_num_seqs": "MAX_NUM_SEQS",
+    "gpu_memory_utilization": "GPU_MEMORY_UTILIZATION",
+    "quantization": "QUANTIZATION",
+    "max_concurrency": "MAX_CONCURRENCY",
+    "reasoning_parser": "REASONING_PARSER",
+    "tool_call_parser": "TOOL_CALL_PARSER",
+    "load_choices": "LOAD_CHOICES",
+    "limit_mm_per_prompt": "LIMIT_MM_PER_PROMPT",
+    "extra_args": "ENGINE_ARGS",
+    "fastdeploy": "FASTDEPLOY_VERSION",
+}
+# Variables derived from model.* (never set through engine.settings).
+MODEL_FIELDS: dict[str, str] = {
+    "MODEL": "model.id",
+    "MODEL_REVISION": "model.revision",
+    "SERVED_MODEL_NAME": "model.served_name",
+    "MODEL_SOURCE": "model.source",
+}
+# Set by the image itself.
+IMAGE_FIXED = ("WORKER_DEPS_DIR",)
+# Engine flags the runtime manages itself: never in extra_args.
+RUNTIME_FLAGS = ("--host", "--port", "--metrics-port", "--engine-worker-queue-port", "--cache-queue-port")
+
+
+def field_for(env: str) -> str | None:
+    """Where a variant sets this variable, if it has a dedicated field."""
+    for field, name in ENGINE_FIELDS.items():
+        if name == env:
+            return f"engine.{field}"
+    return MODEL_FIELDS.get(env)
+
+
+def check_value(
+    setting: Setting, value: Any, choices: list[str] | None = None
+) -> tuple[str, list[str]] | None:
+    """None when `value` is valid for the setting, else (problem, allowed values)."""
+    kind = setting.kind
+    if kind == "bool":
+        return None if isinstance(value, bool) else ("must be true or false", ["true", "false"])
+    if kind in ("int", "float"):
+        ok_types = (int,) if kind == "int" else (int, float)
+        if isinstance(value, bool) or not isinstance(value, ok_types):
+            return (f"must be a{'n integer' if kind == 'int' else ' number'}", [])
+        if setting.minimum is not None and value < setting.minimum:
+            return (f"must be at least {setting.minimum:g}", [])
+        if setting.maximum is not None and value > setting.maximum:
+            return (f"must be at most {setting.maximum:g}", [])
+        return None
+    if kind == "choice":
+        allowed = list(setting.choices) or list(choices or [])
+        if not isinstance(value, str) or value not in allowed:
+            return ("is not an allowed value", allowed)
+        return None
+    if kind == "json":
+        return None if isinstance(value, dict) else ("must be a mapping (JSON object)", [])
+    if kind == "args":
+        if isinstance(value, str) or (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return None
+        return ("must be a string or a list of strings", [])
+    return None if isinstance(value, str) else ("must be a string", [])
+
+
+def env_value(setting: Setting, value: Any) -> str:
+    """The environment string for a typed value (never "None")."""
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if setting.kind == "json" or isinstance(value, dict):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"))
+    if setting.kind == "args" and isinstance(value, list):
+        return shlex.join(value)
+    return str(value)
