@@ -42,6 +42,8 @@ def start_engine(settings: Settings) -> Supervisor:
     print(f"Starting FastDeploy {settings.fastdeploy_version}: {shlex.join(argv)}", flush=True)
     supervisor = Supervisor(argv, env, f"http://127.0.0.1:{http}/health", log_dir)
     supervisor.start()
+    assert supervisor.proc is not None
+    print(f"engine pid {supervisor.proc.pid}, logs in {log_dir}", flush=True)
     return supervisor
 
 

@@ -471,7 +471,12 @@ class StandIn:
                     writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
                     await writer.drain()
 
-        def chunk(delta: dict[str, Any] | None, finish_reason: str | None, text_piece: str = "") -> bytes:
+        def chunk(
+            delta: dict[str, Any] | None,
+            finish_reason: str | None,
+            text_piece: str = "",
+            thought: str | None = None,
+        ) -> bytes:
             if chat:
                 choice: dict[str, Any] = {
                     "index": 0,
@@ -488,6 +493,8 @@ class StandIn:
                     "finish_reason": finish_reason,
                     "arrival_time": time.time(),
                 }
+                if self.reasoning:
+                    choice["reasoning_content"] = thought
             return json.dumps(
                 {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]},
                 ensure_ascii=False,
@@ -530,7 +537,9 @@ class StandIn:
                 }
                 await event(chunk(delta, finish if last else None), split=True)
             else:
-                await event(chunk(None, finish if last else None, tok), split=True)
+                text_piece = tok if field == "content" else ""
+                thought = tok if field == "reasoning_content" else None
+                await event(chunk(None, finish if last else None, text_piece, thought), split=True)
         if not steps:
             delta = {"role": "assistant", "content": "", "reasoning_content": ""}
             await event(chunk(delta, finish) if chat else chunk(None, finish, ""))

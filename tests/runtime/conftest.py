@@ -1,0 +1,141 @@
+"""Shared helpers: start the real runtime as a subprocess against the engine stand-in."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from worker_runtime.ports import free_ports
+
+REPO = Path(__file__).resolve().parents[2]
+STANDIN = REPO / "tests" / "engine_standin"
+WAIT = 30.0  # upper bound of every wait in these tests
+
+
+class RuntimeProcess:
+    """``python -m worker_runtime ...`` with its output captured line by line."""
+
+    def __init__(self, args: list[str], env: dict[str, str], port: int | None) -> None:
+        self.port = port
+        self.log_dir = env["FD_LOG_DIR"]
+        self.lines: list[str] = []
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "worker_runtime", *args],
+            cwd=str(REPO),
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            encoding="utf-8",
+            errors="replace",
+        )
+        threading.Thread(target=self._pump, daemon=True).start()
+
+    def _pump(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def output(self) -> str:
+        return "".join(self.lines)
+
+    @property
+    def base(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def wait_output(self, text: str, timeout: float = WAIT) -> None:
+        deadline = time.monotonic() + timeout
+        while text not in self.output:
+            if self.proc.poll() is not None:
+                time.sleep(0.2)  # let the pump read the last lines
+                if text in self.output:
+                    return
+                raise AssertionError(
+                    f"runtime exited ({self.proc.returncode}) before {text!r}:\n{self.output}"
+                )
+            if time.monotonic() > deadline:
+                raise AssertionError(f"no {text!r} within {timeout} s:\n{self.output}")
+            time.sleep(0.05)
+
+    def wait_exit(self, timeout: float = WAIT) -> int:
+        try:
+            return self.proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            raise AssertionError(f"runtime still running after {timeout} s:\n{self.output}") from None
+
+    def engine_pid(self) -> int | None:
+        for line in self.output.splitlines():
+            if line.startswith("engine pid "):
+                return int(line.split()[2])
+        return None
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+
+
+def runtime_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FD_", "RUNPOD_"))}
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(STANDIN)])
+    env["MODEL"] = "stand-in/model"
+    env["FD_LOG_DIR"] = tempfile.mkdtemp(prefix="fdlog-")
+    env["FD_STANDIN_LOAD_DELAY"] = "0.2"
+    env["PYTHONUNBUFFERED"] = "1"
+    env.update(extra)
+    return env
+
+
+def start_local(**extra: str) -> RuntimeProcess:
+    (port,) = free_ports(1)
+    return RuntimeProcess(["--local", "--host", "127.0.0.1", "--port", str(port)], runtime_env(**extra), port)
+
+
+@pytest.fixture
+def local_runtime() -> Iterator[Any]:
+    """Factory: start a --local runtime with extra env; every one started is stopped afterwards."""
+    started: list[RuntimeProcess] = []
+
+    def factory(wait_ready: bool = True, **extra: str) -> RuntimeProcess:
+        rt = start_local(**extra)
+        started.append(rt)
+        if wait_ready:
+            rt.wait_output("Local RunPod-shaped endpoint")
+        return rt
+
+    yield factory
+    for rt in started:
+        rt.stop()
+
+
+def http(method: str, url: str, body: Any = None, timeout: float = WAIT) -> tuple[int, Any]:
+    data = None if body is None else json.dumps(body).encode()
+    req = urllib.request.Request(url, data=data, method=method, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            raw = resp.read()
+            status = resp.status
+    except urllib.error.HTTPError as err:
+        raw, status = err.read(), err.code
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, raw.decode("utf-8", errors="replace")
