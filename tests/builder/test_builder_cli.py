@@ -1,0 +1,154 @@
+"""The CLI end to end: rendering, byte-stable output, --all, --check, --list, --print, --matrix, --schema."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import yaml
+from conftest import ROOT
+
+from builder.loader import variant_files
+
+VARIANTS = [p.stem for p in variant_files(ROOT / "variants")]
+EXPECTED = {"Dockerfile", "handler.py", "README.md", ".runpod/hub.json", ".runpod/tests.json",
+            "requirements.txt", "wheels/README.md"}
+
+
+def _tree(path):
+    return {p.relative_to(path).as_posix(): p.read_bytes() for p in sorted(path.rglob("*")) if p.is_file()}
+
+
+def test_shipped_variants():
+    assert set(VARIANTS) == {"ernie-0.3b", "ernie-21b-a3b-wint4", "ernie-21b-a3b-thinking",
+                             "ernie-300b-a47b-wint4-tp4", "ernie-vl-28b-a3b-wint4", "qwen3-8b"}
+
+
+def test_render_ernie_writes_complete_directory_and_is_byte_identical(cli, tmp_path):
+    out = tmp_path / "ernie"
+    first = cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out))
+    assert first.returncode == 0, first.stderr
+    tree = _tree(out)
+    assert EXPECTED <= set(tree)
+    assert {"worker_runtime/__init__.py", "worker_runtime/settings.py", "worker_runtime/engine_flags.json"} <= set(tree)
+    assert {"weights/README.md", "fetch_weights.py", "weights.json"} <= set(tree)
+    second = cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out))
+    assert second.returncode == 0, second.stderr
+    assert _tree(out) == tree
+    assert "0 changed" in second.stdout
+
+
+def test_render_all(cli, tmp_path):
+    result = cli("--all", "--render-only", "--out", str(tmp_path))
+    assert result.returncode == 0, result.stderr
+    for name in VARIANTS:
+        assert (tmp_path / name / "Dockerfile").is_file()
+        assert (tmp_path / name / ".runpod" / "hub.json").is_file()
+
+
+def test_not_baked_variant_has_no_weights_stage(cli, tmp_path):
+    out = tmp_path / "big"
+    assert cli("--variant", "ernie-300b-a47b-wint4-tp4", "--render-only", "--out", str(out)).returncode == 0
+    text = (out / "Dockerfile").read_text()
+    assert "AS weights" not in text and not (out / "weights").exists()
+    assert 'MODEL="baidu/ERNIE-4.5-300B-A47B-Paddle"' in text
+    assert 'TENSOR_PARALLEL_SIZE="4"' in text
+    hub = json.loads((out / ".runpod" / "hub.json").read_text())
+    assert hub["config"]["gpuCount"] == 4
+
+
+def test_check_reports_changed_missing_and_extra_files(cli, tmp_path):
+    out = tmp_path / "ernie"
+    assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
+    ok = cli("--variant", "ernie-0.3b", "--check", "--out", str(out))
+    assert ok.returncode == 0, ok.stdout + ok.stderr
+    # Staged weights and wheels are not rendered files: --check ignores them.
+    (out / "weights" / "model.safetensors").write_bytes(b"w")
+    (out / "wheels" / "runpod-1.0-py3-none-any.whl").write_bytes(b"w")
+    assert cli("--variant", "ernie-0.3b", "--check", "--out", str(out)).returncode == 0
+    (out / "Dockerfile").write_text("FROM scratch\n")
+    (out / "handler.py").unlink()
+    (out / "stray.txt").write_text("x")
+    bad = cli("--variant", "ernie-0.3b", "--check", "--out", str(out))
+    assert bad.returncode == 1
+    assert "changed  Dockerfile" in bad.stdout
+    assert "missing  handler.py" in bad.stdout
+    assert "extra    stray.txt" in bad.stdout
+    # A re-render repairs it and removes the stray file, keeping the staged weights.
+    assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
+    assert cli("--variant", "ernie-0.3b", "--check", "--out", str(out)).returncode == 0
+    assert (out / "weights" / "model.safetensors").exists() and not (out / "stray.txt").exists()
+
+
+def test_list_table_and_json(cli):
+    table = cli("--list")
+    assert table.returncode == 0
+    for name in VARIANTS:
+        assert name in table.stdout
+    rows = json.loads(cli("--list", "--json").stdout)
+    by_name = {r["name"]: r for r in rows}
+    assert by_name["ernie-300b-a47b-wint4-tp4"]["tp"] == 4
+    assert by_name["ernie-0.3b"]["quantization"] == "bf16"
+
+
+def test_print_resolved_yaml(cli):
+    result = cli("--variant", "ernie-21b-a3b-thinking", "--print")
+    assert result.returncode == 0, result.stderr
+    data = yaml.safe_load(result.stdout)
+    assert data["settings"]["REASONING_PARSER"] == "ernie-x1"
+    assert data["settings"]["TOOL_CALL_PARSER"] == "ernie-x1"
+    assert data["settings"]["QUANTIZATION"] == "wint4"
+    assert data["base_image"].endswith("fastdeploy-cuda-12.6:2.5.0")
+    assert data["allowed_cuda_versions"][0] == "12.6"
+
+
+def test_matrix(cli):
+    result = cli("--matrix")
+    assert result.returncode == 0
+    matrix = json.loads(result.stdout)
+    assert sorted(m["variant"] for m in matrix["include"]) == sorted(VARIANTS)
+    one = json.loads(cli("--matrix", "--variant", "qwen3-8b").stdout)
+    assert [m["variant"] for m in one["include"]] == ["qwen3-8b"]
+
+
+def test_schema_is_committed_and_current(cli):
+    result = cli("--schema")
+    assert result.returncode == 0
+    committed = (ROOT / "variants" / "variant.schema.json").read_text(encoding="utf-8")
+    assert result.stdout == committed, "regenerate: python build.py --schema > variants/variant.schema.json"
+    schema = json.loads(committed)
+    assert schema["additionalProperties"] is False
+    assert "description" in schema["properties"]["engine"]
+
+
+def test_variant_files_carry_schema_header():
+    for path in sorted((ROOT / "variants").glob("*.yaml")):
+        first = path.read_text(encoding="utf-8").splitlines()[0]
+        assert first == "# yaml-language-server: $schema=./variant.schema.json", path
+
+
+def test_no_selection_is_a_usage_error(cli):
+    result = cli()
+    assert result.returncode == 2
+    assert "--variant" in result.stderr
+
+
+def test_unknown_variant_name_suggests(cli):
+    result = cli("--variant", "ernie-03b", "--render-only")
+    assert result.returncode == 2
+    assert "ernie-0.3b" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_default_out_is_build_dir(cli, tmp_path):
+    # A copy of the repository's entry points: default output goes to <repo>/build/NAME.
+    repo = tmp_path / "repo"
+    for part in ("builder", "templates", "variants", "worker_runtime"):
+        shutil.copytree(ROOT / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy(ROOT / "build.py", repo / "build.py")
+    import subprocess
+    import sys
+
+    result = subprocess.run([sys.executable, "build.py", "--variant", "ernie-0.3b", "--render-only"], cwd=repo,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr
+    assert (repo / "build" / "ernie-0.3b" / "Dockerfile").is_file()
