@@ -80,7 +80,7 @@ class RuntimeProcess:
     def engine_pid(self) -> int | None:
         for line in self.output.splitlines():
             if line.startswith("engine pid "):
-                return int(line.split()[2])
+                return int(line.split()[2].rstrip(","))
         return None
 
     def stop(self) -> None:
