@@ -1,0 +1,258 @@
+"""Pure parts: settings, engine argv per release, normalize, chunk merging, stand-in flag copy, py3.10."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from worker_runtime.chunks import merge_chunks
+from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
+from worker_runtime.errors import JobError
+from worker_runtime.normalize import normalize
+from worker_runtime.settings import SETTINGS, SettingsError, load_flag_table, load_settings
+
+from .conftest import REPO, STANDIN
+
+TABLE = load_flag_table()
+PORTS = EnginePorts(1001, 1002, 1003, 1004)
+
+
+def argv_for(env: dict[str, str]) -> list[str]:
+    settings = load_settings({"MODEL": "m", **env}, volume_dir="/nonexistent")
+    return engine_argv(settings, TABLE["releases"][settings.fastdeploy_version], PORTS, "py")
+
+
+def test_settings_contract_names_and_kinds() -> None:
+    names = [s.env for s in SETTINGS]
+    for original in (
+        "MODEL",
+        "MAX_MODEL_LEN",
+        "QUANTIZATION",
+        "TENSOR_PARALLEL_SIZE",
+        "GPU_MEMORY_UTILIZATION",
+        "MAX_NUM_SEQS",
+    ):
+        assert original in names
+    assert len(set(names)) == len(names)
+    assert all(s.kind in ("str", "int", "float", "bool", "choice", "json", "args") for s in SETTINGS)
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys, worker_runtime.settings; "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] in ('runpod','aiohttp')))",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert out.stdout.strip() == "[]"
+
+
+def test_settings_defaults_and_derivations(tmp_path) -> None:
+    s = load_settings({"MODEL": "m", "MAX_NUM_SEQS": "16", "QUANTIZATION": "None"}, volume_dir=str(tmp_path))
+    assert s.max_concurrency == 16 and s.quantization is None and s.tensor_parallel_size == 1
+    assert s.model_cache_dir == str(tmp_path / "fastdeploy")
+    assert load_settings({"MODEL": "m"}, volume_dir="/nonexistent").max_concurrency == 8
+    assert load_settings({"MODEL": "m", "ENABLE_PREFIX_CACHING": "Off"}).enable_prefix_caching is False
+
+
+def test_settings_errors_list_everything() -> None:
+    with pytest.raises(SettingsError) as info:
+        load_settings(
+            {
+                "GPU_MEMORY_UTILIZATION": "1.5",
+                "LIMIT_MM_PER_PROMPT": "[1]",
+                "FASTDEPLOY_VERSION": "9.9",
+                "ENGINE_ARGS": "'unclosed",
+            }
+        )
+    text = str(info.value)
+    for part in (
+        "MODEL is required",
+        "GPU_MEMORY_UTILIZATION='1.5'",
+        "from 0.05 to 0.99",
+        "LIMIT_MM_PER_PROMPT",
+        "FASTDEPLOY_VERSION='9.9'",
+        "2.5.0",
+        "ENGINE_ARGS",
+    ):
+        assert part in text
+    assert len(info.value.problems) == 5
+
+
+def test_argv_uses_each_release_spelling() -> None:
+    argv = argv_for({"LOAD_CHOICES": "default_v1", "FASTDEPLOY_VERSION": "2.2.0"})
+    assert argv[argv.index("--load_choices") + 1] == "default_v1"
+    argv = argv_for({"LOAD_CHOICES": "default_v1"})
+    assert "--load-choices" in argv and "--load_choices" not in argv
+    assert argv[:5] == ["py", "-m", "fastdeploy.entrypoints.openai.api_server", "--model", "m"]
+    assert argv[argv.index("--host") + 1] == "127.0.0.1" and argv[argv.index("--port") + 1] == "1001"
+    assert argv[argv.index("--cache-queue-port") + 1] == "1004"
+
+
+def test_argv_bools_json_and_extra_args() -> None:
+    argv = argv_for(
+        {
+            "ENABLE_PREFIX_CACHING": "false",
+            "ENABLE_CHUNKED_PREFILL": "false",
+            "LIMIT_MM_PER_PROMPT": '{"image": 2}',
+            "ENGINE_ARGS": "--seed 7 -tp 1",
+        }
+    )
+    assert "--no-enable-prefix-caching" in argv and "--enable-chunked-prefill" not in argv
+    assert argv[argv.index("--limit-mm-per-prompt") + 1] == '{"image":2}'
+    assert argv[-4:] == ["--seed", "7", "-tp", "1"]
+    # 2.0 has no negative form, but false is its default: nothing to emit.
+    assert "--enable-prefix-caching" not in argv_for(
+        {"ENABLE_PREFIX_CACHING": "0", "FASTDEPLOY_VERSION": "2.0.0"}
+    )
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"SERVED_MODEL_NAME": "x", "FASTDEPLOY_VERSION": "2.0.0"},
+        {"TOOL_CALL_PARSER": "ernie-x1", "FASTDEPLOY_VERSION": "2.2.0"},
+        {"ENGINE_ARGS": "--max-concurrency 3", "FASTDEPLOY_VERSION": "2.1.0"},
+        {"ENGINE_ARGS": "--port 9"},
+    ],
+)
+def test_release_rejects_what_it_cannot_express(env: dict[str, str]) -> None:
+    with pytest.raises(SettingsError):
+        argv_for(env)
+
+
+def test_engine_env() -> None:
+    s = load_settings(
+        {
+            "MODEL": "m",
+            "MODEL_SOURCE": "HuggingFace",
+            "MODEL_CACHE_DIR": "/c",
+            "ENABLE_CHUNKED_PREFILL": "no",
+            "WORKER_DEPS_DIR": "/opt/deps/",
+        }
+    )
+    env = engine_env(s, {"PYTHONPATH": "/opt/deps:/x", "HOME": "/root"}, "/logs")
+    assert env == {
+        "PYTHONPATH": "/x",
+        "HOME": "/root",
+        "FD_LOG_DIR": "/logs",
+        "FD_MODEL_SOURCE": "HUGGINGFACE",
+        "FD_MODEL_CACHE": "/c",
+        "FD_DISABLE_CHUNKED_PREFILL": "1",
+    }
+
+
+def test_normalize_shapes() -> None:
+    r = normalize(
+        {
+            "messages": [{"role": "user", "content": "x"}],
+            "sampling_params": {"top_k": 3, "min_tokens": 2},
+            "stream": True,
+        },
+        "served",
+    )
+    assert (r.method, r.route, r.stream, r.openai) == ("POST", "/v1/chat/completions", True, False)
+    assert r.body["top_k"] == 3 and r.body["model"] == "served" and r.body["stream_options"]["include_usage"]
+    assert normalize({"openai_route": "/v1/models"}, "s").method == "GET"
+    r = normalize({"openai_route": "/v1/completions", "openai_input": {"prompt": "p", "model": "mine"}}, "s")
+    assert r.body["model"] == "mine" and not r.stream
+    for bad in (
+        None,
+        [],
+        {"prompt": 3},
+        {"messages": []},
+        {"openai_route": "v1/x"},
+        {"prompt": "p", "sampling_params": {"nope": 1}},
+        {"prompt": "p", "stream": "yes"},
+    ):
+        with pytest.raises(JobError) as info:
+            normalize(bad, "s")
+        assert info.value.status == 400
+
+
+def test_merge_chunks_concatenates_deltas() -> None:
+    a = {
+        "id": "c",
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": "你"}, "finish_reason": None}],
+    }
+    b = {
+        "id": "c",
+        "choices": [
+            {
+                "index": 0,
+                "delta": {
+                    "content": "好",
+                    "tool_calls": [{"index": 0, "function": {"name": "f", "arguments": "{"}}],
+                },
+                "finish_reason": None,
+            }
+        ],
+    }
+    c = {
+        "id": "c",
+        "choices": [
+            {
+                "index": 0,
+                "delta": {"tool_calls": [{"index": 0, "function": {"arguments": "}"}}]},
+                "finish_reason": "stop",
+            }
+        ],
+    }
+    d = {"id": "c", "choices": [], "usage": {"total_tokens": 3}}
+    merged = merge_chunks([a, b, c, d])
+    (choice,) = merged["choices"]
+    assert choice["delta"]["content"] == "你好" and choice["finish_reason"] == "stop"
+    assert choice["delta"]["tool_calls"] == [{"index": 0, "function": {"name": "f", "arguments": "{}"}}]
+    assert merged["usage"] == {"total_tokens": 3}
+
+
+def test_standin_flag_copy_is_current() -> None:
+    expected = json.loads((REPO / "worker_runtime" / "engine_flags.json").read_text())["releases"]
+    assert json.loads((STANDIN / "fastdeploy" / "_flags.json").read_text()) == expected
+
+
+def test_standin_rejects_unknown_flag_like_argparse() -> None:
+    env = {"PYTHONPATH": str(STANDIN), "FD_STANDIN_RELEASE": "2.1.0"}
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "fastdeploy.entrypoints.openai.api_server",
+            "--model",
+            "m",
+            "--load-choices",
+            "default",
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert out.returncode == 2 and "unrecognized arguments: --load-choices" in out.stderr
+
+
+def test_python_310_compatible() -> None:
+    out = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from vermin import main; sys.exit(main())",
+            "--target=3.10-",  # 3.10 or older suffices
+            "--no-tips",
+            "--violations",
+            "--eval-annotations",
+            "worker_runtime",
+            "tests/engine_standin",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert out.returncode == 0, out.stdout + out.stderr
