@@ -50,11 +50,21 @@ class Loaded:
 
     def file_for(self, path: tuple[str | int, ...]) -> str:
         keys = tuple(p for p in path if isinstance(p, str))
+        if keys in self.origins:
+            return self.origins[keys]
+        # Inside a value some file set (a list item, a key of a mapping value): that file.
+        # A default nobody wrote (or a mapping merged from several files): the variant file itself.
         while keys:
-            if keys in self.origins:
-                return self.origins[keys]
             keys = keys[:-1]
+            if keys in self.origins and not isinstance(self._value(keys), dict):
+                return self.origins[keys]
         return display(self.path)
+
+    def _value(self, keys: tuple[str, ...]) -> Any:
+        node: Any = self.data
+        for key in keys:
+            node = node.get(key) if isinstance(node, dict) else None
+        return node
 
 
 def read_yaml(path: Path) -> dict[str, Any]:
