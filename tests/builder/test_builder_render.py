@@ -1,0 +1,164 @@
+"""Rendered output: golden files, hadolint, hub.json/tests.json contents, the runtime copy, escaping.
+
+Golden files: regenerate with `python -m tests.builder.regen_golden` (then review the diff).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+
+import pytest
+from conftest import ROOT
+from regen_golden import GOLDEN_DIR, GOLDEN_VARIANTS, golden_files
+
+from builder.compat import load_compat
+from builder.loader import variant_files
+from builder.pipeline import prepare
+from builder.render import RenderError, dockerfile_quote, render_files
+from worker_runtime.settings import SETTINGS
+
+VARIANT_PATHS = variant_files(ROOT / "variants")
+
+
+@pytest.fixture(scope="module")
+def rendered():
+    compat = load_compat()
+    return {p.stem: render_files(prepare(p, compat).resolved, compat) for p in VARIANT_PATHS}
+
+
+@pytest.mark.parametrize("name", GOLDEN_VARIANTS)
+def test_golden(name):
+    expected = {
+        p.relative_to(GOLDEN_DIR / name).as_posix(): p.read_bytes()
+        for p in sorted((GOLDEN_DIR / name).rglob("*")) if p.is_file()
+    }
+    actual = golden_files(name)
+    assert sorted(actual) == sorted(expected), "regenerate: python -m tests.builder.regen_golden"
+    for rel in expected:
+        assert actual[rel] == expected[rel], f"{name}/{rel} differs; regenerate: python -m tests.builder.regen_golden"
+
+
+def test_runtime_copy_equals_source_tree(rendered):
+    source = {
+        p.relative_to(ROOT).as_posix(): p.read_bytes()
+        for p in sorted((ROOT / "worker_runtime").rglob("*"))
+        if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    }
+    for files in rendered.values():
+        copy = {rel: body for rel, body in files.items() if rel.startswith("worker_runtime/")}
+        assert copy == source
+    assert rendered["ernie-0.3b"]["requirements.txt"] == (ROOT / "worker_runtime" / "requirements.txt").read_bytes()
+
+
+def _pip_variant(tmp_path):
+    text = (ROOT / "variants" / "qwen3-8b.yaml").read_text().replace("extends: _base", "extends: _base\n"
+            "# pip route\n").replace("  load_choices: default_v1", "  load_choices: default_v1\n  install: pip")
+    folder = tmp_path / "variants"
+    folder.mkdir()
+    shutil.copy(ROOT / "variants" / "_base.yaml", folder / "_base.yaml")
+    (folder / "qwen3-8b.yaml").write_text(text)
+    return folder / "qwen3-8b.yaml"
+
+
+def test_hadolint_no_errors(rendered, tmp_path):
+    compat = load_compat()
+    dockerfiles = {name: files["Dockerfile"] for name, files in rendered.items()}
+    dockerfiles["qwen3-8b-pip"] = render_files(prepare(_pip_variant(tmp_path), compat).resolved, compat)["Dockerfile"]
+    assert b"pip install --no-cache-dir paddlepaddle-gpu==3.3.1" in dockerfiles["qwen3-8b-pip"]
+    for name, body in dockerfiles.items():
+        path = tmp_path / f"{name}.Dockerfile"
+        path.write_bytes(body)
+        result = subprocess.run(["hadolint", "--no-color", "--format", "json", str(path)], capture_output=True,
+                                text=True, timeout=60)
+        findings = json.loads(result.stdout or "[]")
+        errors = [f for f in findings if f["level"] == "error"]
+        assert errors == [], f"{name}: {errors}"
+        # the threshold form the CI uses
+        assert subprocess.run(["hadolint", "--failure-threshold", "error", str(path)],
+                              capture_output=True, timeout=60).returncode == 0
+
+
+def test_dockerfile_layout(rendered):
+    text = rendered["ernie-0.3b"]["Dockerfile"].decode()
+    assert "# syntax" not in text and "--mount" not in text
+    order = [text.index(s) for s in ("AS base", "AS deps", "AS weights", "AS final", "COPY --from=deps",
+                                     "COPY --from=weights", "COPY worker_runtime/", "ENV MODEL=", "WORKDIR",
+                                     "ENTRYPOINT", "LABEL")]
+    assert order == sorted(order)
+    assert 'ENTRYPOINT ["tini", "--", "python3", "-m", "worker_runtime"]' in text
+    assert "ENV PYTHONPATH=/opt/worker/deps WORKER_DEPS_DIR=/opt/worker/deps FASTDEPLOY_VERSION=\"2.5.0\"" in text
+    assert "find_spec('fastdeploy')" in text and "(3, 10)" in text
+    for name, files in rendered.items():
+        body = files["Dockerfile"].decode()
+        assert "None" not in body, name
+        assert "TOKEN" not in body.upper(), name
+        assert "ARG BASE_IMAGE=" in body
+
+
+def test_hub_env_inputs_are_the_runtime_settings(rendered):
+    offered = [s.env for s in SETTINGS if s.in_hub]
+    by_env = {s.env: s for s in SETTINGS}
+    for name, files in rendered.items():
+        hub = json.loads(files[".runpod/hub.json"])
+        env = hub["config"]["env"]
+        assert [e["key"] for e in env] == offered, name
+        for entry in env:
+            spec, setting = entry["input"], by_env[entry["key"]]
+            assert spec.get("default") not in ("None", "null")
+            if setting.kind in ("int", "float"):
+                assert spec["type"] == "number"
+                assert "default" not in spec or isinstance(spec["default"], int | float)
+            if setting.kind == "bool":
+                assert spec["type"] == "boolean" and spec["trueValue"] == "true" and spec["falseValue"] == "false"
+            assert spec["advanced"] == setting.advanced
+
+
+def test_hub_values_come_from_the_variant(rendered):
+    hub = json.loads(rendered["ernie-21b-a3b-thinking"][".runpod/hub.json"])
+    inputs = {e["key"]: e["input"] for e in hub["config"]["env"]}
+    assert inputs["QUANTIZATION"]["default"] == "wint4"
+    assert {"label": "wint8", "value": "wint8"} in inputs["QUANTIZATION"]["options"]
+    assert inputs["REASONING_PARSER"]["default"] == "ernie-x1"
+    assert [o["value"] for o in inputs["TOOL_CALL_PARSER"]["options"]] == ["", "ernie-45-vl-thinking", "ernie-x1"]
+    assert inputs["MAX_MODEL_LEN"]["default"] == 65536
+    assert inputs["MODEL"]["default"] == "/models/ernie-21b-a3b-thinking"
+    assert hub["config"]["gpuCount"] == 1
+    assert hub["config"]["allowedCudaVersions"][0] == "12.6"
+    tests = json.loads(rendered["ernie-21b-a3b-thinking"][".runpod/tests.json"])
+    assert tests["config"]["gpuTypeId"] == "NVIDIA A100 80GB PCIe"
+    assert {"key": "QUANTIZATION", "value": "wint4"} in tests["config"]["env"]
+    assert [t["name"] for t in tests["tests"]] == ["native chat", "openai chat", "openai models"]
+    qwen = json.loads(rendered["qwen3-8b"][".runpod/hub.json"])
+    assert {e["key"]: e["input"] for e in qwen["config"]["env"]}["LOAD_CHOICES"]["default"] == "default_v1"
+    assert b'LOAD_CHOICES="default_v1"' in rendered["qwen3-8b"]["Dockerfile"]
+    assert b'LIMIT_MM_PER_PROMPT="{\\"image\\":4,\\"video\\":1}"' in rendered["ernie-vl-28b-a3b-wint4"]["Dockerfile"]
+
+
+def test_readme_lists_settings_and_both_request_formats(rendered):
+    text = rendered["ernie-0.3b"]["README.md"].decode()
+    assert "openai_route" in text and '"messages"' in text and "from openai import OpenAI" in text
+    for setting in SETTINGS:
+        if setting.in_hub:
+            assert f"`{setting.env}`" in text
+
+
+@pytest.mark.parametrize("value", ["a\nRUN x", "a\rb", "tab\there", "nul\x00"])
+def test_dockerfile_filter_refuses_control_characters(value):
+    with pytest.raises(RenderError):
+        dockerfile_quote(value)
+
+
+def test_dockerfile_filter_escapes():
+    assert dockerfile_quote('a "b" \\ $c') == '"a \\"b\\" \\\\ \\$c"'
+
+
+def test_render_refuses_value_that_slipped_past_validation():
+    compat = load_compat()
+    resolved = prepare(ROOT / "variants" / "ernie-0.3b.yaml", compat).resolved
+    import dataclasses
+
+    bad = dataclasses.replace(resolved, base_image="img\nRUN evil")
+    with pytest.raises(RenderError):
+        render_files(bad, compat)
