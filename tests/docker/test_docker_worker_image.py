@@ -224,23 +224,25 @@ def pushed(built, canary):
     return result.stdout
 
 
-def test_push_prints_a_digest_per_tag_and_pull_by_digest(docker_client, built, image, pushed, canary):
+def test_push_prints_a_digest_per_tag_and_pull_by_digest(docker_client, built, pushed, canary):
     digests = dockerlab.digests_from_output(pushed)
     assert set(built.tags) <= set(digests), pushed[-3000:]
     assert canary["REGISTRY_PASSWORD"] not in pushed
     ref = built.tags[0]
+    # The --push run built again (a new `created` label), so read the id of what was pushed.
+    pushed_id = docker_client.images.get(ref).id
     repository = ref.rsplit(":", 1)[0]
     digest = digests[ref]
-    docker_client.images.get(image.id).tag(repository, "keep-" + digest[7:19])  # keep the image id alive
     for tag in built.tags:
         docker_client.images.remove(tag)
     try:
         pulled = docker_client.images.pull(f"{repository}@{digest}")
-        assert pulled.id == image.id
+        assert pulled.id == pushed_id
+        assert pulled.attrs["RepoDigests"] and f"{repository}@{digest}" in pulled.attrs["RepoDigests"]
     finally:
         for tag in built.tags:
             repo, _, name = tag.rpartition(":")
-            docker_client.images.get(image.id).tag(repo, name)
+            docker_client.images.get(f"{repository}@{digest}").tag(repo, name)
 
 
 @pytest.fixture(scope="module")
