@@ -192,10 +192,17 @@ async def _relay(runtime: Runtime, resp: aiohttp.ClientResponse, openai: bool) -
 
     task = asyncio.ensure_future(reader())
     saw_done = False
+    first = True
     try:
         while True:
             await wake.wait()
             wake.clear()
+            # One loop turn lets the reader parse bytes already received (e.g. [DONE] right after
+            # the last token) so they share this yield instead of costing another platform POST.
+            await asyncio.sleep(0)
+            if first and pending and not state["done"] and all(_empty_opening(e) for e in pending):
+                continue  # the role-only opening chunk carries no token: send it with the first one
+            first = False
             batch = pending[:]
             del pending[:]
             if batch:
@@ -218,6 +225,23 @@ async def _relay(runtime: Runtime, resp: aiohttp.ClientResponse, openai: bool) -
             )
     finally:
         task.cancel()
+
+
+def _empty_opening(event: Event) -> bool:
+    """The opening chunk: role and empty contents, nothing a reader would see."""
+    if event.is_done:
+        return False
+    try:
+        obj = json.loads(event.data)
+        choices = obj["choices"]
+        fields = ("content", "reasoning_content", "tool_calls", "text", "finish_reason")
+        return (
+            bool(choices)
+            and not obj.get("usage")
+            and not any(c.get(k) or c["delta"].get(k) for c in choices for k in fields)
+        )
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return False
 
 
 def _convert(batch: list[Event], openai: bool) -> tuple[Any, JobError | None, bool]:
