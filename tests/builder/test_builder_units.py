@@ -1,0 +1,208 @@
+"""Pure pieces: did-you-mean, extends merging, memory and disk rules, image naming, staging, the
+images hand-off (builder.images stubbed: the real one is tested with Docker in tests/docker)."""
+
+from __future__ import annotations
+
+import sys
+import types
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+from builder import __version__, cli
+from builder.compat import load_compat
+from builder.context import StagingError, stage
+from builder.errors import did_you_mean
+from builder.loader import load_variant
+from builder.pipeline import prepare
+from builder.validate import needed_disk_gb, required_memory_gb
+
+
+def test_version_matches_pyproject():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert f'version = "{__version__}"' in text
+
+
+def test_did_you_mean():
+    assert did_you_mean("quantizaton", ["quantization", "cuda"]) == "quantization"
+    assert did_you_mean("WINT4", ["wint4", "wint8"]) == "wint4"
+    assert did_you_mean("zzz", ["wint4"]) is None
+    assert did_you_mean(3, ["3"]) is None
+
+
+def test_extends_chain_merges_mappings_and_replaces_lists(tmp_path):
+    (tmp_path / "_a.yaml").write_text(
+        "engine: {cuda: '12.6', quantization: wint8}\nhub: {gpu_ids: [AMPERE_80]}\n"
+    )
+    (tmp_path / "_b.yaml").write_text("extends: _a\nengine: {quantization: wint4}\n")
+    (tmp_path / "c.yaml").write_text("extends: _b.yaml\nhub: {gpu_ids: [ADA_24, AMPERE_24]}\n")
+    loaded = load_variant(tmp_path / "c.yaml")
+    assert loaded.data["engine"] == {"cuda": "12.6", "quantization": "wint4"}
+    assert loaded.data["hub"]["gpu_ids"] == ["ADA_24", "AMPERE_24"]
+    assert loaded.file_for(("engine", "quantization")).endswith("_b.yaml")
+    assert loaded.file_for(("engine", "cuda")).endswith("_a.yaml")
+    assert loaded.file_for(("hub", "gpu_ids", 1)).endswith("c.yaml")
+    assert loaded.file_for(("hub", "gpu_count")).endswith("c.yaml")
+    assert [p.name for p in loaded.chain] == ["c.yaml", "_b.yaml", "_a.yaml"]
+
+
+def test_memory_rule_matches_the_reference_table():
+    compat = load_compat()
+    util = compat.default_gpu_memory_utilization
+    # ERNIE 21B: one 48 GB card at wint4; A10-class 24 GB cards need 2 at wint8, 1 at wint4.
+    assert required_memory_gb(42, "wint4", compat) <= 48 * util
+    assert required_memory_gb(42, "wint8", compat) > 24 * util
+    assert required_memory_gb(42, "wint8", compat) <= 2 * 24 * util
+    assert required_memory_gb(42, "wint4", compat) <= 24 * util
+    # ERNIE 300B on 80 GB cards: wint4 x4, wint2 x2, wint8 x8; not wint4 x2.
+    assert required_memory_gb(600, "wint4", compat) <= 4 * 80 * util
+    assert required_memory_gb(600, "wint4", compat) > 2 * 80 * util
+    assert required_memory_gb(600, "wint2", compat) <= 2 * 80 * util
+    assert required_memory_gb(600, "wint8", compat) <= 8 * 80 * util
+    assert needed_disk_gb(0.7, compat) == 31
+
+
+def test_resolution_fills_defaults():
+    r = prepare(ROOT / "variants" / "ernie-300b-a47b-wint4-tp4.yaml").resolved
+    assert r.gpu_count == 4
+    assert r.container_disk_gb == needed_disk_gb(600, load_compat())
+    assert r.allowed_cuda_versions == ["12.6", "12.7", "12.8", "12.9", "13.0"]
+    assert r.settings["MODEL"] == "baidu/ERNIE-4.5-300B-A47B-Paddle"
+    assert r.settings["MODEL_SOURCE"] == "huggingface"
+    assert r.settings["ENGINE_STARTUP_TIMEOUT"] == 3600
+    assert r.model_dir is None and not r.bake
+
+
+def test_tags_and_registry():
+    r = prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved
+    assert cli.image_tags(r) == [
+        f"docker.io/example/fastdeploy-worker:ernie-0.3b-{__version__}",
+        "docker.io/example/fastdeploy-worker:ernie-0.3b",
+    ]
+    tags = cli.image_tags(r, "localhost:5000/team", ["nightly"])
+    assert tags[-1] == "localhost:5000/team/fastdeploy-worker:nightly"
+    assert all(t.startswith("localhost:5000/team/fastdeploy-worker:") for t in tags)
+
+
+def test_labels_hold_the_resolved_variant_and_no_secret(monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
+    r = prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved
+    labels = cli.image_labels(r, created="2026-01-01T00:00:00Z", revision="abc")
+    assert labels["org.opencontainers.image.revision"] == "abc"
+    assert labels["org.opencontainers.image.created"] == "2026-01-01T00:00:00Z"
+    assert '"name":"ernie-0.3b"' in labels["io.runpod.fastdeploy.variant"]
+    assert "hf_secret_value" not in repr(labels)
+
+
+def test_staging_links_weights_and_wheels(tmp_path):
+    r = prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved
+    src = tmp_path / "model"
+    (src / "sub").mkdir(parents=True)
+    (src / "model.safetensors").write_bytes(b"w" * 10)
+    (src / "sub" / "config.json").write_text("{}")
+    wheels = tmp_path / "wh"
+    wheels.mkdir()
+    (wheels / "runpod-1.12.0-py3-none-any.whl").write_bytes(b"z")
+    (wheels / "notes.txt").write_text("x")
+    out = tmp_path / "build"
+    stage(out, r, weights_from=src, wheelhouse=wheels, log=lambda _m: None)
+    assert (out / "weights" / "model.safetensors").read_bytes() == b"w" * 10
+    assert (out / "weights" / "sub" / "config.json").exists()
+    assert (out / "weights" / "model.safetensors").stat().st_ino == (src / "model.safetensors").stat().st_ino
+    assert sorted(p.name for p in (out / "wheels").iterdir()) == ["runpod-1.12.0-py3-none-any.whl"]
+
+
+def test_staging_gated_model_needs_token_on_host(tmp_path):
+    import dataclasses
+
+    r = dataclasses.replace(prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved, gated=True)
+    with pytest.raises(StagingError, match="HF_TOKEN"):
+        stage(tmp_path, r, environ={}, log=lambda _m: None)
+    r2 = prepare(ROOT / "variants" / "ernie-300b-a47b-wint4-tp4.yaml").resolved
+    with pytest.raises(StagingError, match="does not bake"):
+        stage(tmp_path, r2, weights_from=tmp_path, log=lambda _m: None)
+
+
+def _fake_images(monkeypatch, *, fail: bool = False):
+    calls = {}
+    mod = types.ModuleType("builder.images")
+
+    class ImageError(Exception):
+        pass
+
+    def build_image(context_dir: Path, *, tags, labels, build_args, out):
+        calls["build"] = (context_dir, list(tags), dict(labels), dict(build_args))
+        if fail:
+            raise ImageError("the base image cannot be pulled: try --base-image")
+        return "sha256:image"
+
+    def push_image(tags, *, out):
+        calls["push"] = list(tags)
+        return {t: "sha256:" + "0" * 64 for t in tags}
+
+    mod.ImageError, mod.build_image, mod.push_image = ImageError, build_image, push_image
+    monkeypatch.setitem(sys.modules, "builder.images", mod)
+    import builder
+
+    monkeypatch.setattr(builder, "images", mod, raising=False)
+    return calls
+
+
+def test_build_calls_images_with_tags_labels_args(monkeypatch, tmp_path, capsys):
+    calls = _fake_images(monkeypatch)
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    (wh / "runpod-1.12.0-py3-none-any.whl").write_bytes(b"z")
+    rc = cli.main(
+        [
+            "--variant",
+            "ernie-0.3b",
+            "--out",
+            str(tmp_path / "b"),
+            "--push",
+            "--registry",
+            "localhost:5000",
+            "--tag",
+            "x1",
+            "--base-image",
+            "local/fd:test",
+            "--wheelhouse",
+            str(wh),
+        ]
+    )
+    assert rc == 0
+    context_dir, tags, labels, args = calls["build"]
+    assert context_dir == tmp_path / "b"
+    assert tags[0] == f"localhost:5000/fastdeploy-worker:ernie-0.3b-{__version__}"
+    assert "localhost:5000/fastdeploy-worker:x1" in tags
+    assert args == {"BASE_IMAGE": "local/fd:test"}
+    assert "io.runpod.fastdeploy.variant" in labels
+    assert calls["push"] == tags
+    assert (tmp_path / "b" / "wheels" / "runpod-1.12.0-py3-none-any.whl").exists()
+    assert "sha256:" + "0" * 64 in capsys.readouterr().out
+
+
+def test_image_error_exits_1_without_traceback(monkeypatch, tmp_path, capsys):
+    _fake_images(monkeypatch, fail=True)
+    rc = cli.main(["--variant", "ernie-0.3b", "--out", str(tmp_path / "b")])
+    err = capsys.readouterr().err
+    assert rc == 1 and "base image cannot be pulled" in err and "Traceback" not in err
+
+
+def test_without_images_module_says_what_it_would_build(monkeypatch, tmp_path, capsys):
+    monkeypatch.setitem(sys.modules, "builder.images", None)
+    import builder
+
+    monkeypatch.delattr(builder, "images", raising=False)
+    rc = cli.main(["--variant", "ernie-0.3b", "--out", str(tmp_path / "b")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert (
+        "would build" in out and f"ernie-0.3b-{__version__}" in out and "io.runpod.fastdeploy.variant" in out
+    )
+
+
+def test_print_goes_to_stdout_as_yaml(capsys):
+    assert cli.main(["--variant", "ernie-0.3b", "--print"]) == 0
+    assert "model_id: baidu/ERNIE-4.5-0.3B-Paddle" in capsys.readouterr().out
