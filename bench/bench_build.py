@@ -91,11 +91,11 @@ def main(argv: list[str] | None = None) -> int:
             return [
                 "--variant", opts.variant, "--base-image", base, "--weights-from", str(weights),
                 "--wheelhouse", str(wheels), "--out", str(tmp / out),
-                "--registry", "bench.invalid/bench", "--tag", f"fdrw-bench/worker:{tag}-{nonce}",
+                "--registry", "fdrw-bench", "--tag", f"{tag}-{nonce}",
             ]  # fmt: skip
 
         print(f"variant {opts.variant}, fake weights {opts.weights_mb} MB, base {standin}", flush=True)
-        results["cold"], _ = timed_build(args("cold", "cold"))
+        results["cold"], cold_output = timed_build(args("cold", "cold"))
         print(f"cold build                 {results['cold']:7.1f} s", flush=True)
         results["cached"], _ = timed_build(args("cached", "cached"))
         print(f"unchanged rebuild          {results['cached']:7.1f} s", flush=True)
@@ -103,19 +103,19 @@ def main(argv: list[str] | None = None) -> int:
         repo = dockerlab.copy_repo(tmp / "repo")
         target = repo / "worker_runtime" / "__init__.py"
         target.write_text(target.read_text() + f"\n# bench code change {nonce}\n")
-        results["code"], _ = timed_build(args("code", "code"), repo=repo)
+        results["code"], code_output = timed_build(args("code", "code"), repo=repo)
         print(f"code-only rebuild          {results['code']:7.1f} s", flush=True)
         print(f"cold / code-only           {results['cold'] / results['code']:7.1f} x", flush=True)
         print(f"cold / unchanged           {results['cold'] / results['cached']:7.1f} x", flush=True)
 
-        image = f"fdrw-bench/worker:cold-{nonce}"
+        image = dockerlab.tags_from_output(cold_output)[-1]
         weights_bytes, other_bytes, layers = layer_sizes(client, image, base, opts.variant)
         print(f"added on top of the base   {mb(weights_bytes + other_bytes)}", flush=True)
         print(f"  weights layer            {mb(weights_bytes)}", flush=True)
         print(f"  runtime layers           {mb(other_bytes)}", flush=True)
         for size, created_by in layers:
             print(f"    {mb(size):>12}  {created_by[-90:]}", flush=True)
-        code_image = client.images.get(f"fdrw-bench/worker:code-{nonce}")
+        code_image = client.images.get(dockerlab.tags_from_output(code_output)[-1])
         old_layers = client.images.get(image).attrs["RootFS"]["Layers"]
         shared = sum(
             1 for a, b in zip(old_layers, code_image.attrs["RootFS"]["Layers"], strict=False) if a == b
