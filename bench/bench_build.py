@@ -76,6 +76,15 @@ def main(argv: list[str] | None = None) -> int:
     wheels = dockerlab.ensure_wheelhouse(log)
     nonce = uuid.uuid4().hex[:10]
     results: dict[str, float] = {}
+    try:
+        run(client, opts, standin, wheels, nonce, results)
+    finally:
+        if not opts.keep:
+            cleanup(client, before)
+    return 0
+
+
+def run(client, opts, standin, wheels, nonce, results) -> None:
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp_name:
         tmp = Path(tmp_name)
         weights = dockerlab.make_fake_weights(tmp / "weights" / opts.variant, size_mb=opts.weights_mb)
@@ -145,19 +154,20 @@ def main(argv: list[str] | None = None) -> int:
             flush=True,
         )  # fmt: skip
 
-    if not opts.keep:
-        made = [
-            i
-            for i in client.images.list(all=True)
-            if i.id not in before and not any(t.startswith("fdstandin-") for t in i.tags)
-        ]
-        for image_obj in sorted(made, key=lambda i: i.attrs.get("Created", ""), reverse=True):
-            try:
-                client.images.remove(image_obj.id, force=True)
-            except Exception as exc:  # already removed with a parent chain
-                if "No such image" not in str(exc):
-                    print(f"note: could not remove {image_obj.id[:19]}: {exc}", file=sys.stderr)
-    return 0
+
+def cleanup(client, before: set[str]) -> None:
+    """Remove every image this run made (newest first), except the reusable stand-in base."""
+    made = [
+        i
+        for i in client.images.list(all=True)
+        if i.id not in before and not any(t.startswith("fdstandin-") for t in i.tags)
+    ]
+    for image_obj in sorted(made, key=lambda i: i.attrs.get("Created", ""), reverse=True):
+        try:
+            client.images.remove(image_obj.id, force=True)
+        except Exception as exc:  # already removed with a parent chain
+            if "No such image" not in str(exc):
+                print(f"note: could not remove {image_obj.id[:19]}: {exc}", file=sys.stderr)
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ classic builder.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import subprocess
@@ -65,10 +66,23 @@ def _build_args(out_dir: Path, base: str, weights: Path, wheels: Path, registry,
 
 
 @pytest.fixture(scope="module")
-def built(standin_base, wheelhouse, fake_weights, registry, canary, session_tag, tmp_path_factory) -> Build:
+def made_tags(docker_client):
+    """Tags the module's builds create; removed at the end (the registry port differs in every session)."""
+    tags: list[str] = []
+    yield tags
+    for tag in dict.fromkeys(tags):
+        with contextlib.suppress(Exception):
+            docker_client.images.remove(tag, force=True)
+
+
+@pytest.fixture(scope="module")
+def built(
+    standin_base, wheelhouse, fake_weights, registry, canary, session_tag, made_tags, tmp_path_factory
+) -> Build:
     out_dir = tmp_path_factory.mktemp("render")
     args = _build_args(out_dir, standin_base, fake_weights, wheelhouse, registry, session_tag)
     result = dockerlab.run_build(args, env=canary)
+    made_tags.extend(dockerlab.tags_from_output(result.stdout))
     assert result.returncode == 0, result.stdout[-6000:]
     tags = dockerlab.tags_from_output(result.stdout)
     assert tags, result.stdout[-3000:]
@@ -255,6 +269,7 @@ def code_change(
     out_dir = tmp_path_factory.mktemp("render2")
     args = _build_args(out_dir, standin_base, fake_weights, wheelhouse, registry, session_tag + "-code")
     result = dockerlab.run_build([*args, "--push"], repo=repo, env=canary)
+    made_tags.extend(dockerlab.tags_from_output(result.stdout))
     assert result.returncode == 0, result.stdout[-6000:]
     return result.stdout
 
