@@ -9,7 +9,6 @@ classic builder.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import subprocess
@@ -67,17 +66,27 @@ def _build_args(out_dir: Path, base: str, weights: Path, wheels: Path, registry,
 
 @pytest.fixture(scope="module")
 def made_tags(docker_client):
-    """Tags the module's builds create; removed at the end (the registry port differs in every session)."""
+    """Tags and ids the builds of this module make; removed at the end (new registry port per session)."""
     tags: list[str] = []
     yield tags
     for tag in dict.fromkeys(tags):
-        with contextlib.suppress(Exception):
+        try:
             docker_client.images.remove(tag, force=True)
+        except Exception as exc:
+            print(f"cleanup: could not remove {tag}: {exc}")
 
 
 @pytest.fixture(scope="module")
 def built(
-    standin_base, wheelhouse, fake_weights, registry, canary, session_tag, made_tags, tmp_path_factory
+    docker_client,
+    standin_base,
+    wheelhouse,
+    fake_weights,
+    registry,
+    canary,
+    session_tag,
+    made_tags,
+    tmp_path_factory,
 ) -> Build:
     out_dir = tmp_path_factory.mktemp("render")
     args = _build_args(out_dir, standin_base, fake_weights, wheelhouse, registry, session_tag)
@@ -86,6 +95,7 @@ def built(
     assert result.returncode == 0, result.stdout[-6000:]
     tags = dockerlab.tags_from_output(result.stdout)
     assert tags, result.stdout[-3000:]
+    made_tags.append(docker_client.images.get(tags[0]).id)  # a later build moves the tags away from it
     return Build(output=result.stdout, tags=tags, out_dir=out_dir, args=args)
 
 
@@ -261,7 +271,16 @@ def test_push_prints_a_digest_per_tag_and_pull_by_digest(docker_client, built, p
 
 @pytest.fixture(scope="module")
 def code_change(
-    built, pushed, standin_base, wheelhouse, fake_weights, registry, canary, session_tag, tmp_path_factory
+    built,
+    pushed,
+    standin_base,
+    wheelhouse,
+    fake_weights,
+    registry,
+    canary,
+    session_tag,
+    made_tags,
+    tmp_path_factory,
 ):
     repo = dockerlab.copy_repo(tmp_path_factory.mktemp("repo") / "copy")
     target = repo / "worker_runtime" / "__init__.py"
