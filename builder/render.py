@@ -166,7 +166,8 @@ def render_files(resolved: Resolved, compat: Compat, runtime_dir: Path = RUNTIME
     if problems:
         raise RenderError("rendered manifests are invalid:\n  " + "\n  ".join(problems))
     files = {path: body.encode("utf-8") for path, body in text.items()}
-    files["requirements.txt"] = (runtime_dir / "requirements.txt").read_bytes()
+    for name in ("requirements.txt", "constraints.txt"):  # the runtime's pins, read by the deps stage
+        files[name] = (runtime_dir / name).read_bytes()
     files.update(_runtime_files(runtime_dir))
     return dict(sorted(files.items()))
 

@@ -215,7 +215,8 @@ def ensure_standin_base(client, out: TextIO | None = None) -> str:
 def ensure_wheelhouse(out: TextIO | None = None) -> Path:
     """Wheels of worker_runtime/requirements.txt for the stand-in base's Python (cached under .cache/)."""
     requirements = REPO_ROOT / "worker_runtime" / "requirements.txt"
-    key = _hash(requirements.read_bytes(), BASE_PYTHON.encode())
+    constraints = REPO_ROOT / "worker_runtime" / "constraints.txt"
+    key = _hash(requirements.read_bytes(), constraints.read_bytes(), BASE_PYTHON.encode())
     target = CACHE_DIR / f"wheelhouse-{key}"
     marker = target / ".complete"
     if marker.is_file():
@@ -234,6 +235,8 @@ def ensure_wheelhouse(out: TextIO | None = None) -> Path:
         "--disable-pip-version-check",
         "-r",
         str(requirements),
+        "-c",
+        str(constraints),
         "-d",
         str(target),
         "--only-binary=:all:",

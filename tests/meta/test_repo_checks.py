@@ -33,3 +33,31 @@ def test_reference_pages_name_every_runtime_setting_and_variant_field():
     variant_page = (ROOT / "docs" / "variant-reference.md").read_text(encoding="utf-8")
     for name in Variant.model_fields:
         assert f"| `{name}` |" in variant_page
+
+
+def _pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text(encoding="utf-8").splitlines():
+        line = line.split("#", 1)[0].strip()
+        if line:
+            name, _, version = line.partition("==")
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def test_runtime_constraints_pin_the_requirements():
+    requirements = _pins(ROOT / "worker_runtime" / "requirements.txt")
+    constraints = _pins(ROOT / "worker_runtime" / "constraints.txt")
+    for name, version in requirements.items():
+        assert constraints.get(name) == version, (name, version, constraints.get(name))
+
+
+def test_runtime_constraints_are_complete_on_every_supported_python():
+    """pip resolves the runtime on 3.10-3.12 with the constraints, and installs nothing unpinned."""
+    from builder.lock_runtime import CONSTRAINTS, resolve
+
+    constraints = _pins(CONSTRAINTS)
+    for python in ("3.10", "3.11", "3.12"):
+        resolved = dict(pin.split("==") for pin in resolve(python, CONSTRAINTS))
+        unpinned = {name: v for name, v in resolved.items() if constraints.get(name) != v}
+        assert not unpinned, f"Python {python}: not pinned by constraints.txt: {unpinned}"
