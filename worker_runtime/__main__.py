@@ -78,7 +78,15 @@ def main(argv: list[str] | None = None) -> int:
     supervisor = start_engine(settings)
     atexit.register(supervisor.stop)
 
+    main_pid = os.getpid()
+
     def terminate(signum: int, frame: object) -> None:
+        if os.getpid() != main_pid:
+            # A forked helper inherited this handler (the RunPod SDK forks its heartbeat process before
+            # installing its own handler, and terminates it at exit): it must not stop our engine.
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+            return
         # Forward to the engine (graceful, then forced), then leave at once.
         threading.Thread(target=supervisor.stop, daemon=True).start()
         supervisor.died.wait(supervisor.stop_grace + 6)
