@@ -28,6 +28,9 @@ PLACEHOLDER_MARK = "<!-- build-context placeholder -->"
 # compare only their placeholder.
 STAGED_DIRS = ("weights", "wheels")
 RUNTIME_IGNORE = ("__pycache__", ".pytest_cache", ".ruff_cache")
+# Written into every build directory: the rendered paths. A re-render removes only files listed there.
+MANIFEST = ".rendered"
+MANIFEST_HEADER = "# Rendered by build.py; a re-render removes only listed files no longer rendered.\n"
 
 
 class RenderError(Exception):
@@ -177,43 +180,114 @@ def _is_staged(rel: str) -> bool:
     return parts[0] in STAGED_DIRS and rel != f"{parts[0]}/README.md"
 
 
+def _is_cache(rel: str) -> bool:
+    return any(p in RUNTIME_IGNORE for p in rel.split("/")) or rel.endswith((".pyc", ".pyo"))
+
+
+def manifest_text(files: dict[str, bytes]) -> str:
+    """The `.rendered` manifest: every rendered path, sorted, one a line (byte-stable)."""
+    return MANIFEST_HEADER + "".join(f"{rel}\n" for rel in sorted(files))
+
+
+def read_manifest(out: Path) -> list[str] | None:
+    """Paths listed by the build directory's manifest (None: no manifest). Unsafe entries are dropped."""
+    path = out / MANIFEST
+    if not path.is_file():
+        return None
+    paths = []
+    for line in path.read_text(encoding="utf-8", errors="replace").splitlines():
+        rel = line.strip()
+        if not rel or rel.startswith("#"):
+            continue
+        parts = rel.split("/")
+        if rel.startswith("/") or "\\" in rel or any(p in ("", ".", "..") for p in parts) or rel == MANIFEST:
+            continue
+        paths.append(rel)
+    return paths
+
+
+def _foreign_files(out: Path, files: dict[str, bytes]) -> list[str]:
+    """Files of a directory without a manifest that a render would overwrite or could not account for:
+    anything but staged weights/wheels, caches and files identical to the fresh render."""
+    foreign = []
+    for path in sorted(out.rglob("*")):
+        if path.is_dir():
+            continue
+        rel = path.relative_to(out).as_posix()
+        if _is_staged(rel) or _is_cache(rel):
+            continue
+        if rel in files and path.is_file() and not path.is_symlink() and path.read_bytes() == files[rel]:
+            continue
+        foreign.append(rel)
+    return foreign
+
+
 def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
-    """Write the rendered files; stale rendered files are removed, staged weights/wheels kept.
-    Returns the paths that changed."""
+    """Write the rendered files and the `.rendered` manifest. Only files listed in the previous manifest
+    and no longer rendered are removed; nothing else is ever deleted (staged weights/wheels and unrelated
+    files stay). A non-empty directory without a manifest is refused unless it holds only staged files
+    and files identical to this render. Returns the paths that changed."""
+    previous = read_manifest(out) if out.is_dir() else None
+    if previous is None and out.is_dir():
+        foreign = _foreign_files(out, files)
+        if foreign:
+            shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+            raise RenderError(
+                f"{out} is not empty and was not rendered by build.py (it has no {MANIFEST} manifest): "
+                f"rendering would overwrite or mix with {shown}. Choose a new or empty --out directory, or "
+                "remove that directory first if it is an old build directory"
+            )
     changed = []
     out.mkdir(parents=True, exist_ok=True)
-    for rel in diff_files(out, files)["extra"]:
-        (out / rel).unlink()
+    for rel in _stale(out, files, previous):
+        target = out / rel
+        target.unlink()
+        changed.append(rel)
+        parent = target.parent
+        while parent != out and parent.is_dir() and not any(parent.iterdir()):
+            parent.rmdir()
+            parent = parent.parent
     for rel, body in files.items():
         target = out / rel
-        if target.is_file() and target.read_bytes() == body:
+        if target.is_file() and not target.is_symlink() and target.read_bytes() == body:
             continue
+        if target.is_symlink():
+            target.unlink()
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
         changed.append(rel)
     for kind in STAGED_DIRS:
         if f"{kind}/README.md" in files:
             (out / kind).mkdir(exist_ok=True)
+    manifest = manifest_text(files).encode("utf-8")
+    if not (out / MANIFEST).is_file() or (out / MANIFEST).read_bytes() != manifest:
+        (out / MANIFEST).write_bytes(manifest)
     return changed
 
 
+def _stale(out: Path, files: dict[str, bytes], previous: list[str] | None) -> list[str]:
+    """Files listed in the previous manifest, no longer rendered, still present (staged ones excepted)."""
+    return [
+        rel
+        for rel in previous or []
+        if rel not in files and not _is_staged(rel) and ((out / rel).is_file() or (out / rel).is_symlink())
+    ]
+
+
 def diff_files(out: Path, files: dict[str, bytes]) -> dict[str, list[str]]:
-    """Differences between a directory and a fresh render: missing, changed, extra (staged ignored)."""
-    missing, changed, extra = [], [], []
+    """Differences between a directory and a fresh render: missing, changed (the manifest included), and
+    extra (files the previous manifest lists that are no longer rendered). Unrelated files are ignored."""
+    missing, changed = [], []
     for rel, body in files.items():
         target = out / rel
         if not target.is_file():
             missing.append(rel)
         elif target.read_bytes() != body:
             changed.append(rel)
-    if out.is_dir():
-        for path in sorted(out.rglob("*")):
-            if not path.is_file():
-                continue
-            rel = path.relative_to(out).as_posix()
-            if rel in files or _is_staged(rel) or any(p in RUNTIME_IGNORE for p in rel.split("/")):
-                continue
-            if rel.endswith((".pyc", ".pyo")):
-                continue
-            extra.append(rel)
-    return {"missing": missing, "changed": changed, "extra": extra}
+    previous = read_manifest(out) if out.is_dir() else None
+    manifest = out / MANIFEST
+    if previous is None:
+        missing.append(MANIFEST)
+    elif manifest.read_bytes() != manifest_text(files).encode("utf-8"):
+        changed.append(MANIFEST)
+    return {"missing": missing, "changed": changed, "extra": _stale(out, files, previous)}

@@ -79,22 +79,82 @@ def test_check_reports_changed_missing_and_extra_files(cli, tmp_path):
     assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
     ok = cli("--variant", "ernie-0.3b", "--check", "--out", str(out))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    # Staged weights and wheels are not rendered files: --check ignores them.
+    # Staged weights and wheels are not rendered files: --check ignores them; so are unrelated files.
     (out / "weights" / "model.safetensors").write_bytes(b"w")
     (out / "wheels" / "runpod-1.0-py3-none-any.whl").write_bytes(b"w")
+    (out / "notes.txt").write_text("mine")
     assert cli("--variant", "ernie-0.3b", "--check", "--out", str(out)).returncode == 0
     (out / "Dockerfile").write_text("FROM scratch\n")
     (out / "handler.py").unlink()
-    (out / "stray.txt").write_text("x")
+    # A file an earlier render produced (listed in the manifest) that is no longer rendered.
+    (out / "stale.py").write_text("x")
+    with open(out / ".rendered", "a", encoding="utf-8") as f:
+        f.write("stale.py\n")
     bad = cli("--variant", "ernie-0.3b", "--check", "--out", str(out))
     assert bad.returncode == 1
     assert "changed  Dockerfile" in bad.stdout
     assert "missing  handler.py" in bad.stdout
-    assert "extra    stray.txt" in bad.stdout
-    # A re-render repairs it and removes the stray file, keeping the staged weights.
+    assert "extra    stale.py" in bad.stdout
+    assert "notes.txt" not in bad.stdout
+    # A re-render repairs it and removes the stale rendered file, keeping staged and unrelated files.
     assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
     assert cli("--variant", "ernie-0.3b", "--check", "--out", str(out)).returncode == 0
-    assert (out / "weights" / "model.safetensors").exists() and not (out / "stray.txt").exists()
+    assert (out / "weights" / "model.safetensors").exists() and not (out / "stale.py").exists()
+    assert (out / "notes.txt").read_text() == "mine"
+
+
+def test_manifest_lists_rendered_files_sorted(cli, tmp_path):
+    out = tmp_path / "ernie"
+    assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
+    lines = (out / ".rendered").read_text().splitlines()
+    paths = [line for line in lines if not line.startswith("#")]
+    assert paths == sorted(paths) and "Dockerfile" in paths and "worker_runtime/settings.py" in paths
+    assert ".rendered" not in paths
+    first = (out / ".rendered").read_bytes()
+    assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
+    assert (out / ".rendered").read_bytes() == first
+
+
+def test_out_never_deletes_unrelated_files(cli, tmp_path):
+    out = tmp_path / "ernie"
+    assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
+    (out / "mine.txt").write_text("keep")
+    (out / "src").mkdir()
+    (out / "src" / "app.py").write_text("keep")
+    assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
+    assert (out / "mine.txt").read_text() == "keep" and (out / "src" / "app.py").read_text() == "keep"
+
+
+def test_rerender_removes_files_no_longer_rendered(cli, tmp_path):
+    out = tmp_path / "one"
+    # A baked variant renders fetch_weights.py and weights.json; a non-baked one into the same
+    # directory removes them (they are in the manifest) and keeps an unrelated file.
+    assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
+    assert (out / "fetch_weights.py").is_file()
+    (out / "mine.txt").write_text("keep")
+    result = cli("--variant", "ernie-300b-a47b-wint4-tp4", "--render-only", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert not (out / "fetch_weights.py").exists() and not (out / "weights.json").exists()
+    assert (out / "mine.txt").read_text() == "keep"
+    assert cli("--variant", "ernie-300b-a47b-wint4-tp4", "--check", "--out", str(out)).returncode == 0
+
+
+def test_out_refuses_a_non_empty_directory_without_manifest(cli, tmp_path):
+    out = tmp_path / "repo"
+    out.mkdir()
+    (out / "README.md").write_text("my project")
+    (out / "main.py").write_text("print(1)")
+    result = cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out))
+    assert result.returncode == 2
+    assert ".rendered" in result.stderr and "Traceback" not in result.stderr
+    assert sorted(p.name for p in out.iterdir()) == ["README.md", "main.py"]
+    assert (out / "README.md").read_text() == "my project"
+    # Staged weights alone (e.g. filled before the first render) are accepted.
+    staged = tmp_path / "staged"
+    (staged / "weights").mkdir(parents=True)
+    (staged / "weights" / "model.safetensors").write_bytes(b"w")
+    assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(staged)).returncode == 0
+    assert (staged / "weights" / "model.safetensors").exists()
 
 
 def test_list_table_and_json(cli):
