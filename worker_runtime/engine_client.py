@@ -6,11 +6,19 @@ import asyncio
 
 import aiohttp
 
+CONNECT_TIMEOUT = 10.0  # the engine listens on loopback: connecting is immediate or it is gone
+
 
 class EngineClient:
     def __init__(self, base_url: str, request_timeout: float) -> None:
         self.base_url = base_url.rstrip("/")
-        self.timeout = aiohttp.ClientTimeout(total=request_timeout, connect=min(10.0, request_timeout))
+        self.request_timeout = request_timeout
+        # An idle timeout, not a total one: a non-stream answer comes in one piece after generation
+        # (so sock_read is the time to the whole answer), while a stream that keeps producing tokens
+        # may run as long as it likes; only a silence longer than REQUEST_TIMEOUT fails it.
+        self.timeout = aiohttp.ClientTimeout(
+            total=None, sock_connect=min(CONNECT_TIMEOUT, request_timeout), sock_read=request_timeout
+        )
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
 

@@ -102,10 +102,10 @@ async def _connection_error(runtime: Runtime, exc: BaseException) -> JobError:
     if dead is not None:
         return dead
     if isinstance(exc, asyncio.TimeoutError):
-        timeout = runtime.client.timeout.total
+        timeout = runtime.client.request_timeout
         return JobError(
             504,
-            f"FastDeploy did not answer within {timeout:g} s (REQUEST_TIMEOUT)",
+            f"FastDeploy sent nothing for {timeout:g} s (REQUEST_TIMEOUT)",
             "timeout_error",
             "timeout",
         )

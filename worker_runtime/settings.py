@@ -190,7 +190,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "REQUEST_TIMEOUT",
         "float",
-        "Seconds one upstream request may take.",
+        "Seconds the engine may stay silent: until a non-stream answer, or between stream chunks.",
         default=600.0,
         minimum=0.1,
         advanced=True,

@@ -97,6 +97,24 @@ def test_hang_hits_the_request_timeout(local_runtime) -> None:
     assert err["status"] == 504 and "REQUEST_TIMEOUT" in err["message"]
 
 
+def test_request_timeout_is_an_idle_timeout_for_streams(local_runtime) -> None:
+    # 40 tokens 0.1 s apart take ~4 s, well past REQUEST_TIMEOUT, but the stream is never silent.
+    rt = local_runtime(REQUEST_TIMEOUT="1.5", FD_STANDIN_TOKEN_DELAY="0.1", FD_STANDIN_ANSWER_TOKENS="40")
+    started = time.monotonic()
+    status, body = http("POST", rt.base + "/runsync", {"input": {**CHAT, "stream": True}})
+    assert status == 200 and body["status"] == "COMPLETED", body
+    assert time.monotonic() - started > 3.0
+    chunks = body["output"]
+    assert chunks[-1]["choices"][0]["finish_reason"] == "stop"
+    status, body = http(
+        "POST",
+        rt.base + "/runsync",
+        {"input": {"openai_route": "/v1/chat/completions", "openai_input": {**CHAT, "stream": True}}},
+    )
+    assert status == 200 and body["status"] == "COMPLETED", body
+    assert "".join(body["output"]).endswith("data: [DONE]\n\n")
+
+
 def test_crash_mid_stream_fails_jobs_and_exits_non_zero(local_runtime) -> None:
     rt = local_runtime(FD_STANDIN_CRASH_MID_STREAM="2")
     err = failed(rt, {**CHAT, "stream": True})
