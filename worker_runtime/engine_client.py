@@ -28,7 +28,11 @@ class EngineClient:
         if self._session is None or self._session.closed or self._loop is not loop:
             connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=75, ttl_dns_cache=None)
             self._session = aiohttp.ClientSession(
-                connector=connector, timeout=self.timeout, auto_decompress=False
+                connector=connector,
+                timeout=self.timeout,
+                auto_decompress=False,
+                # Bodies are relayed as received: ask for them uncompressed (aiohttp offers gzip/br).
+                headers={"Accept-Encoding": "identity"},
             )
             self._loop = loop
         return self._session

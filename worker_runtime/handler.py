@@ -43,9 +43,13 @@ class Runtime:
         self.in_flight = 0
 
     def concurrency_modifier(self, current: int) -> int:
+        """Jobs to take at once; 0 once the engine died, so a dying worker takes no new jobs."""
+        sup = self.supervisor
+        if sup is not None and sup.died.is_set():
+            return 0
         return self.max_concurrency
 
-    def _dead_error(self) -> JobError | None:
+    def dead_error(self) -> JobError | None:
         sup = self.supervisor
         if sup is None or not sup.died.is_set():
             return None
@@ -62,7 +66,7 @@ class Runtime:
         loop = asyncio.get_running_loop()
         deadline = loop.time() + wait
         while self.supervisor is not None:
-            err = self._dead_error()
+            err = self.dead_error()
             if err is not None or loop.time() >= deadline:
                 return err
             await asyncio.sleep(0.05)
@@ -85,7 +89,7 @@ def make_handler(runtime: Runtime) -> Callable[[dict[str, Any]], AsyncIterator[A
 async def run_job(runtime: Runtime, job_input: Any) -> AsyncIterator[Any]:
     try:
         request = normalize(job_input, runtime.model_name)
-        dead = runtime._dead_error()
+        dead = runtime.dead_error()
         if dead is not None:
             raise dead
         async for item in _call(runtime, request):

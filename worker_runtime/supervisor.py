@@ -10,7 +10,6 @@ import contextlib
 import os
 import signal
 import subprocess
-import sys
 import threading
 import time
 import urllib.error
@@ -65,6 +64,9 @@ class Supervisor:
         self.stopping = False
         self.died = threading.Event()
         self._on_death: list[Callable[[int], None]] = []
+        self._lock = threading.Lock()
+        # /health is on loopback: never through HTTP(S)_PROXY from the endpoint's environment.
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def start(self) -> None:
         Path(self.log_dir).mkdir(parents=True, exist_ok=True)
@@ -75,19 +77,30 @@ class Supervisor:
     def _watch(self) -> None:
         assert self.proc is not None
         code = self.proc.wait()
-        self.exit_code = code
-        self.died.set()
+        with self._lock:
+            self.exit_code = code
+            self.died.set()
+            callbacks = list(self._on_death)
         if not self.stopping:
-            for callback in list(self._on_death):
+            for callback in callbacks:
                 callback(code)
 
     def on_death(self, callback: Callable[[int], None]) -> None:
-        """Call ``callback(exit_code)`` (from the watch thread) if the engine dies unasked."""
-        self._on_death.append(callback)
+        """Call ``callback(exit_code)`` from another thread if the engine dies unasked.
+
+        A callback registered after the engine already died (unasked) is called at once, in its own
+        thread: the death must never go unnoticed because it came before the registration.
+        """
+        with self._lock:
+            self._on_death.append(callback)
+            already = self.died.is_set()
+        if already and not self.stopping:
+            code = self.exit_code if self.exit_code is not None else -1
+            threading.Thread(target=callback, args=(code,), name="engine-death", daemon=True).start()
 
     def healthy(self, timeout: float = 2.0) -> bool:
         try:
-            with urllib.request.urlopen(self.health_url, timeout=timeout) as resp:
+            with self._opener.open(self.health_url, timeout=timeout) as resp:
                 return resp.status == 200
         except (urllib.error.URLError, OSError, ValueError):
             return False
@@ -145,8 +158,3 @@ def shm_warning(path: str = "/dev/shm", minimum: int = 1 << 30) -> str | None:
             f"(run the container with --shm-size=16g or --ipc=host)."
         )
     return None
-
-
-def print_flush(text: str) -> None:
-    print(text, flush=True)
-    sys.stdout.flush()

@@ -165,3 +165,20 @@ def test_rp_serve_api_native_format() -> None:
         assert body["output"][0]["choices"][0]["finish_reason"] == "stop"
     finally:
         rt.stop()
+
+
+def test_health_probe_ignores_proxy_variables(local_runtime) -> None:
+    dead = "http://127.0.0.1:9"  # nothing listens there
+    rt = local_runtime(
+        wait_ready=False,
+        ENGINE_STARTUP_TIMEOUT="8",
+        HTTP_PROXY=dead,
+        http_proxy=dead,
+        HTTPS_PROXY=dead,
+        https_proxy=dead,
+        NO_PROXY="",
+        no_proxy="",
+    )
+    rt.wait_output("Local RunPod-shaped endpoint")
+    status, body = http("POST", rt.base + "/runsync", {"input": CHAT})
+    assert status == 200 and body["status"] == "COMPLETED", body
