@@ -16,7 +16,8 @@ from worker_runtime.settings import SETTINGS, Settings
 
 API_SERVER_MODULE = "fastdeploy.entrypoints.openai.api_server"
 ENGINE_HOST = "127.0.0.1"
-# Flags the runtime owns: a user may not move the engine off loopback or onto fixed ports.
+# Flags the runtime owns: a user may not move the engine off loopback or onto fixed ports, nor make
+# it require an API key the runtime never sends (every job would get 401).
 RUNTIME_FLAGS = (
     "--host",
     "--port",
@@ -24,7 +25,10 @@ RUNTIME_FLAGS = (
     "--engine-worker-queue-port",
     "--cache-queue-port",
     "--model",
+    "--api-key",
 )
+# Engine environment variables the runtime removes from the child's environment.
+DROPPED_ENGINE_ENV = ("FD_API_KEY",)
 
 
 @dataclass(frozen=True)
@@ -60,6 +64,58 @@ def accepted_options(release: Mapping[str, Any]) -> set[str]:
     return out
 
 
+def _underscored(flag: str) -> str:
+    return "--" + flag[2:].replace("-", "_")
+
+
+def owned_options(release: Mapping[str, Any]) -> dict[str, str]:
+    """Every option string that sets what a Setting owns -> that setting's variable name.
+
+    Covers the 2.5 name, the release's own spelling, its aliases (``-tp``) and negative form, the
+    2.1-2.2 underscore spelling and ``--no-`` forms of boolean flags. ENGINE_ARGS may use none of
+    them: the value would reach the engine twice and the runtime would derive e.g. MAX_CONCURRENCY
+    from the setting, not from the flag. The one source of truth for the builder's check too.
+    """
+    out: dict[str, str] = {}
+    flags = release["flags"]
+    for setting in SETTINGS:
+        if setting.flag is None:
+            continue
+        names = {setting.flag, _underscored(setting.flag)}
+        name = spelling(setting.flag, release)
+        spec = flags[name] if name is not None else {}
+        if name is not None:
+            names.add(name)
+            names.update(spec.get("aliases", ()))
+        if setting.kind == "bool":
+            names.update({"--no-" + n[2:] for n in list(names) if n.startswith("--")})
+        if spec.get("negative_form"):
+            names.add(spec["negative_form"])
+        for option in names:
+            out.setdefault(option, setting.env)
+    return out
+
+
+def engine_args_problem(option: str, release: Mapping[str, Any], version: str) -> str | None:
+    """Why ``option`` (a flag from ENGINE_ARGS, without ``=value``) may not be used, or None."""
+    if option == "--api-key":
+        return (
+            "ENGINE_ARGS may not set --api-key: the engine listens on 127.0.0.1 only and the runtime "
+            "sends no key, so every job would fail with 401 (RunPod authenticates callers)"
+        )
+    if option in RUNTIME_FLAGS:
+        return f"ENGINE_ARGS may not set {option}: the runtime manages it"
+    owner = owned_options(release).get(option)
+    if owner is not None:
+        return f"ENGINE_ARGS may not set {option}: use the {owner} setting instead"
+    known = accepted_options(release)
+    if option not in known:
+        close = sorted(o for o in known if option.strip("-").replace("_", "-") in o.replace("_", "-"))
+        hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
+        return f"ENGINE_ARGS flag {option} is not accepted by FastDeploy {version}{hint}"
+    return None
+
+
 def _is_option(word: str) -> bool:
     # "-1" or "-0.5" are values, not options.
     return word.startswith("-") and len(word) > 1 and not (word[1].isdigit() or word[1] == ".")
@@ -90,17 +146,12 @@ def release_problems(values: Mapping[str, Any], release: Mapping[str, Any], vers
                     f"{setting.env}=false cannot be expressed in FastDeploy {version}"
                     f" ({name} has no negative form)"
                 )
-    known = accepted_options(release)
     for word in values.get("engine_args") or ():
         if not _is_option(word):
             continue
-        option = word.split("=", 1)[0]
-        if option in RUNTIME_FLAGS:
-            problems.append(f"ENGINE_ARGS may not set {option}: the runtime manages it")
-        elif option not in known:
-            close = sorted(o for o in known if option.strip("-").replace("_", "-") in o.replace("_", "-"))
-            hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
-            problems.append(f"ENGINE_ARGS flag {option} is not accepted by FastDeploy {version}{hint}")
+        problem = engine_args_problem(word.split("=", 1)[0], release, version)
+        if problem is not None:
+            problems.append(problem)
     return problems
 
 
@@ -144,8 +195,11 @@ def engine_argv(settings: Settings, release: Mapping[str, Any], ports: EnginePor
 def engine_env(
     settings: Settings, base: Mapping[str, str], log_dir: str, path_sep: str = os.pathsep
 ) -> dict[str, str]:
-    """The engine child's environment: ``base`` plus FastDeploy variables, minus our own packages."""
-    env = dict(base)
+    """The engine child's environment: ``base`` plus FastDeploy variables, minus our own packages.
+
+    ``FD_API_KEY`` is dropped: the engine is reachable on loopback only and the runtime sends no key.
+    """
+    env = {k: v for k, v in base.items() if k not in DROPPED_ENGINE_ENV}
     env["FD_LOG_DIR"] = log_dir
     if settings.model_source and settings.model_source != "local":
         env["FD_MODEL_SOURCE"] = settings.model_source.upper()

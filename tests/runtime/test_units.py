@@ -9,7 +9,7 @@ import sys
 import pytest
 
 from worker_runtime.chunks import merge_chunks
-from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
+from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env, owned_options, spelling
 from worker_runtime.errors import JobError
 from worker_runtime.normalize import normalize
 from worker_runtime.settings import SETTINGS, SettingsError, load_flag_table, load_settings
@@ -101,12 +101,12 @@ def test_argv_bools_json_and_extra_args() -> None:
             "ENABLE_PREFIX_CACHING": "false",
             "ENABLE_CHUNKED_PREFILL": "false",
             "LIMIT_MM_PER_PROMPT": '{"image": 2}',
-            "ENGINE_ARGS": "--seed 7 -tp 1",
+            "ENGINE_ARGS": "--seed 7 --max-concurrency 3",
         }
     )
     assert "--no-enable-prefix-caching" in argv and "--enable-chunked-prefill" not in argv
     assert argv[argv.index("--limit-mm-per-prompt") + 1] == '{"image":2}'
-    assert argv[-4:] == ["--seed", "7", "-tp", "1"]
+    assert argv[-4:] == ["--seed", "7", "--max-concurrency", "3"]
     # 2.0 has no negative form, but false is its default: nothing to emit.
     assert "--enable-prefix-caching" not in argv_for(
         {"ENABLE_PREFIX_CACHING": "0", "FASTDEPLOY_VERSION": "2.0.0"}
@@ -125,6 +125,52 @@ def test_argv_bools_json_and_extra_args() -> None:
 def test_release_rejects_what_it_cannot_express(env: dict[str, str]) -> None:
     with pytest.raises(SettingsError):
         argv_for(env)
+
+
+@pytest.mark.parametrize(
+    ("args", "version", "setting"),
+    [
+        ("--max-num-seqs 4", "2.5.0", "MAX_NUM_SEQS"),
+        ("--max-num-seqs=4", "2.5.0", "MAX_NUM_SEQS"),
+        ("-tp 2", "2.5.0", "TENSOR_PARALLEL_SIZE"),
+        ("--tensor-parallel-size 2", "2.0.0", "TENSOR_PARALLEL_SIZE"),
+        ("--quantization wint4", "2.5.0", "QUANTIZATION"),
+        ("--no-enable-prefix-caching", "2.5.0", "ENABLE_PREFIX_CACHING"),
+        ("--enable-chunked-prefill", "2.5.0", "ENABLE_CHUNKED_PREFILL"),
+        ("--load_choices default_v1", "2.1.0", "LOAD_CHOICES"),
+        ("--max_num_seqs 4", "2.5.0", "MAX_NUM_SEQS"),  # 2.1-2.2 spelling on another release
+        ("--served-model-name x", "2.5.0", "SERVED_MODEL_NAME"),
+        ("--revision main", "2.5.0", "MODEL_REVISION"),
+    ],
+)
+def test_engine_args_may_not_set_what_a_setting_owns(args: str, version: str, setting: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        load_settings({"MODEL": "m", "ENGINE_ARGS": args, "FASTDEPLOY_VERSION": version})
+    assert f"use the {setting} setting instead" in str(exc.value)
+
+
+def test_owned_options_cover_every_flag_setting_of_every_release() -> None:
+    for version, release in load_flag_table()["releases"].items():
+        owned = owned_options(release)
+        for setting in SETTINGS:
+            if setting.flag is not None:
+                assert owned[setting.flag] == setting.env, (version, setting.env)
+                name = spelling(setting.flag, release)
+                if name is not None:
+                    assert owned[name] == setting.env
+        assert "--seed" not in owned and "--no-no-enable-prefix-caching" not in owned
+
+
+@pytest.mark.parametrize("args", ["--api-key secret", "--api-key=secret"])
+def test_engine_args_may_not_set_an_api_key(args: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        load_settings({"MODEL": "m", "ENGINE_ARGS": args})
+    assert "may not set --api-key" in str(exc.value) and "401" in str(exc.value)
+
+
+def test_engine_env_drops_fd_api_key() -> None:
+    env = engine_env(load_settings({"MODEL": "m"}), {"FD_API_KEY": "k", "HOME": "/root"}, "/logs")
+    assert "FD_API_KEY" not in env and env["HOME"] == "/root"
 
 
 def test_engine_env() -> None:
