@@ -88,6 +88,13 @@ class Compat:
     def quantization_archs(self, quantization: str | None) -> list[str]:
         return list(self.releases.get("quantization_archs", {}).get(quantization or "", []))
 
+    def quantization_arch_table(self) -> dict[str, list[str]]:
+        return {q: list(a) for q, a in (self.releases.get("quantization_archs") or {}).items()}
+
+    def pool_archs(self, gpu_ids: list[str]) -> set[str]:
+        """GPU architectures of the pools a variant runs on (excluded pools, '-ID', skipped)."""
+        return {p["arch"] for i in gpu_ids if not i.startswith("-") and (p := self.pool(i)) and "arch" in p}
+
     # --- pools and models -------------------------------------------------------------------------
     def pool(self, pool_id: str) -> dict[str, Any] | None:
         return self.pools.get(pool_id)

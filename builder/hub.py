@@ -1,18 +1,31 @@
 """RunPod Hub manifests from the runtime's settings and a resolved variant (pure), plus their checks.
 
 hub.json env inputs are exactly the settings the runtime reads and offers (worker_runtime.settings
-`in_hub`), with the variant's values as defaults; choices come from the release's lists in
-engine_flags.json.
+`in_hub`) that the variant's FastDeploy release can take (no input for a flag the release lacks, nor
+for a choice whose release list is empty), with the variant's values as defaults; choices come from
+the release's lists in engine_flags.json (QUANTIZATION: only methods every pool's GPU can run).
+
+Boolean settings are always `string` inputs with the options "(engine default)" (""), "true" and
+"false" — never a `boolean` toggle: a toggle has no "unset" state, so an untouched one would send
+its falseValue and override the engine's own default (`--no-enable-prefix-caching`,
+`FD_DISABLE_CHUNKED_PREFILL=1`). The default is "" unless the variant sets the value. "false" is
+offered only when the release can express it.
+
+`runtime_problems` feeds the image's ENV, every input default and each preset applied on top to the
+runtime's own `load_settings` for the image's release: what hub.json offers, the worker accepts.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from typing import Any
+
+from worker_runtime.settings import SettingsError, load_settings
 
 from .compat import Compat
 from .resolve import Resolved
-from .settings_spec import BY_ENV, env_value
+from .settings_spec import BY_ENV, bool_false_expressible, env_value
 
 HUB_CATEGORIES = ("audio", "embedding", "language", "video", "image")
 INPUT_TYPES = ("string", "number", "boolean", "huggingface")
@@ -41,9 +54,11 @@ def hub_input(env: str, resolved: Resolved, compat: Compat) -> dict[str, Any]:
     advanced = setting.advanced if resolved.advanced is None else env in resolved.advanced
     spec: dict[str, Any] = {"name": input_label(env), "description": setting.description}
     if setting.kind == "bool":
-        spec.update(type="boolean", trueValue="true", falseValue="false")
-        if value is not None:
-            spec["default"] = bool(value)
+        expressible = bool_false_expressible(setting, compat.engine(resolved.release))
+        values = ["true", "false"] if expressible else ["true"]
+        spec["type"] = "string"
+        spec["options"] = [dict(UNSET_OPTION)] + [{"label": v, "value": v} for v in values]
+        spec["default"] = "" if value is None else env_value(setting, bool(value))
     elif setting.kind in ("int", "float"):
         spec["type"] = "number"
         if value is not None:
@@ -55,7 +70,7 @@ def hub_input(env: str, resolved: Resolved, compat: Compat) -> dict[str, Any]:
     else:
         spec["type"] = "string"
         if setting.kind == "choice":
-            allowed = list(setting.choices) or resolved.choices(compat, setting.choices_from or "")
+            allowed = resolved.offered_choices(compat, env)
             spec["options"] = [dict(UNSET_OPTION)] + [{"label": v, "value": v} for v in allowed]
         if value is not None:
             spec["default"] = env_value(setting, value)
@@ -90,6 +105,41 @@ def hub_json(resolved: Resolved, compat: Compat) -> dict[str, Any]:
         out["iconUrl"] = resolved.icon_url
     out["config"] = config
     return out
+
+
+def _input_value(spec: dict[str, Any]) -> str | None:
+    if "default" not in spec:
+        return None
+    value = spec["default"]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def runtime_problems(resolved: Resolved, compat: Compat, hub: dict[str, Any]) -> list[str]:
+    """Load the image's settings with the runtime's own `load_settings` for the image's release: the
+    Dockerfile ENV, then every hub.json input default, then each preset on top. Problems, one a line."""
+    base = {"FASTDEPLOY_VERSION": resolved.release, **resolved.env_strings()}
+    entries = hub.get("config", {}).get("env", [])
+    with_inputs = dict(base)
+    for entry in entries:
+        value = entry.get("value") if "value" in entry else _input_value(entry.get("input", {}))
+        if value is not None:
+            with_inputs[entry["key"]] = value
+    cases = [("the image's ENV", base), ("the hub.json input defaults", with_inputs)]
+    for preset in resolved.presets:
+        env = dict(with_inputs)
+        for key, value in preset["defaults"].items():
+            env[key] = env_value(BY_ENV[key], value) if key in BY_ENV else str(value)
+        cases.append((f"preset {preset['name']!r}", env))
+    table = {"releases": compat.flags}
+    problems = []
+    for what, env in cases:
+        try:
+            load_settings(env, flag_table=table, volume_dir=os.devnull + "/none")
+        except SettingsError as exc:
+            problems += [f"{what}: {p}" for p in exc.problems]
+    return problems
 
 
 def tests_json(resolved: Resolved) -> dict[str, Any]:

@@ -17,7 +17,7 @@ from typing import Any
 import jinja2
 
 from .compat import Compat
-from .hub import check_hub_json, check_tests_json, hub_json, tests_json
+from .hub import check_hub_json, check_tests_json, hub_json, runtime_problems, tests_json
 from .paths import RUNTIME_DIR, TEMPLATES_DIR
 from .resolve import Resolved
 from .settings_spec import BY_ENV
@@ -166,6 +166,8 @@ def render_files(resolved: Resolved, compat: Compat, runtime_dir: Path = RUNTIME
     expected = sorted(resolved.expose, key=[s.env for s in BY_ENV.values()].index)
     problems = [f".runpod/hub.json: {p}" for p in check_hub_json(text[".runpod/hub.json"], expected)]
     problems += [f".runpod/tests.json: {p}" for p in check_tests_json(text[".runpod/tests.json"])]
+    # What the image sets and hub.json offers must be what the runtime accepts for the release.
+    problems += [f"runtime settings: {p}" for p in runtime_problems(resolved, compat, ctx["hub"])]
     if problems:
         raise RenderError("rendered manifests are invalid:\n  " + "\n  ".join(problems))
     files = {path: body.encode("utf-8") for path, body in text.items()}

@@ -12,7 +12,7 @@ from typing import Any
 from . import __version__
 from .compat import Compat
 from .models import Variant
-from .settings_spec import BY_ENV, ENGINE_FIELDS, env_value
+from .settings_spec import BY_ENV, ENGINE_FIELDS, env_value, offered_choices, unsupported_reason
 from .validate import needed_disk_gb, pip_arch_group, weights_gb
 
 MODELS_ROOT = "/models"
@@ -72,6 +72,15 @@ class Resolved:
     def choices(self, compat: Compat, key: str) -> list[str]:
         return compat.release_list(self.release, key)
 
+    def offered_choices(self, compat: Compat, env: str) -> list[str]:
+        """The values hub.json offers for a choice setting (release list, pool architectures)."""
+        return offered_choices(
+            BY_ENV[env],
+            compat.engine(self.release),
+            compat.pool_archs(self.gpu_ids),
+            compat.quantization_arch_table(),
+        )
+
 
 def resolve(variant: Variant, compat: Compat) -> Resolved:
     eng, model, hub = variant.engine, variant.model, variant.hub
@@ -116,7 +125,12 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
     count = hub.gpu_count or eng.tensor_parallel_size
     disk = hub.container_disk_gb or needed_disk_gb(size, compat)
     cudas = hub.allowed_cuda_versions or compat.host_cuda_versions(eng.cuda)
-    exposed = [s.env for s in BY_ENV.values() if s.in_hub] if hub.expose is None else list(hub.expose)
+    engine = compat.engine(eng.fastdeploy)
+    exposed = (
+        [s.env for s in BY_ENV.values() if s.in_hub and unsupported_reason(s, engine, eng.fastdeploy) is None]
+        if hub.expose is None
+        else list(hub.expose)
+    )
     first_pool = pools[0]["gpu_type"] if pools else "NVIDIA A40"
 
     labels = {

@@ -7,6 +7,7 @@ import json
 import shlex
 from typing import Any
 
+from worker_runtime.engine_args import spelling
 from worker_runtime.settings import SETTINGS, Setting
 
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
@@ -86,3 +87,42 @@ def env_value(setting: Setting, value: Any) -> str:
     if setting.kind == "args" and isinstance(value, list):
         return shlex.join(value)
     return str(value)
+
+
+# --- what a release can take --------------------------------------------------------------------------
+
+
+def unsupported_reason(setting: Setting, release: dict[str, Any], version: str) -> str | None:
+    """Why FastDeploy `version` (its engine_flags.json entry) cannot take any value of the setting,
+    or None when it can: its engine flag is missing, or its release list of choices is empty."""
+    if setting.choices_from and not release.get(setting.choices_from):
+        what = setting.choices_from.replace("_", " ").rstrip("s")
+        return f"FastDeploy {version} has no {what} option"
+    flagged = setting.flag and setting.flag != "--model" and release.get("flags") is not None
+    if flagged and spelling(setting.flag, release) is None:
+        return f"FastDeploy {version} has no {setting.flag} flag"
+    return None
+
+
+def offered_choices(
+    setting: Setting, release: dict[str, Any], pool_archs: set[str], quantization_archs: dict[str, list[str]]
+) -> list[str]:
+    """The values hub.json and presets may offer for a choice setting: the release's list, and for
+    QUANTIZATION only the methods whose kernels run on every GPU architecture of the variant's pools."""
+    allowed = list(setting.choices) or list(release.get(setting.choices_from or "", []) or [])
+    if setting.env == "QUANTIZATION" and pool_archs:
+        allowed = [
+            q for q in allowed if not quantization_archs.get(q) or pool_archs <= set(quantization_archs[q])
+        ]
+    return allowed
+
+
+def bool_false_expressible(setting: Setting, release: dict[str, Any]) -> bool:
+    """Whether `false` can reach the engine: a negative flag form, a false default, or an engine env."""
+    if setting.engine_env or not setting.flag:
+        return True
+    name = spelling(setting.flag, release)
+    if name is None:
+        return False
+    spec = release["flags"][name]
+    return bool(spec.get("negative_form")) or spec.get("default") is False

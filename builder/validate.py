@@ -22,6 +22,8 @@ from .settings_spec import (
     RUNTIME_FLAGS,
     check_value,
     field_for,
+    offered_choices,
+    unsupported_reason,
 )
 
 _MISSING = object()
@@ -327,9 +329,13 @@ def _check_env(variant: Variant, loaded: Loaded, errors: ErrorList) -> None:
             errors.add(file, path, "is fixed by the image", key, suggest=False)
 
 
-def hub_settings(variant: Variant) -> list[str]:
-    exposed = [s.env for s in BY_ENV.values() if s.in_hub]
-    return exposed if variant.hub.expose is None else list(variant.hub.expose)
+def hub_settings(variant: Variant, compat: Compat) -> list[str]:
+    """The settings hub.json offers: hub.expose, or every setting the release can take."""
+    if variant.hub.expose is not None:
+        return list(variant.hub.expose)
+    rel = variant.engine.fastdeploy
+    release = compat.engine(rel)
+    return [s.env for s in BY_ENV.values() if s.in_hub and unsupported_reason(s, release, rel) is None]
 
 
 def _check_hub(variant: Variant, loaded: Loaded, compat: Compat, errors: ErrorList, release_ok: bool) -> None:
@@ -470,7 +476,14 @@ def _check_hub(variant: Variant, loaded: Loaded, compat: Compat, errors: ErrorLi
                 errors.add(
                     f(("hub", key)), ("hub", key, i), "is not a setting users can change", env, offerable
                 )
-    exposed = hub_settings(variant)
+            elif key == "expose" and release_ok:
+                reason = unsupported_reason(BY_ENV[env], compat.engine(eng.fastdeploy), eng.fastdeploy)
+                if reason:
+                    errors.add(
+                        f(("hub", key)), ("hub", key, i), f"cannot be offered: {reason}", env, suggest=False
+                    )
+    exposed = hub_settings(variant, compat)
+    pool_archs = {pool["arch"] for _, _, pool in pools}
     for i, preset in enumerate(hub.presets):
         for env, value in preset.defaults.items():
             path = ("hub", "presets", i, "defaults", env)
@@ -482,8 +495,10 @@ def _check_hub(variant: Variant, loaded: Loaded, compat: Compat, errors: ErrorLi
                 continue
             setting = BY_ENV[env]
             choices = (
-                compat.release_list(eng.fastdeploy, setting.choices_from)
-                if (release_ok and setting.choices_from)
+                offered_choices(
+                    setting, compat.engine(eng.fastdeploy), pool_archs, compat.quantization_arch_table()
+                )
+                if (release_ok and setting.kind == "choice")
                 else None
             )
             problem = check_value(setting, value, choices)

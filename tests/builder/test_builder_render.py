@@ -145,12 +145,12 @@ def test_hub_env_inputs_are_the_runtime_settings(rendered):
             if setting.kind in ("int", "float"):
                 assert spec["type"] == "number"
                 assert "default" not in spec or isinstance(spec["default"], int | float)
-            if setting.kind == "bool":
-                assert (
-                    spec["type"] == "boolean"
-                    and spec["trueValue"] == "true"
-                    and spec["falseValue"] == "false"
-                )
+            if setting.kind == "bool":  # a string with an "unset" option: a toggle cannot be unset
+                assert spec["type"] == "string" and spec["options"][0] == {
+                    "label": "(engine default)",
+                    "value": "",
+                }
+                assert [o["value"] for o in spec["options"]][1:] == ["true", "false"]
             assert spec["advanced"] == setting.advanced
 
 
