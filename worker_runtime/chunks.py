@@ -1,16 +1,21 @@
 """Pure: merge OpenAI stream chunks that arrived together into one chunk object.
 
 A native stream yields one OpenAI chunk object per yield. When several chunks arrived during the
-previous yield they are merged: per choice index the text deltas are concatenated, tool-call
-arguments appended, logprob lists joined, the last finish_reason and usage kept. Concatenating
-the yields' deltas therefore gives exactly the text of the unmerged stream.
+previous yield they are merged, per choice index and at the delta and the choice level alike:
+text fields appended, tool-call arguments appended, list fields (FastDeploy's
+``completion_token_ids``, ``prompt_token_ids``, logprob lists) concatenated, the role kept from the
+first chunk and every other scalar (``finish_reason``, top-level ``usage``) from the last one that set
+it. Concatenating the yields' deltas therefore gives exactly the text and token ids of the unmerged
+stream.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-TEXT_FIELDS = ("content", "reasoning_content", "text")
+# String fields that carry one piece per chunk (FastDeploy adds the last three with return_token_ids).
+TEXT_FIELDS = ("content", "reasoning_content", "text", "raw_prediction", "completion_tokens", "prompt_tokens")
+LOGPROB_FIELDS = ("logprobs", "draft_logprobs")
 
 
 def merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -41,24 +46,30 @@ def _merge_choice(into: dict[str, Any], new: dict[str, Any]) -> None:
     for key, value in new.items():
         if key == "delta" and isinstance(value, dict) and isinstance(into.get("delta"), dict):
             _merge_delta(into["delta"], value)
-        elif key == "text" and isinstance(value, str):
-            into["text"] = (into.get("text") or "") + value
-        elif key == "logprobs":
-            into["logprobs"] = _merge_logprobs(into.get("logprobs"), value)
-        elif value is not None or key not in into:
-            into[key] = value
+        else:
+            _merge_field(into, key, value)
 
 
 def _merge_delta(into: dict[str, Any], new: dict[str, Any]) -> None:
     for key, value in new.items():
-        if key in TEXT_FIELDS and isinstance(value, str):
-            into[key] = (into.get(key) or "") + value
-        elif key == "tool_calls" and isinstance(value, list):
-            into[key] = _merge_tool_calls(into.get(key) or [], value)
-        elif key == "role":
-            into[key] = into.get(key) or value
-        elif value is not None or key not in into:
-            into[key] = value
+        _merge_field(into, key, value)
+
+
+def _merge_field(into: dict[str, Any], key: str, value: Any) -> None:
+    """Merge one field of a choice or delta: append text, join lists, keep the last scalar."""
+    old = into.get(key)
+    if key in TEXT_FIELDS and isinstance(value, str) and (old is None or isinstance(old, str)):
+        into[key] = (old or "") + value
+    elif key == "tool_calls" and isinstance(value, list):
+        into[key] = _merge_tool_calls(old or [], value)
+    elif key in LOGPROB_FIELDS:
+        into[key] = _merge_logprobs(old, value)
+    elif key == "role":
+        into[key] = old or value
+    elif isinstance(value, list) and isinstance(old, list):
+        into[key] = old + value  # e.g. completion_token_ids, prompt_token_ids
+    elif value is not None or key not in into:
+        into[key] = value
 
 
 def _merge_tool_calls(into: list[Any], new: list[Any]) -> list[Any]:

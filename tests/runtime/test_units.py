@@ -258,6 +258,38 @@ def test_merge_chunks_concatenates_deltas() -> None:
     assert merged["usage"] == {"total_tokens": 3}
 
 
+def test_merge_chunks_keeps_every_token_id() -> None:
+    def chunk(n: int, finish: str | None = None) -> dict:
+        delta = {"content": f"t{n}", "completion_token_ids": [n], "completion_tokens": f"t{n}"}
+        if n == 0:
+            delta.update(role="assistant", prompt_token_ids=[100, 101], prompt_tokens="hi")
+        return {
+            "id": "c",
+            "choices": [
+                {
+                    "index": 0,
+                    "delta": delta,
+                    "raw_prediction": f"r{n}",
+                    "completion_token_ids": [n],
+                    "finish_reason": finish,
+                }
+            ],
+        }
+
+    text = {"id": "c", "choices": [{"index": 0, "text": "a", "completion_token_ids": [7]}]}
+    merged = merge_chunks([chunk(0), chunk(1), chunk(2, "stop")])
+    (choice,) = merged["choices"]
+    delta = choice["delta"]
+    assert delta["completion_token_ids"] == [0, 1, 2] and delta["prompt_token_ids"] == [100, 101]
+    assert delta["content"] == delta["completion_tokens"] == "t0t1t2"
+    assert delta["role"] == "assistant" and delta["prompt_tokens"] == "hi"
+    assert choice["completion_token_ids"] == [0, 1, 2] and choice["raw_prediction"] == "r0r1r2"
+    assert choice["finish_reason"] == "stop"
+    (choice,) = merge_chunks([text, text])["choices"]
+    assert choice["text"] == "aa" and choice["completion_token_ids"] == [7, 7]
+    assert text["choices"][0]["completion_token_ids"] == [7]  # inputs left untouched
+
+
 def test_standin_flag_copy_is_current() -> None:
     expected = json.loads((REPO / "worker_runtime" / "engine_flags.json").read_text())["releases"]
     assert json.loads((STANDIN / "fastdeploy" / "_flags.json").read_text()) == expected
