@@ -91,7 +91,7 @@ def _runtime_files(runtime_dir: Path) -> dict[str, bytes]:
     return out
 
 
-def _placeholder(kind: str) -> str:
+def placeholder(kind: str) -> str:
     if kind == "wheels":
         body = (
             "Optional wheelhouse. `python build.py --wheelhouse DIR` puts wheels here; when this folder "
@@ -159,10 +159,11 @@ def render_files(resolved: Resolved, compat: Compat, runtime_dir: Path = RUNTIME
         if resolved.bake:
             text["fetch_weights.py"] = (TEMPLATES_DIR / "fetch_weights.py").read_text(encoding="utf-8")
             text["weights.json"] = to_json(ctx["weights_spec"]) + "\n"
-            text["weights/README.md"] = _placeholder("weights")
+            text["weights/README.md"] = placeholder("weights")
     except jinja2.UndefinedError as exc:
         raise RenderError(f"template uses an undefined value: {exc}") from exc
-    text["wheels/README.md"] = _placeholder("wheels")
+    text["wheels/README.md"] = placeholder("wheels")
+    text[".dockerignore"] = (TEMPLATES_DIR / "dockerignore").read_text(encoding="utf-8")
     expected = sorted(resolved.expose, key=[s.env for s in BY_ENV.values()].index)
     problems = [f".runpod/hub.json: {p}" for p in check_hub_json(text[".runpod/hub.json"], expected)]
     problems += [f".runpod/tests.json: {p}" for p in check_tests_json(text[".runpod/tests.json"])]
@@ -253,8 +254,8 @@ def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
         target = out / rel
         if target.is_file() and not target.is_symlink() and target.read_bytes() == body:
             continue
-        if target.is_symlink():
-            target.unlink()
+        if target.exists() or target.is_symlink():
+            target.unlink()  # never write through a hard link or symlink into someone else's file
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(body)
         changed.append(rel)
