@@ -9,6 +9,9 @@ from worker_runtime.errors import JobError, input_error
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
+# Routes the engine serves on GET only: a job naming one is a GET, also with an empty openai_input
+# (clients that always send a body send {}).
+GET_ROUTES = frozenset({"/v1/models"})
 
 # Native sampling_params, passed to the engine under the same names (OpenAI fields plus FastDeploy's
 # extras such as top_k, repetition_penalty and min_tokens).
@@ -105,6 +108,10 @@ def _openai(job_input: dict[str, Any], model_name: str) -> EngineRequest:
         return EngineRequest("GET", route, None, False, True)
     if not isinstance(body, dict):
         raise input_error(f'"openai_input" must be a JSON object, got {type(body).__name__}')
+    if route in GET_ROUTES:
+        if body:
+            raise input_error(f'{route} takes no "openai_input" (leave it out or send {{}})')
+        return EngineRequest("GET", route, None, False, True)
     stream = _stream_flag(body.get("stream"), "openai_input.stream")
     if body.get("model") in (None, "") and route in (CHAT, COMPLETIONS):
         body = {**body, "model": model_name}

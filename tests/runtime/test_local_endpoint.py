@@ -37,6 +37,13 @@ def test_models_is_a_get_without_body(client: openai.OpenAI) -> None:
     assert [m.id for m in models.data] == ["ernie-test"]
 
 
+def test_models_job_with_empty_openai_input_is_a_get(rt: RuntimeProcess) -> None:
+    job = {"openai_route": "/v1/models", "openai_input": {}}
+    status, body = http("POST", rt.base + "/runsync", {"input": job})
+    assert status == 200 and body["status"] == "COMPLETED", body
+    assert [m["id"] for m in body["output"][0]["data"]] == ["ernie-test"]
+
+
 def test_chat_sync_stream_equals_non_stream(client: openai.OpenAI) -> None:
     full = client.chat.completions.create(model="ernie-test", messages=MESSAGES, max_tokens=30)
     text = full.choices[0].message.content

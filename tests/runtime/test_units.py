@@ -206,6 +206,10 @@ def test_normalize_shapes() -> None:
     assert (r.method, r.route, r.stream, r.openai) == ("POST", "/v1/chat/completions", True, False)
     assert r.body["top_k"] == 3 and r.body["model"] == "served" and r.body["stream_options"]["include_usage"]
     assert normalize({"openai_route": "/v1/models"}, "s").method == "GET"
+    r = normalize({"openai_route": "/v1/models", "openai_input": {}}, "s")
+    assert (r.method, r.body, r.stream) == ("GET", None, False)
+    with pytest.raises(JobError, match="takes no"):
+        normalize({"openai_route": "/v1/models", "openai_input": {"x": 1}}, "s")
     r = normalize({"openai_route": "/v1/completions", "openai_input": {"prompt": "p", "model": "mine"}}, "s")
     assert r.body["model"] == "mine" and not r.stream
     for bad in (
