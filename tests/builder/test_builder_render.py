@@ -121,8 +121,10 @@ def test_dockerfile_layout(rendered):
     ]
     assert order == sorted(order)
     assert 'ENTRYPOINT ["tini", "--", "python3", "-m", "worker_runtime"]' in text
+    # The base image's PYTHONPATH is kept after the runtime's deps, not overwritten.
     assert (
-        'ENV PYTHONPATH=/opt/worker/deps WORKER_DEPS_DIR=/opt/worker/deps FASTDEPLOY_VERSION="2.5.0"' in text
+        "ENV PYTHONPATH=/opt/worker/deps${PYTHONPATH:+:${PYTHONPATH}} WORKER_DEPS_DIR=/opt/worker/deps "
+        'FASTDEPLOY_VERSION="2.5.0"' in text
     )
     assert "find_spec('fastdeploy')" in text and "(3, 10)" in text
     for name, files in rendered.items():
