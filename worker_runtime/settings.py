@@ -20,6 +20,8 @@ TRUE_WORDS = ("1", "true", "yes", "on")
 FALSE_WORDS = ("0", "false", "no", "off")
 # Words that also mean "unset" for optional choices (a manifest once passed "None" literally).
 UNSET_WORDS = ("none", "null")
+# Choice lists whose names FastDeploy normalises ("_" -> "-") before the lookup, on every release.
+PARSER_CHOICES = ("reasoning_parsers", "tool_parsers")
 
 
 @dataclass(frozen=True)
@@ -287,7 +289,7 @@ def _parse(setting: Setting, raw: str, choices: tuple[str, ...] | list[str]) -> 
     kind = setting.kind
     bad = ValueError(f"{setting.env}={raw!r} is invalid: expected {_allowed(setting, choices)}")
     if kind == "str":
-        return raw
+        return raw.strip()  # a stray space typed into a web form is not part of a model name
     if kind == "args":
         try:
             return tuple(shlex.split(raw))
@@ -306,6 +308,12 @@ def _parse(setting: Setting, raw: str, choices: tuple[str, ...] | list[str]) -> 
             return word
         if word.lower() in choices:
             return word.lower()
+        if setting.choices_from in PARSER_CHOICES:
+            # FastDeploy looks parser names up with "_" and "-" alike: emit the release's spelling.
+            key = word.lower().replace("_", "-")
+            for choice in choices:
+                if choice.lower().replace("_", "-") == key:
+                    return choice
         raise bad
     if kind == "json":
         try:

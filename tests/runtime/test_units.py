@@ -127,6 +127,30 @@ def test_release_rejects_what_it_cannot_express(env: dict[str, str]) -> None:
         argv_for(env)
 
 
+def test_string_settings_are_trimmed() -> None:
+    s = load_settings({"MODEL": " org/model\t", "SERVED_MODEL_NAME": " served ", "MODEL_REVISION": "v1 "})
+    assert (s.model, s.served_model_name, s.model_revision) == ("org/model", "served", "v1")
+    argv = argv_for({"MODEL": "m ", "SERVED_MODEL_NAME": " x"})
+    assert argv[4] == "m" and argv[argv.index("--served-model-name") + 1] == "x"
+
+
+@pytest.mark.parametrize(
+    ("env", "value", "version", "expected"),
+    [
+        ("REASONING_PARSER", "ernie_x1", "2.5.0", "ernie-x1"),
+        ("REASONING_PARSER", "ernie-x1", "2.5.0", "ernie-x1"),
+        ("REASONING_PARSER", "ernie-x1", "2.2.0", "ernie_x1"),
+        ("REASONING_PARSER", "ERNIE_45_VL", "2.5.0", "ernie-45-vl"),
+        ("TOOL_CALL_PARSER", "ernie_x1", "2.5.0", "ernie-x1"),
+        ("TOOL_CALL_PARSER", "ernie-x1", "2.2.0", "ernie_x1"),
+    ],
+)
+def test_parser_names_accept_both_spellings(env: str, value: str, version: str, expected: str) -> None:
+    argv = argv_for({env: value, "FASTDEPLOY_VERSION": version})
+    flag = "--reasoning-parser" if env == "REASONING_PARSER" else "--tool-call-parser"
+    assert argv[argv.index(flag) + 1] == expected
+
+
 @pytest.mark.parametrize(
     ("args", "version", "setting"),
     [
