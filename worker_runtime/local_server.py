@@ -3,6 +3,9 @@
 Routes: POST /run, POST /runsync, GET /status/{id}, GET /stream/{id}, POST /cancel/{id}, GET /health,
 and /openai/v1/* (chat/completions, completions, models) with real incremental SSE, so the official
 ``openai`` SDK works against ``http://HOST:PORT/openai/v1``.
+
+Finished jobs stay readable for ``FINISHED_JOB_TTL`` seconds, and at most ``MAX_FINISHED_JOBS`` of
+them are kept (oldest dropped first): a long-running local server does not grow without bound.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ import asyncio
 import contextlib
 import json
 import os
+import time
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +27,8 @@ from worker_runtime.errors import JobError
 
 Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 STREAM_POLL_SECONDS = 10.0  # /stream/{id} waits this long for new output before answering empty
+MAX_FINISHED_JOBS = 1000  # finished jobs kept for /status and /stream, oldest dropped first
+FINISHED_JOB_TTL = 1800.0  # seconds a finished job stays readable (RunPod keeps /run results 30 min)
 
 
 def default_host() -> str:
@@ -55,10 +62,34 @@ class Job:
 
 
 class LocalServer:
-    def __init__(self, handler: Handler, max_concurrency: int) -> None:
+    def __init__(
+        self,
+        handler: Handler,
+        max_concurrency: int,
+        *,
+        max_finished: int = MAX_FINISHED_JOBS,
+        finished_ttl: float = FINISHED_JOB_TTL,
+    ) -> None:
         self.handler = handler
         self.jobs: dict[str, Job] = {}
         self.slots = asyncio.Semaphore(max_concurrency)
+        self.max_finished = max_finished
+        self.finished_ttl = finished_ttl
+        self._finished: OrderedDict[str, float] = OrderedDict()  # job id -> when it ended
+
+    def _retire(self, job: Job) -> None:
+        """Note that ``job`` ended, then drop finished jobs beyond the count or past the TTL."""
+        self._finished[job.id] = time.monotonic()
+        self._prune()
+
+    def _prune(self) -> None:
+        expired = time.monotonic() - self.finished_ttl
+        while self._finished:
+            job_id, ended = next(iter(self._finished.items()))
+            if len(self._finished) <= self.max_finished and ended > expired:
+                break
+            del self._finished[job_id]
+            self.jobs.pop(job_id, None)
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=20 * 1024 * 1024)
@@ -75,6 +106,12 @@ class LocalServer:
     # ---------------------------------------------------------------- RunPod-shaped job API
 
     async def _execute(self, job: Job) -> None:
+        try:
+            await self._run(job)
+        finally:
+            self._retire(job)
+
+    async def _run(self, job: Job) -> None:
         async with self.slots:
             job.status = "IN_PROGRESS"
             job.changed.set()
@@ -103,6 +140,7 @@ class LocalServer:
             return web.json_response({"error": "request body must be JSON"}, status=400)
         if not isinstance(payload, dict) or "input" not in payload:
             return web.json_response({"error": 'request body must be {"input": {...}}'}, status=400)
+        self._prune()  # the TTL also runs out while no job finishes
         job = Job(id=f"local-{uuid.uuid4()}", input=payload["input"])
         self.jobs[job.id] = job
         job.task = asyncio.ensure_future(self._execute(job))

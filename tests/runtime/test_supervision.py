@@ -1,15 +1,19 @@
-"""Units of the engine's supervision and the handler's view of it: death, concurrency, HTTP details."""
+"""Units of the engine's supervision and the handler's view of it (death, concurrency, HTTP details),
+and of the local server's job bookkeeping."""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 import threading
+from collections.abc import AsyncIterator
 
 from aiohttp import web
+from aiohttp.test_utils import TestClient, TestServer
 
 from worker_runtime.engine_client import EngineClient
 from worker_runtime.handler import Runtime
+from worker_runtime.local_server import LocalServer
 from worker_runtime.supervisor import Supervisor
 
 
@@ -103,3 +107,26 @@ def test_engine_client_asks_for_identity_encoding_and_idle_timeout() -> None:
     assert seen == ["identity"]
     timeout = EngineClient("http://x", 7.0).timeout
     assert timeout.total is None and timeout.sock_read == 7.0 and timeout.sock_connect == 7.0
+
+
+def test_local_server_keeps_a_bounded_number_of_finished_jobs() -> None:
+    async def handler(job: dict) -> AsyncIterator[dict]:
+        yield {"n": job["input"]}
+
+    async def main() -> None:
+        server = LocalServer(handler, 2, max_finished=3, finished_ttl=3600)
+        async with TestClient(TestServer(server.app())) as client:
+            ids = []
+            for n in range(5):
+                resp = await client.post("/runsync", json={"input": n})
+                body = await resp.json()
+                assert body["status"] == "COMPLETED" and body["output"] == [{"n": n}]
+                ids.append(body["id"])
+            assert set(server.jobs) == set(ids[2:])
+            assert (await client.get(f"/status/{ids[0]}")).status == 404
+            assert (await (await client.get(f"/status/{ids[4]}")).json())["output"] == [{"n": 4}]
+            server.finished_ttl = 0.0  # every finished job has now outlived its TTL
+            assert (await client.post("/run", json={"input": 9})).status == 200
+            assert not set(ids) & set(server.jobs)
+
+    asyncio.run(main())
