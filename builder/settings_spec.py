@@ -7,6 +7,8 @@ import json
 import shlex
 from typing import Any
 
+from worker_runtime.engine_args import DROPPED_ENGINE_ENV as _DROPPED_ENGINE_ENV
+from worker_runtime.engine_args import RUNTIME_FLAGS as _RUNTIME_FLAGS
 from worker_runtime.engine_args import spelling
 from worker_runtime.settings import SETTINGS, Setting
 
@@ -36,8 +38,14 @@ MODEL_FIELDS: dict[str, str] = {
 }
 # Set by the image itself.
 IMAGE_FIXED = ("WORKER_DEPS_DIR",)
-# Engine flags the runtime manages itself: never in extra_args.
-RUNTIME_FLAGS = ("--host", "--port", "--metrics-port", "--engine-worker-queue-port", "--cache-queue-port")
+# Engine flags the runtime manages itself (never in extra_args) and engine environment variables it
+# drops: the runtime's own lists, so the builder and the image agree.
+RUNTIME_FLAGS = _RUNTIME_FLAGS
+DROPPED_ENGINE_ENV = _DROPPED_ENGINE_ENV
+API_KEY_MESSAGE = (
+    "cannot be used: the runtime talks to the engine without an Authorization header, so every job would "
+    "get 401; the engine listens on 127.0.0.1 only, so protect the endpoint with RunPod's API key instead"
+)
 
 
 def field_for(env: str) -> str | None:

@@ -16,7 +16,9 @@ from .loader import Loaded
 from .models import ENV_NAME_PATTERN, Variant
 from .paths import display
 from .settings_spec import (
+    API_KEY_MESSAGE,
     BY_ENV,
+    DROPPED_ENGINE_ENV,
     ENGINE_FIELDS,
     IMAGE_FIXED,
     RUNTIME_FLAGS,
@@ -262,7 +264,9 @@ def _check_extra_args(variant: Variant, loaded: Loaded, compat: Compat, errors: 
             for name, s in compat.engine(rel).get("flags", {}).items():
                 if s is spec:
                     canonical = name
-        if flag in RUNTIME_FLAGS:
+        if flag == "--api-key" or canonical == "--api-key":
+            errors.add(loaded.file_for(path), path, API_KEY_MESSAGE, word, suggest=False)
+        elif flag in RUNTIME_FLAGS and flag not in managed:
             errors.add(
                 loaded.file_for(path),
                 path,
@@ -327,6 +331,8 @@ def _check_env(variant: Variant, loaded: Loaded, errors: ErrorList) -> None:
             errors.add(file, path, f"is a runtime setting: set {where} instead", key, suggest=False)
         elif key in ("PYTHONPATH",):
             errors.add(file, path, "is fixed by the image", key, suggest=False)
+        elif key in DROPPED_ENGINE_ENV:
+            errors.add(file, path, API_KEY_MESSAGE, key, suggest=False)
 
 
 def hub_settings(variant: Variant, compat: Compat) -> list[str]:

@@ -20,6 +20,22 @@ CASES = {
         GOOD + "engine:\n  quantizaton: wint4\n",
         ["engine.quantizaton", "unknown key 'quantizaton'", "did you mean 'quantization'"],
     ),
+    "api-key-flag": (
+        GOOD + "engine:\n  extra_args: [--api-key, secret]\n",
+        ["engine.extra_args[0]", "'--api-key'", "401", "RunPod's API key"],
+    ),
+    "api-key-flag-equals": (
+        GOOD + "engine:\n  extra_args: [--api-key=secret]\n",
+        ["engine.extra_args[0]", "401"],
+    ),
+    "api-key-env": (
+        GOOD + "engine:\n  env: {FD_API_KEY: secret}\n",
+        ["engine.env.FD_API_KEY", "401", "127.0.0.1"],
+    ),
+    "runtime-owned-port": (
+        GOOD + "engine:\n  extra_args: [--port, '9000']\n",
+        ["engine.extra_args[0]", "chosen by the runtime"],
+    ),
     "wrong-type": (GOOD + "engine:\n  max_model_len: lots\n", ["engine.max_model_len", "'lots'"]),
     "quantization-not-in-release": (
         GOOD + "engine:\n  quantization: wint3\n",
