@@ -234,6 +234,18 @@ def _build(args: argparse.Namespace, prepared: Prepared, out: Path) -> int:
     return 0
 
 
+def unpinned_weights_warning(resolved: Resolved) -> str | None:
+    """A warning when baked weights are not pinned to a revision (not an error: exit code unchanged)."""
+    if not resolved.bake or resolved.revision:
+        return None
+    return (
+        f"{resolved.name} bakes {resolved.model_id} without model.revision, so the image is not "
+        "reproducible: a later build may bake different weights. Pin them by setting model.revision in "
+        f"the variant to a commit id of the model repository (its history on the hub, or "
+        f"`git ls-remote https://huggingface.co/{resolved.model_id} HEAD` for Hugging Face)"
+    )
+
+
 def run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
     if args.schema:
         sys.stdout.write(schema_text())
@@ -257,6 +269,10 @@ def run(args: argparse.Namespace, p: argparse.ArgumentParser) -> int:
         docs = [p_.resolved.to_dict() for p_ in prepared]
         sys.stdout.write(yaml.safe_dump_all(docs, sort_keys=False, allow_unicode=True))
         return 0
+    for p_ in prepared:
+        warning = unpinned_weights_warning(p_.resolved)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     compat = load_compat()
     several = len(prepared) > 1
     rendered = [

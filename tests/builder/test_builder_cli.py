@@ -234,3 +234,32 @@ def test_default_out_is_build_dir(cli, tmp_path):
     )
     assert result.returncode == 0, result.stderr
     assert (repo / "build" / "ernie-0.3b" / "Dockerfile").is_file()
+
+
+def test_unpinned_baked_weights_warn_without_changing_the_exit_code(cli, tmp_path, write_variant):
+    result = cli("--variant", "ernie-0.3b", "--render-only", "--out", str(tmp_path / "a"))
+    assert result.returncode == 0
+    assert "warning: ernie-0.3b bakes baidu/ERNIE-4.5-0.3B-Paddle without model.revision" in result.stderr
+    assert "not reproducible" in result.stderr and "model.revision" in result.stderr
+    assert "warning" not in result.stdout
+    pinned = write_variant(
+        "pinned",
+        """\
+        # yaml-language-server: $schema=./variant.schema.json
+        extends: _base
+        name: pinned
+        title: Pinned
+        description: Baked weights at a fixed revision.
+        model:
+          id: baidu/ERNIE-4.5-0.3B-Paddle
+          revision: 0123456789abcdef0123456789abcdef01234567
+        hub:
+          gpu_ids: [ADA_24]
+        """,
+    )
+    quiet = cli("--variant", str(pinned), "--render-only", "--out", str(tmp_path / "b"))
+    assert quiet.returncode == 0, quiet.stderr
+    assert "warning" not in quiet.stderr
+    # Not baked: nothing to pin in the image.
+    big = cli("--variant", "ernie-300b-a47b-wint4-tp4", "--render-only", "--out", str(tmp_path / "c"))
+    assert big.returncode == 0 and "warning" not in big.stderr
