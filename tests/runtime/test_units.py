@@ -117,7 +117,7 @@ def test_argv_bools_json_and_extra_args() -> None:
     "env",
     [
         {"SERVED_MODEL_NAME": "x", "FASTDEPLOY_VERSION": "2.0.0"},
-        {"TOOL_CALL_PARSER": "ernie-x1", "FASTDEPLOY_VERSION": "2.2.0"},
+        {"TOOL_CALL_PARSER": "ernie-45-vl-thinking", "FASTDEPLOY_VERSION": "2.2.0"},
         {"ENGINE_ARGS": "--max-concurrency 3", "FASTDEPLOY_VERSION": "2.1.0"},
         {"ENGINE_ARGS": "--port 9"},
     ],
