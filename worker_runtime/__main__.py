@@ -39,6 +39,9 @@ def start_engine(settings: Settings) -> Supervisor:
     argv = engine_argv(settings, release, EnginePorts(http, metrics, queue, cache), sys.executable)
     log_dir = os.environ.get("FD_LOG_DIR") or DEFAULT_LOG_DIR
     env = engine_env(settings, os.environ, log_dir)
+    if os.environ.get("FD_API_KEY"):
+        # The worker sends no key; the engine listens on 127.0.0.1 only and RunPod authenticates callers.
+        print("FD_API_KEY is ignored: the engine is reachable only from this worker.", flush=True)
     print(f"Starting FastDeploy {settings.fastdeploy_version}: {shlex.join(argv)}", flush=True)
     supervisor = Supervisor(argv, env, f"http://127.0.0.1:{http}/health", log_dir)
     supervisor.start()
