@@ -9,6 +9,8 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from worker_runtime.settings import parser_spelling
+
 from . import __version__
 from .compat import Compat
 from .models import Variant
@@ -117,6 +119,10 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         values["SERVED_MODEL_NAME"] = None
     for fname, env in ENGINE_FIELDS.items():
         values[env] = getattr(eng, fname)
+    for env in ("REASONING_PARSER", "TOOL_CALL_PARSER"):  # the release's spelling, as the runtime emits
+        choices = compat.release_list(eng.fastdeploy, BY_ENV[env].choices_from or "")
+        if values[env] is not None:
+            values[env] = parser_spelling(values[env], choices) or values[env]
     if not eng.extra_args:
         values["ENGINE_ARGS"] = None
     values.update(eng.settings)

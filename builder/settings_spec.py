@@ -8,7 +8,6 @@ import shlex
 from typing import Any
 
 from worker_runtime.engine_args import DROPPED_ENGINE_ENV as _DROPPED_ENGINE_ENV
-from worker_runtime.engine_args import RUNTIME_FLAGS as _RUNTIME_FLAGS
 from worker_runtime.engine_args import spelling
 from worker_runtime.settings import SETTINGS, Setting
 
@@ -38,9 +37,8 @@ MODEL_FIELDS: dict[str, str] = {
 }
 # Set by the image itself.
 IMAGE_FIXED = ("WORKER_DEPS_DIR",)
-# Engine flags the runtime manages itself (never in extra_args) and engine environment variables it
-# drops: the runtime's own lists, so the builder and the image agree.
-RUNTIME_FLAGS = _RUNTIME_FLAGS
+# Engine environment variables the runtime drops: the runtime's own list, so the builder and the
+# image agree (engine.extra_args go through the runtime's check_engine_arg, see validate.py).
 DROPPED_ENGINE_ENV = _DROPPED_ENGINE_ENV
 API_KEY_MESSAGE = (
     "cannot be used: the runtime talks to the engine without an Authorization header, so every job would "

@@ -6,9 +6,13 @@ from __future__ import annotations
 import math
 import re
 import typing
+from dataclasses import replace
 from typing import Any
 
 from pydantic import BaseModel, ValidationError
+
+from worker_runtime.engine_args import accepted_options, check_engine_arg, is_option, spelling
+from worker_runtime.settings import PARSER_CHOICES, parser_spelling
 
 from .compat import Compat
 from .errors import ErrorList
@@ -21,7 +25,6 @@ from .settings_spec import (
     DROPPED_ENGINE_ENV,
     ENGINE_FIELDS,
     IMAGE_FIXED,
-    RUNTIME_FLAGS,
     check_value,
     field_for,
     offered_choices,
@@ -109,8 +112,6 @@ def parse(loaded: Loaded, errors: ErrorList) -> Variant | None:
 
 def _with_key(error, key):
     # "unknown key 'quantizaton'" reads better than the value of the key.
-    from dataclasses import replace
-
     return replace(error, message=f"unknown key {key!r}")
 
 
@@ -208,6 +209,8 @@ def check(variant: Variant, loaded: Loaded, compat: Compat, errors: ErrorList) -
             if value is None:
                 continue
             allowed = compat.release_list(rel, key)
+            if key in PARSER_CHOICES and parser_spelling(value, allowed) is not None:
+                continue  # "ernie_x1" and "ernie-x1" name the same parser; ENV gets the release's
             if value not in allowed:
                 msg = (
                     f"is not valid for FastDeploy {rel}"
@@ -226,7 +229,7 @@ def check(variant: Variant, loaded: Loaded, compat: Compat, errors: ErrorList) -
 def _check_release_flags(variant: Variant, loaded: Loaded, compat: Compat, errors: ErrorList) -> None:
     """A value set for a setting whose engine flag the release does not have."""
     rel = variant.engine.fastdeploy
-    accepted = compat.release_flags(rel)
+    release = compat.engine(rel)
     set_fields = {"MODEL_REVISION": variant.model.revision, "SERVED_MODEL_NAME": variant.model.served_name}
     for field, env in ENGINE_FIELDS.items():
         set_fields[env] = getattr(variant.engine, field)
@@ -236,8 +239,7 @@ def _check_release_flags(variant: Variant, loaded: Loaded, compat: Compat, error
         setting = BY_ENV.get(env)
         if setting is None or setting.flag is None or value is None or value == [] or setting.engine_env:
             continue
-        spellings = {setting.flag, setting.flag.replace("-", "_").replace("__", "--")}
-        if not spellings & set(accepted):
+        if spelling(setting.flag, release) is None:
             where = field_for(env) or f"engine.settings.{env}"
             path = tuple(where.split("."))
             errors.add(
@@ -250,40 +252,31 @@ def _check_release_flags(variant: Variant, loaded: Loaded, compat: Compat, error
 
 
 def _check_extra_args(variant: Variant, loaded: Loaded, compat: Compat, errors: ErrorList) -> None:
+    """Each flag in engine.extra_args through the runtime's own ENGINE_ARGS check."""
     rel = variant.engine.fastdeploy
-    accepted = compat.release_flags(rel)
-    managed = {s.flag: env for env, s in BY_ENV.items() if s.flag}
+    release = compat.engine(rel)
     for i, word in enumerate(variant.engine.extra_args):
         path = ("engine", "extra_args", i)
-        if not word.startswith("-") or word.lstrip("-").replace(".", "").isdigit():
+        if not is_option(word):
             continue
         flag = word.split("=", 1)[0]
-        spec = accepted.get(flag)
-        canonical = flag
-        if spec is not None:
-            for name, s in compat.engine(rel).get("flags", {}).items():
-                if s is spec:
-                    canonical = name
-        if flag == "--api-key" or canonical == "--api-key":
-            errors.add(loaded.file_for(path), path, API_KEY_MESSAGE, word, suggest=False)
-        elif flag in RUNTIME_FLAGS and flag not in managed:
-            errors.add(
-                loaded.file_for(path),
-                path,
-                "is chosen by the runtime and cannot be passed",
-                word,
-                suggest=False,
-            )
-        elif canonical in managed or flag in managed:
-            env = managed.get(canonical) or managed[flag]
+        problem = check_engine_arg(flag, release)
+        if problem is None:
+            continue
+        file = loaded.file_for(path)
+        if problem.kind == "api-key":
+            errors.add(file, path, API_KEY_MESSAGE, word, suggest=False)
+        elif problem.kind == "runtime":
+            errors.add(file, path, "is chosen by the runtime and cannot be passed", word, suggest=False)
+        elif problem.kind == "setting":
+            env = problem.setting or ""
             where = field_for(env) or f"engine.settings.{env}"
-            errors.add(
-                loaded.file_for(path), path, f"is a runtime setting: set {where} instead", word, suggest=False
-            )
-        elif spec is None:
-            errors.add(
-                loaded.file_for(path), path, f"is not a flag of FastDeploy {rel}", flag, sorted(accepted)
-            )
+            errors.add(file, path, f"is a runtime setting: set {where} instead", word, suggest=False)
+        else:
+            allowed = sorted(accepted_options(release))
+            errors.add(file, path, f"is not a flag of FastDeploy {rel}", flag, allowed, suggest=False)
+            if problem.close:
+                errors.errors[-1] = replace(errors.errors[-1], suggestion=problem.close[0])
 
 
 def _check_settings(

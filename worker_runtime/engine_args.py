@@ -6,6 +6,7 @@ Emits only flags the image's FastDeploy release accepts, in that release's spell
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 from collections.abc import Mapping
@@ -96,28 +97,64 @@ def owned_options(release: Mapping[str, Any]) -> dict[str, str]:
     return out
 
 
+@dataclass(frozen=True)
+class EngineArgProblem:
+    """Why one ENGINE_ARGS option may not be used; the runtime and the builder each render it."""
+
+    kind: str  # "api-key" | "runtime" (the runtime sets it) | "setting" (a Setting owns it) | "unknown"
+    option: str
+    setting: str | None = None  # kind "setting": the variable that owns the option
+    close: tuple[str, ...] = ()  # kind "unknown": accepted options close to it, best first
+
+
+def close_options(option: str, known: set[str]) -> tuple[str, ...]:
+    """Accepted options close to a misspelt ``option``, best first (at most three)."""
+    names = sorted(known)
+    lowered = {n.lower(): n for n in names}
+    out: list[str] = []
+    if option.lower() in lowered and lowered[option.lower()] != option:
+        out.append(lowered[option.lower()])
+    out += difflib.get_close_matches(option, names, n=1, cutoff=0.6)
+    key = option.strip("-").replace("_", "-")
+    out += [o for o in names if key in o.replace("_", "-")]
+    return tuple(dict.fromkeys(o for o in out if o != option))[:3]
+
+
+def check_engine_arg(option: str, release: Mapping[str, Any]) -> EngineArgProblem | None:
+    """The one check for a flag from ENGINE_ARGS (without ``=value``): None when it may be used."""
+    if option == "--api-key":
+        return EngineArgProblem("api-key", option)
+    owner = owned_options(release).get(option)
+    if owner is not None:
+        return EngineArgProblem("setting", option, setting=owner)
+    if option in RUNTIME_FLAGS:
+        return EngineArgProblem("runtime", option)
+    known = accepted_options(release)
+    if option not in known:
+        return EngineArgProblem("unknown", option, close=close_options(option, known))
+    return None
+
+
 def engine_args_problem(option: str, release: Mapping[str, Any], version: str) -> str | None:
     """Why ``option`` (a flag from ENGINE_ARGS, without ``=value``) may not be used, or None."""
-    if option == "--api-key":
+    problem = check_engine_arg(option, release)
+    if problem is None:
+        return None
+    if problem.kind == "api-key":
         return (
             "ENGINE_ARGS may not set --api-key: the engine listens on 127.0.0.1 only and the runtime "
             "sends no key, so every job would fail with 401 (RunPod authenticates callers)"
         )
-    if option in RUNTIME_FLAGS:
+    if problem.kind == "setting":
+        return f"ENGINE_ARGS may not set {option}: use the {problem.setting} setting instead"
+    if problem.kind == "runtime":
         return f"ENGINE_ARGS may not set {option}: the runtime manages it"
-    owner = owned_options(release).get(option)
-    if owner is not None:
-        return f"ENGINE_ARGS may not set {option}: use the {owner} setting instead"
-    known = accepted_options(release)
-    if option not in known:
-        close = sorted(o for o in known if option.strip("-").replace("_", "-") in o.replace("_", "-"))
-        hint = f" (did you mean {', '.join(close[:3])}?)" if close else ""
-        return f"ENGINE_ARGS flag {option} is not accepted by FastDeploy {version}{hint}"
-    return None
+    hint = f" (did you mean {', '.join(problem.close)}?)" if problem.close else ""
+    return f"ENGINE_ARGS flag {option} is not accepted by FastDeploy {version}{hint}"
 
 
-def _is_option(word: str) -> bool:
-    # "-1" or "-0.5" are values, not options.
+def is_option(word: str) -> bool:
+    """Whether an ENGINE_ARGS word is an option: "-1" or "-0.5" are values, not options."""
     return word.startswith("-") and len(word) > 1 and not (word[1].isdigit() or word[1] == ".")
 
 
@@ -147,7 +184,7 @@ def release_problems(values: Mapping[str, Any], release: Mapping[str, Any], vers
                     f" ({name} has no negative form)"
                 )
     for word in values.get("engine_args") or ():
-        if not _is_option(word):
+        if not is_option(word):
             continue
         problem = engine_args_problem(word.split("=", 1)[0], release, version)
         if problem is not None:

@@ -264,6 +264,19 @@ def load_flag_table(path: Path = FLAGS_FILE) -> dict[str, Any]:
         return json.load(f)
 
 
+def parser_spelling(name: str, choices: tuple[str, ...] | list[str]) -> str | None:
+    """The release's spelling of parser ``name``, or None when the release has no such parser.
+
+    FastDeploy looks parser names up with "_" and "-" alike, so ``ernie_x1`` and ``ernie-x1`` are
+    the same parser; the release's own spelling is the one emitted.
+    """
+    key = name.strip().lower().replace("_", "-")
+    for choice in choices:
+        if choice.lower().replace("_", "-") == key:
+            return choice
+    return None
+
+
 def _allowed(setting: Setting, choices: tuple[str, ...] | list[str]) -> str:
     kind = setting.kind
     if kind == "choice":
@@ -308,12 +321,8 @@ def _parse(setting: Setting, raw: str, choices: tuple[str, ...] | list[str]) -> 
             return word
         if word.lower() in choices:
             return word.lower()
-        if setting.choices_from in PARSER_CHOICES:
-            # FastDeploy looks parser names up with "_" and "-" alike: emit the release's spelling.
-            key = word.lower().replace("_", "-")
-            for choice in choices:
-                if choice.lower().replace("_", "-") == key:
-                    return choice
+        if setting.choices_from in PARSER_CHOICES and (name := parser_spelling(word, choices)) is not None:
+            return name
         raise bad
     if kind == "json":
         try:

@@ -192,3 +192,40 @@ def test_render_runs_the_runtime_check(write_variant):
     bad = dataclasses.replace(prepared.resolved, presets=[{"name": "p", "defaults": {"MAX_MODEL_LEN": 0}}])
     with pytest.raises(RenderError, match="MAX_MODEL_LEN"):
         render_files(bad, load_compat())
+
+
+@pytest.mark.parametrize(
+    ("release", "engine", "expected"),
+    [
+        ("2.5.0", "  reasoning_parser: ernie_x1\n", {"REASONING_PARSER": "ernie-x1"}),
+        ("2.5.0", "  tool_call_parser: ERNIE_X1\n", {"TOOL_CALL_PARSER": "ernie-x1"}),
+        (
+            "2.2.0",
+            "  reasoning_parser: ernie-x1\n  tool_call_parser: ernie-x1\n",
+            {"REASONING_PARSER": "ernie_x1", "TOOL_CALL_PARSER": "ernie_x1"},
+        ),
+    ],
+)
+def test_parser_names_take_either_spelling_and_env_gets_the_release_spelling(
+    write_variant, release, engine, expected
+):
+    # FastDeploy, and so the runtime, looks parser names up with "_" and "-" alike.
+    text = SYNTHETIC.format(
+        name="t-parser",
+        release=release,
+        install="image",
+        pools="AMPERE_80, HOPPER_141",
+        extra="",
+        engine_extra=engine,
+    )
+    prepared = prepare(write_variant("t-parser", text))
+    assert_everything_loads(prepared)
+    files = render_files(prepared.resolved, load_compat())
+    env = _dockerfile_env(files["Dockerfile"].decode())
+    for key, value in expected.items():
+        assert env[key] == value
+
+
+def test_parser_name_not_in_release_is_still_refused(write_variant):
+    with pytest.raises(VariantErrors, match=r"engine\.reasoning_parser"):
+        prepare(synthetic(write_variant, "2.3.0", engine="  reasoning_parser: ernie_x2\n"))

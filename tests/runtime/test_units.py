@@ -127,6 +127,20 @@ def test_release_rejects_what_it_cannot_express(env: dict[str, str]) -> None:
         argv_for(env)
 
 
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        ("--enable-logprobs", "not accepted by FastDeploy 2.5.0 (did you mean --enable-logprob"),
+        ("--port 9", "may not set --port: the runtime manages it"),
+        ("--model other", "may not set --model: use the MODEL setting instead"),
+    ],
+)
+def test_engine_args_problem_says_what_to_do(args: str, fragment: str) -> None:
+    with pytest.raises(SettingsError) as exc:
+        load_settings({"MODEL": "m", "ENGINE_ARGS": args})
+    assert fragment in str(exc.value)
+
+
 def test_string_settings_are_trimmed() -> None:
     s = load_settings({"MODEL": " org/model\t", "SERVED_MODEL_NAME": " served ", "MODEL_REVISION": "v1 "})
     assert (s.model, s.served_model_name, s.model_revision) == ("org/model", "served", "v1")
