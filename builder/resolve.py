@@ -9,7 +9,7 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from worker_runtime.settings import parser_spelling
+from worker_runtime.release import parser_spelling
 
 from . import __version__
 from .compat import Compat

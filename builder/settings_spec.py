@@ -8,7 +8,7 @@ import shlex
 from typing import Any
 
 from worker_runtime.engine_args import DROPPED_ENGINE_ENV as _DROPPED_ENGINE_ENV
-from worker_runtime.engine_args import spelling
+from worker_runtime.release import spelling
 from worker_runtime.settings import SETTINGS, Setting
 
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}

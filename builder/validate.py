@@ -11,8 +11,14 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from worker_runtime.engine_args import accepted_options, check_engine_arg, is_option, spelling
-from worker_runtime.settings import PARSER_CHOICES, parser_spelling
+from worker_runtime.release import (
+    PARSER_CHOICES,
+    accepted_options,
+    check_engine_arg,
+    is_option,
+    parser_spelling,
+    spelling,
+)
 
 from .compat import Compat
 from .errors import ErrorList

@@ -9,9 +9,10 @@ import sys
 import pytest
 
 from worker_runtime.chunks import merge_chunks
-from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env, owned_options, spelling
+from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
 from worker_runtime.errors import JobError
 from worker_runtime.normalize import normalize
+from worker_runtime.release import owned_options, spelling
 from worker_runtime.settings import SETTINGS, SettingsError, load_flag_table, load_settings
 
 from .conftest import REPO, STANDIN

@@ -1,0 +1,238 @@
+"""The settings catalogue: every environment variable the worker reads (``SETTINGS``) and the
+typed, validated values (``Settings``).
+
+Standard library only and free of heavy imports: the builder imports ``SETTINGS`` to derive the
+hub.json inputs and the Dockerfile ENV defaults, so every exposed setting is one the runtime reads.
+Parsing lives in ``settings``; what one FastDeploy release accepts lives in ``release``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Setting:
+    env: str  # environment variable name
+    kind: str  # "str" | "int" | "float" | "bool" | "choice" | "json" | "args"
+    description: str  # one sentence; feeds hub.json and the README tables
+    default: str | int | float | bool | None = None  # None: unset -> engine's own default, flag omitted
+    flag: str | None = None  # engine flag (2.5 spelling) it maps to; None = read by the runtime
+    engine_env: str | None = None  # FastDeploy environment variable it maps to instead of a flag
+    choices: tuple[str, ...] = ()  # fixed choices for kind "choice"
+    choices_from: str | None = None  # key in an engine_flags.json release entry giving the choices
+    minimum: float | None = None
+    maximum: float | None = None
+    advanced: bool = False  # hub.json input "advanced"
+    in_hub: bool = True  # False: fixed by the image, not offered to users
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("MODEL", "str", "Model path inside the image or a repository id to download.", flag="--model"),
+    Setting(
+        "MODEL_REVISION",
+        "str",
+        "Model revision (branch, tag or commit) to download.",
+        flag="--revision",
+        advanced=True,
+    ),
+    Setting(
+        "SERVED_MODEL_NAME",
+        "str",
+        "Model name clients send and responses report; requests without a model get it filled in.",
+        flag="--served-model-name",
+    ),
+    Setting("MAX_MODEL_LEN", "int", "Maximum context length in tokens.", flag="--max-model-len", minimum=1),
+    Setting(
+        "MAX_NUM_SEQS",
+        "int",
+        "Maximum number of sequences the engine decodes at once.",
+        flag="--max-num-seqs",
+        minimum=1,
+    ),
+    Setting(
+        "TENSOR_PARALLEL_SIZE",
+        "int",
+        "Number of GPUs the model is split across.",
+        default=1,
+        flag="--tensor-parallel-size",
+        minimum=1,
+        maximum=16,
+    ),
+    Setting(
+        "GPU_MEMORY_UTILIZATION",
+        "float",
+        "Fraction of GPU memory the engine may use.",
+        flag="--gpu-memory-utilization",
+        minimum=0.05,
+        maximum=0.99,
+    ),
+    Setting(
+        "QUANTIZATION",
+        "choice",
+        "Weight quantization; unset serves the checkpoint as is (BF16).",
+        flag="--quantization",
+        choices_from="quantization",
+    ),
+    Setting(
+        "MAX_CONCURRENCY",
+        "int",
+        "Jobs this worker takes at once; unset means MAX_NUM_SEQS, else 8.",
+        minimum=1,
+    ),
+    Setting(
+        "REASONING_PARSER",
+        "choice",
+        "Parser that splits reasoning_content from the answer.",
+        flag="--reasoning-parser",
+        choices_from="reasoning_parsers",
+        advanced=True,
+    ),
+    Setting(
+        "TOOL_CALL_PARSER",
+        "choice",
+        "Parser that turns model output into tool_calls.",
+        flag="--tool-call-parser",
+        choices_from="tool_parsers",
+        advanced=True,
+    ),
+    Setting(
+        "ENABLE_PREFIX_CACHING",
+        "bool",
+        "Reuse KV cache across requests sharing a prefix; unset keeps the engine's default.",
+        flag="--enable-prefix-caching",
+        advanced=True,
+    ),
+    Setting(
+        "ENABLE_CHUNKED_PREFILL",
+        "bool",
+        "Split long prompts into chunks; false sets FD_DISABLE_CHUNKED_PREFILL=1.",
+        flag="--enable-chunked-prefill",
+        engine_env="FD_DISABLE_CHUNKED_PREFILL",
+        advanced=True,
+    ),
+    Setting(
+        "MAX_NUM_BATCHED_TOKENS",
+        "int",
+        "Maximum tokens in one engine batch.",
+        flag="--max-num-batched-tokens",
+        minimum=1,
+        advanced=True,
+    ),
+    Setting(
+        "BLOCK_SIZE", "int", "KV cache block size in tokens.", flag="--block-size", minimum=1, advanced=True
+    ),
+    Setting(
+        "KV_CACHE_RATIO",
+        "float",
+        "Share of KV cache blocks for decoding (older schedulers).",
+        flag="--kv-cache-ratio",
+        minimum=0.0,
+        maximum=1.0,
+        advanced=True,
+    ),
+    Setting(
+        "LOAD_CHOICES",
+        "choice",
+        "Weight loader; default_v1 is needed for Hugging Face Torch weights.",
+        flag="--load-choices",
+        choices_from="load_choices",
+        advanced=True,
+    ),
+    Setting(
+        "LIMIT_MM_PER_PROMPT",
+        "json",
+        'Multimodal items per prompt as a JSON object, e.g. {"image": 10}.',
+        flag="--limit-mm-per-prompt",
+        advanced=True,
+    ),
+    Setting(
+        "MODEL_SOURCE",
+        "choice",
+        "Where a repository id is downloaded from (local: MODEL is a path).",
+        engine_env="FD_MODEL_SOURCE",
+        choices=("huggingface", "aistudio", "modelscope", "local"),
+        advanced=True,
+    ),
+    Setting(
+        "MODEL_CACHE_DIR",
+        "str",
+        "Download cache; defaults to /runpod-volume/fastdeploy when a network volume is mounted.",
+        engine_env="FD_MODEL_CACHE",
+        advanced=True,
+    ),
+    Setting(
+        "ENGINE_ARGS",
+        "args",
+        "Extra engine flags as shell words, each checked against the FastDeploy release.",
+        default="",
+        advanced=True,
+    ),
+    Setting(
+        "ENGINE_STARTUP_TIMEOUT",
+        "float",
+        "Seconds to wait for the engine to load before failing.",
+        default=1800.0,
+        minimum=0.1,
+        advanced=True,
+    ),
+    Setting(
+        "REQUEST_TIMEOUT",
+        "float",
+        "Seconds the engine may stay silent: until a non-stream answer, or between stream chunks.",
+        default=600.0,
+        minimum=0.1,
+        advanced=True,
+    ),
+    Setting(
+        "FASTDEPLOY_VERSION",
+        "str",
+        "FastDeploy release inside the image; decides which flags are emitted.",
+        default="2.5.0",
+        in_hub=False,
+    ),
+    Setting(
+        "WORKER_DEPS_DIR",
+        "str",
+        "Folder of the runtime's own packages, removed from the engine's PYTHONPATH.",
+        in_hub=False,
+    ),
+)
+
+SETTINGS_BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Validated settings; None means unset (the engine's own default applies)."""
+
+    model: str
+    model_revision: str | None = None
+    served_model_name: str | None = None
+    max_model_len: int | None = None
+    max_num_seqs: int | None = None
+    tensor_parallel_size: int = 1
+    gpu_memory_utilization: float | None = None
+    quantization: str | None = None
+    max_concurrency: int = 8
+    reasoning_parser: str | None = None
+    tool_call_parser: str | None = None
+    enable_prefix_caching: bool | None = None
+    enable_chunked_prefill: bool | None = None
+    max_num_batched_tokens: int | None = None
+    block_size: int | None = None
+    kv_cache_ratio: float | None = None
+    load_choices: str | None = None
+    limit_mm_per_prompt: dict[str, Any] | None = None
+    model_source: str | None = None
+    model_cache_dir: str | None = None
+    engine_args: tuple[str, ...] = ()
+    engine_startup_timeout: float = 1800.0
+    request_timeout: float = 600.0
+    fastdeploy_version: str = "2.5.0"
+    worker_deps_dir: str | None = None
+
+    def value(self, env: str) -> Any:
+        """The typed value of the setting read from environment variable ``env``."""
+        return getattr(self, env.lower())
