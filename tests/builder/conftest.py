@@ -10,6 +10,16 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
+# The smallest valid variant (format with name=...); tests append the keys they exercise.
+MINIMAL_VARIANT = """\
+# yaml-language-server: $schema=./variant.schema.json
+extends: _base
+name: {name}
+title: Test variant
+description: A variant written by a test.
+model:
+  id: baidu/ERNIE-4.5-0.3B-Paddle
+"""
 
 
 def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:

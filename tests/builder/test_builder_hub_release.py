@@ -9,7 +9,7 @@ import json
 import re
 
 import pytest
-from conftest import ROOT
+from conftest import MINIMAL_VARIANT, ROOT
 
 from builder.compat import load_compat
 from builder.errors import VariantErrors
@@ -19,20 +19,16 @@ from builder.render import RenderError, render_files
 from worker_runtime.settings import SETTINGS, load_settings
 
 BY_ENV = {s.env: s for s in SETTINGS}
-SYNTHETIC = """\
-# yaml-language-server: $schema=./variant.schema.json
-extends: _base
-name: {name}
-title: Test variant
-description: A variant written by a test.
-model:
-  id: baidu/ERNIE-4.5-0.3B-Paddle
+SYNTHETIC = (
+    MINIMAL_VARIANT
+    + """\
 engine:
   fastdeploy: "{release}"
   install: {install}
 {engine_extra}hub:
   gpu_ids: [{pools}]
 {extra}"""
+)
 RELEASES = {"2.0.0": "image", "2.1.0": "pip", "2.2.0": "image", "2.3.0": "image"}
 
 

@@ -3,16 +3,9 @@
 from __future__ import annotations
 
 import pytest
+from conftest import MINIMAL_VARIANT
 
-GOOD = """\
-# yaml-language-server: $schema=./variant.schema.json
-extends: _base
-name: {name}
-title: Test variant
-description: A variant written by a test.
-model:
-  id: baidu/ERNIE-4.5-0.3B-Paddle
-"""
+GOOD = MINIMAL_VARIANT
 
 CASES = {
     # case id: (file text, expected fragments of stderr)

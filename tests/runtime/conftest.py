@@ -139,3 +139,24 @@ def http(method: str, url: str, body: Any = None, timeout: float = WAIT) -> tupl
         return status, json.loads(raw)
     except ValueError:
         return status, raw.decode("utf-8", errors="replace")
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` still runs; a zombie awaiting its reaper counts as gone."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().split()[2] != "Z"
+    except OSError:
+        return False
+
+
+def assert_process_ends(pid: int, detail: str = "", timeout: float = 5.0) -> None:
+    """Wait up to ``timeout`` seconds for ``pid`` to end; fail with "engine left running" + detail."""
+    deadline = time.monotonic() + timeout
+    while process_alive(pid):
+        assert time.monotonic() < deadline, "engine left running" + detail
+        time.sleep(0.05)

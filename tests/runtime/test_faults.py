@@ -9,7 +9,7 @@ import time
 
 import pytest
 
-from .conftest import WAIT, RuntimeProcess, http, runtime_env
+from .conftest import WAIT, RuntimeProcess, assert_process_ends, http, process_alive, runtime_env
 
 pytestmark = pytest.mark.integration
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -40,22 +40,7 @@ def test_startup_timeout_stops_the_engine(local_runtime) -> None:
     assert "loading model stand-in/model" in rt.output  # fastdeploy.log tail
     pid = rt.engine_pid()
     assert pid is not None
-    deadline = time.monotonic() + 5
-    while _alive(pid):
-        assert time.monotonic() < deadline, "engine left running"
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie awaiting its reaper counts as gone
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
+    assert_process_ends(pid)
 
 
 def test_invalid_settings_stop_startup_listing_every_problem(local_runtime) -> None:
@@ -128,7 +113,7 @@ def test_sigterm_stops_engine_and_exits_zero(local_runtime) -> None:
     pid = rt.engine_pid()
     rt.proc.send_signal(signal.SIGTERM)
     assert rt.wait_exit() == 0
-    assert pid is not None and not _alive(pid)
+    assert pid is not None and not process_alive(pid)
     with open(os.path.join(rt.log_dir, "api_server.log"), encoding="utf-8") as f:
         assert "Shutting down" in f.read()  # graceful: the engine handled SIGTERM itself
 

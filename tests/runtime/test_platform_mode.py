@@ -8,7 +8,6 @@ result POST, exactly as the SDK sends them.
 from __future__ import annotations
 
 import json
-import os
 import signal
 import tempfile
 import time
@@ -18,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import WAIT, RuntimeProcess, runtime_env
+from .conftest import WAIT, RuntimeProcess, assert_process_ends, runtime_env
 from .fake_platform import API_KEY, FakePlatform, Job
 
 pytestmark = pytest.mark.integration
@@ -309,19 +308,4 @@ def test_sigterm_lets_the_running_job_finish_then_stops_worker_and_engine(
     assert output_of(job)[-1]["usage"]["completion_tokens"] == 50
     assert w.rt.wait_exit() == 0, w.rt.output
     assert "while serving" not in w.rt.output  # a requested stop is not reported as an engine crash
-    deadline = time.monotonic() + 5
-    while _alive(pid):
-        assert time.monotonic() < deadline, f"engine left running\n{w.rt.output}"
-        time.sleep(0.05)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:  # a zombie awaiting its reaper counts as gone
-        with open(f"/proc/{pid}/stat") as f:
-            return f.read().split()[2] != "Z"
-    except OSError:
-        return False
+    assert_process_ends(pid, f"\n{w.rt.output}")
