@@ -77,22 +77,32 @@ def made_tags(docker_client):
 
 
 @pytest.fixture(scope="module")
-def built(
-    docker_client,
-    standin_base,
-    wheelhouse,
-    fake_weights,
-    registry,
-    canary,
-    session_tag,
-    made_tags,
-    tmp_path_factory,
-) -> Build:
-    out_dir = tmp_path_factory.mktemp("render")
-    args = _build_args(out_dir, standin_base, fake_weights, wheelhouse, registry, session_tag)
-    result = dockerlab.run_build(args, env=canary)
-    made_tags.extend(dockerlab.tags_from_output(result.stdout))
-    assert result.returncode == 0, result.stdout[-6000:]
+def run_builder(
+    standin_base, wheelhouse, fake_weights, registry, canary, session_tag, made_tags, tmp_path_factory
+):
+    """``build.py`` for the test variant into a fresh render folder; every tag it makes is cleaned up.
+
+    Returns ``run(render_dir, tag_suffix="", extra=(), repo=None) -> (result, args, out_dir)``.
+    """
+
+    def run(
+        render_dir: str, tag_suffix: str = "", extra: tuple[str, ...] = (), repo: Path | None = None
+    ) -> tuple[subprocess.CompletedProcess, list[str], Path]:
+        out_dir = tmp_path_factory.mktemp(render_dir)
+        args = _build_args(
+            out_dir, standin_base, fake_weights, wheelhouse, registry, session_tag + tag_suffix
+        )
+        result = dockerlab.run_build([*args, *extra], repo=repo or dockerlab.REPO_ROOT, env=canary)
+        made_tags.extend(dockerlab.tags_from_output(result.stdout))
+        assert result.returncode == 0, result.stdout[-6000:]
+        return result, args, out_dir
+
+    return run
+
+
+@pytest.fixture(scope="module")
+def built(docker_client, run_builder, made_tags) -> Build:
+    result, args, out_dir = run_builder("render")
     tags = dockerlab.tags_from_output(result.stdout)
     assert tags, result.stdout[-3000:]
     made_tags.append(docker_client.images.get(tags[0]).id)  # a later build moves the tags away from it
@@ -270,26 +280,11 @@ def test_push_prints_a_digest_per_tag_and_pull_by_digest(docker_client, built, p
 
 
 @pytest.fixture(scope="module")
-def code_change(
-    built,
-    pushed,
-    standin_base,
-    wheelhouse,
-    fake_weights,
-    registry,
-    canary,
-    session_tag,
-    made_tags,
-    tmp_path_factory,
-):
+def code_change(built, pushed, run_builder, tmp_path_factory):
     repo = dockerlab.copy_repo(tmp_path_factory.mktemp("repo") / "copy")
     target = repo / "worker_runtime" / "__init__.py"
     target.write_text(target.read_text() + f"\n# code-only change {uuid.uuid4().hex}\n")
-    out_dir = tmp_path_factory.mktemp("render2")
-    args = _build_args(out_dir, standin_base, fake_weights, wheelhouse, registry, session_tag + "-code")
-    result = dockerlab.run_build([*args, "--push"], repo=repo, env=canary)
-    made_tags.extend(dockerlab.tags_from_output(result.stdout))
-    assert result.returncode == 0, result.stdout[-6000:]
+    result, _args, _out_dir = run_builder("render2", "-code", ("--push",), repo)
     return result.stdout
 
 
