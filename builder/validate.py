@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 import re
 import typing
+from collections.abc import Callable
 from dataclasses import replace
 from typing import Any
 
@@ -436,31 +437,36 @@ def _check_hub(variant: Variant, loaded: Loaded, compat: Compat, errors: ErrorLi
             )
 
     # Architectures: quantization kernels and the release's builds.
-    need_archs = compat.quantization_archs(eng.quantization)
-    for i, pool_id, pool in pools:
-        if need_archs and pool["arch"] not in need_archs:
-            errors.add(
-                f(("hub", "gpu_ids")),
-                ("hub", "gpu_ids", i),
-                f"({pool['arch']}) cannot run quantization {eng.quantization}, which needs "
-                f"{'/'.join(need_archs)}",
-                pool_id,
-                sorted(p for p, d in compat.pools.items() if d["arch"] in need_archs),
-                suggest=False,
-            )
-    if release_ok and eng.install == "image" and eng.base_image is None:
-        archs = compat.release(eng.fastdeploy).get("gpu_archs", [])
+    def pools_outside(archs: list[str], why: Callable[[str], str]) -> None:
+        """One error per pool whose GPU architecture is not in ``archs``; allowed: the pools that are."""
         for i, pool_id, pool in pools:
             if pool["arch"] not in archs:
                 errors.add(
                     f(("hub", "gpu_ids")),
                     ("hub", "gpu_ids", i),
-                    f"({pool['arch']}) is not covered by the FastDeploy {eng.fastdeploy} image "
-                    f"({', '.join(archs)}); use install: pip or FastDeploy 2.5.0",
+                    why(pool["arch"]),
                     pool_id,
                     sorted(p for p, d in compat.pools.items() if d["arch"] in archs),
                     suggest=False,
                 )
+
+    need_archs = compat.quantization_archs(eng.quantization)
+    if need_archs:
+        pools_outside(
+            need_archs,
+            lambda arch: (
+                f"({arch}) cannot run quantization {eng.quantization}, which needs {'/'.join(need_archs)}"
+            ),
+        )
+    if release_ok and eng.install == "image" and eng.base_image is None:
+        archs = compat.release(eng.fastdeploy).get("gpu_archs", [])
+        pools_outside(
+            archs,
+            lambda arch: (
+                f"({arch}) is not covered by the FastDeploy {eng.fastdeploy} image "
+                f"({', '.join(archs)}); use install: pip or FastDeploy 2.5.0"
+            ),
+        )
     if release_ok and eng.install == "pip":
         index = (compat.release(eng.fastdeploy).get("pip") or {}).get("fastdeploy_index") or {}
         groups = ("80_90" in index or "86_89" in index) and pools
