@@ -31,7 +31,7 @@ sys.path.insert(0, str(REPO_ROOT / "tests" / "docker"))
 
 import dockerlab  # noqa: E402
 
-from builder.images import build_image  # noqa: E402
+from builder.image.docker import build_image  # noqa: E402
 
 
 def mb(n: float) -> str:

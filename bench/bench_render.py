@@ -20,10 +20,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from builder.compat import load_compat  # noqa: E402
-from builder.loader import variant_files  # noqa: E402
+from builder.output.render import render_files, write_files  # noqa: E402
 from builder.paths import VARIANTS_DIR  # noqa: E402
-from builder.pipeline import prepare  # noqa: E402
-from builder.render import render_files, write_files  # noqa: E402
+from builder.variant.loader import variant_files  # noqa: E402
+from builder.variant.pipeline import prepare  # noqa: E402
 
 
 def render_all(out: Path) -> int:

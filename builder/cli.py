@@ -14,17 +14,17 @@ from pathlib import Path
 
 import yaml
 
-from . import __version__
-from .compat import load_compat
-from .context import StagingError, stage
-from .errors import VariantErrors
-from .loader import variant_files
-from .models import TAG_PATTERN
-from .paths import BUILD_DIR, ROOT, VARIANTS_DIR, display
-from .pipeline import Prepared, find_variant, prepare
-from .render import RenderError, diff_files, render_files, write_files
-from .resolve import Resolved, variant_label
-from .schema import schema_text
+from builder import __version__
+from builder.compat import load_compat
+from builder.errors import VariantErrors
+from builder.image.context import StagingError, stage
+from builder.output.render import RenderError, diff_files, render_files, write_files
+from builder.paths import BUILD_DIR, ROOT, VARIANTS_DIR, display
+from builder.variant.loader import variant_files
+from builder.variant.models import TAG_PATTERN
+from builder.variant.pipeline import Prepared, find_variant, prepare
+from builder.variant.resolve import Resolved, variant_label
+from builder.variant.schema import schema_text
 
 REGISTRY_PATTERN = re.compile(r"^[a-z0-9]+([._-][a-z0-9]+)*(:[0-9]+)?(/[a-z0-9]+([._-]+[a-z0-9]+)*)*$")
 
@@ -204,21 +204,9 @@ def _build(args: argparse.Namespace, prepared: Prepared, out: Path) -> int:
     tags = image_tags(r, args.registry, args.tag)
     labels = image_labels(r)
     build_args = {"BASE_IMAGE": args.base_image} if args.base_image else {}
-    try:
-        from . import images
-    except ModuleNotFoundError as exc:
-        if exc.name not in ("builder.images", f"{__package__}.images"):
-            raise
-        print(f"builder.images is not available yet: would build {display(out)} as")
-        for tag in tags:
-            print(f"  tag    {tag}")
-        for key, value in labels.items():
-            print(f"  label  {key}={value if len(value) < 100 else value[:97] + '...'}")
-        for key, value in build_args.items():
-            print(f"  arg    {key}={value}")
-        if args.push:
-            print("  and push every tag")
-        return 0
+    # Imported here: the Docker SDK is only needed when an image is built.
+    import builder.image.docker as images
+
     try:
         image_id = images.build_image(out, tags=tags, labels=labels, build_args=build_args, out=sys.stdout)
         print(f"built {r.name}: {image_id}")

@@ -12,9 +12,9 @@ import shutil
 from pathlib import Path
 
 from builder.compat import load_compat
+from builder.output.render import render_files
 from builder.paths import VARIANTS_DIR
-from builder.pipeline import prepare
-from builder.render import render_files
+from builder.variant.pipeline import prepare
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
 GOLDEN_VARIANTS = ("ernie-0.3b", "ernie-21b-a3b-thinking")

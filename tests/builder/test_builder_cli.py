@@ -8,7 +8,7 @@ import shutil
 import yaml
 from conftest import ROOT
 
-from builder.loader import variant_files
+from builder.variant.loader import variant_files
 
 VARIANTS = [p.stem for p in variant_files(ROOT / "variants")]
 EXPECTED = {

@@ -13,9 +13,9 @@ from conftest import MINIMAL_VARIANT, ROOT
 
 from builder.compat import load_compat
 from builder.errors import VariantErrors
-from builder.loader import variant_files
-from builder.pipeline import prepare
-from builder.render import RenderError, render_files
+from builder.output.render import RenderError, render_files
+from builder.variant.loader import variant_files
+from builder.variant.pipeline import prepare
 from worker_runtime.settings import SETTINGS, load_settings
 
 BY_ENV = {s.env: s for s in SETTINGS}

@@ -14,9 +14,9 @@ from conftest import ROOT
 from regen_golden import GOLDEN_DIR, GOLDEN_VARIANTS, golden_files
 
 from builder.compat import load_compat
-from builder.loader import variant_files
-from builder.pipeline import prepare
-from builder.render import RenderError, dockerfile_quote, render_files
+from builder.output.render import RenderError, dockerfile_quote, render_files
+from builder.variant.loader import variant_files
+from builder.variant.pipeline import prepare
 from worker_runtime.settings import SETTINGS
 
 VARIANT_PATHS = variant_files(ROOT / "variants")

@@ -1,5 +1,5 @@
 """Pure pieces: did-you-mean, extends merging, memory and disk rules, image naming, staging, the
-images hand-off (builder.images stubbed: the real one is tested with Docker in tests/docker)."""
+images hand-off (builder.image.docker stubbed: the real one is tested with Docker in tests/docker)."""
 
 from __future__ import annotations
 
@@ -13,11 +13,11 @@ from conftest import ROOT
 
 from builder import __version__, cli
 from builder.compat import load_compat
-from builder.context import StagingError, stage
 from builder.errors import did_you_mean
-from builder.loader import load_variant
-from builder.pipeline import prepare
-from builder.validate import needed_disk_gb, required_memory_gb
+from builder.image.context import StagingError, stage
+from builder.variant.loader import load_variant
+from builder.variant.pipeline import prepare
+from builder.variant.validate import needed_disk_gb, required_memory_gb
 
 
 def test_version_matches_pyproject():
@@ -130,7 +130,7 @@ def test_staging_gated_model_needs_token_on_host(tmp_path):
 
 def _fake_images(monkeypatch, *, fail: bool = False):
     calls = {}
-    mod = types.ModuleType("builder.images")
+    mod = types.ModuleType("builder.image.docker")
 
     class ImageError(Exception):
         pass
@@ -146,10 +146,10 @@ def _fake_images(monkeypatch, *, fail: bool = False):
         return {t: "sha256:" + "0" * 64 for t in tags}
 
     mod.ImageError, mod.build_image, mod.push_image = ImageError, build_image, push_image
-    monkeypatch.setitem(sys.modules, "builder.images", mod)
-    import builder
+    monkeypatch.setitem(sys.modules, "builder.image.docker", mod)
+    import builder.image
 
-    monkeypatch.setattr(builder, "images", mod, raising=False)
+    monkeypatch.setattr(builder.image, "docker", mod, raising=False)
     return calls
 
 
@@ -194,19 +194,6 @@ def test_image_error_exits_1_without_traceback(monkeypatch, tmp_path, capsys):
     assert rc == 1 and "base image cannot be pulled" in err and "Traceback" not in err
 
 
-def test_without_images_module_says_what_it_would_build(monkeypatch, tmp_path, capsys):
-    monkeypatch.setitem(sys.modules, "builder.images", None)
-    import builder
-
-    monkeypatch.delattr(builder, "images", raising=False)
-    rc = cli.main(["--variant", "ernie-0.3b", "--out", str(tmp_path / "b")])
-    out = capsys.readouterr().out
-    assert rc == 0, out
-    assert (
-        "would build" in out and f"ernie-0.3b-{__version__}" in out and "io.runpod.fastdeploy.variant" in out
-    )
-
-
 def test_print_goes_to_stdout_as_yaml(capsys):
     assert cli.main(["--variant", "ernie-0.3b", "--print"]) == 0
     assert "model_id: baidu/ERNIE-4.5-0.3B-Paddle" in capsys.readouterr().out
@@ -227,7 +214,7 @@ def _staged(folder: Path) -> list[str]:
 
 
 def test_staging_resets_weights_and_wheels_every_build(tmp_path):
-    from builder.render import render_files, write_files
+    from builder.output.render import render_files, write_files
 
     r = prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved
     out = tmp_path / "build"
@@ -257,7 +244,7 @@ def test_staging_resets_weights_and_wheels_every_build(tmp_path):
 def test_link_or_copy_never_reads_file_contents(tmp_path, monkeypatch):
     import shutil
 
-    from builder import context
+    from builder.image import context
 
     src = _weights(tmp_path / "src", {"shard.safetensors": b"x" * 1000})
     copied = tmp_path / "dst" / "shard.safetensors"
@@ -284,7 +271,7 @@ def test_link_or_copy_never_reads_file_contents(tmp_path, monkeypatch):
 def _gated(tmp_path):
     import dataclasses
 
-    from builder.render import render_files, write_files
+    from builder.output.render import render_files, write_files
 
     r = dataclasses.replace(prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved, gated=True)
     out = tmp_path / "build"

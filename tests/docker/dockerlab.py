@@ -527,12 +527,12 @@ def run_build(
 
 
 def tags_from_output(output: str) -> list[str]:
-    """Tags builder.images.build_image reported (``  tagged NAME:TAG`` lines)."""
+    """Tags builder.image.docker.build_image reported (``  tagged NAME:TAG`` lines)."""
     return re.findall(r"^\s+tagged (\S+)$", output, re.MULTILINE)
 
 
 def digests_from_output(output: str) -> dict[str, str]:
-    """Digests builder.images.push_image reported (``Pushed NAME:TAG@sha256:...`` lines)."""
+    """Digests builder.image.docker.push_image reported (``Pushed NAME:TAG@sha256:...`` lines)."""
     return dict(re.findall(r"^Pushed (\S+)@(sha256:[0-9a-f]{64})$", output, re.MULTILINE))
 
 

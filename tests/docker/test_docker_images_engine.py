@@ -11,7 +11,7 @@ from pathlib import Path
 import dockerlab
 import pytest
 
-from builder.images import ImageError, build_image, push_image
+from builder.image.docker import ImageError, build_image, push_image
 
 pytestmark = pytest.mark.docker
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from builder import images
-from builder.images import (
+from builder.image import docker as images
+from builder.image.docker import (
     BuildProgress,
     ImageError,
     PushProgress,

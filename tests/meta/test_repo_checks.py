@@ -19,12 +19,12 @@ def test_ruff_is_clean_on_the_whole_repository():
 
 
 def test_generated_reference_pages_are_current():
-    result = run(sys.executable, "-m", "builder.docs", "--check")
+    result = run(sys.executable, "-m", "builder.tools.docs", "--check")
     assert result.returncode == 0, result.stderr
 
 
 def test_reference_pages_name_every_runtime_setting_and_variant_field():
-    from builder.models import Variant
+    from builder.variant.models import Variant
     from worker_runtime.settings import SETTINGS
 
     settings_page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
@@ -54,7 +54,7 @@ def test_runtime_constraints_pin_the_requirements():
 
 def test_runtime_constraints_are_complete_on_every_supported_python():
     """pip resolves the runtime on 3.10-3.12 with the constraints, and installs nothing unpinned."""
-    from builder.lock_runtime import CONSTRAINTS, resolve
+    from builder.tools.lock_runtime import CONSTRAINTS, resolve
 
     constraints = _pins(CONSTRAINTS)
     for python in ("3.10", "3.11", "3.12"):

@@ -9,13 +9,18 @@ import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from builder import __version__
+from builder.compat import Compat
+from builder.variant.models import Variant
+from builder.variant.settings_spec import (
+    BY_ENV,
+    ENGINE_FIELDS,
+    env_value,
+    offered_choices,
+    unsupported_reason,
+)
+from builder.variant.validate import needed_disk_gb, pip_arch_group, weights_gb
 from worker_runtime.release import parser_spelling
-
-from . import __version__
-from .compat import Compat
-from .models import Variant
-from .settings_spec import BY_ENV, ENGINE_FIELDS, env_value, offered_choices, unsupported_reason
-from .validate import needed_disk_gb, pip_arch_group, weights_gb
 
 MODELS_ROOT = "/models"
 DEPS_DIR = "/opt/worker/deps"

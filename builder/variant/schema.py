@@ -7,8 +7,8 @@ from __future__ import annotations
 
 import json
 
-from . import __version__
-from .models import Variant
+from builder import __version__
+from builder.variant.models import Variant
 
 
 def variant_schema() -> dict:

@@ -11,7 +11,7 @@ from typing import Any
 
 import yaml
 
-from .paths import COMPAT_DIR, ENGINE_FLAGS
+from builder.paths import COMPAT_DIR, ENGINE_FLAGS
 
 
 def version_key(text: str) -> tuple[int, ...]:

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from .compat import Compat, load_compat
-from .errors import ErrorList, VariantErrors
-from .loader import Loaded, load_variant, variant_files
-from .models import Variant
-from .paths import VARIANTS_DIR, display
-from .resolve import Resolved, resolve
-from .validate import check, parse
+from builder.compat import Compat, load_compat
+from builder.errors import ErrorList, VariantErrors
+from builder.paths import VARIANTS_DIR, display
+from builder.variant.loader import Loaded, load_variant, variant_files
+from builder.variant.models import Variant
+from builder.variant.resolve import Resolved, resolve
+from builder.variant.validate import check, parse
 
 
 @dataclass(frozen=True)

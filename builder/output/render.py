@@ -16,11 +16,11 @@ from typing import Any
 
 import jinja2
 
-from .compat import Compat
-from .hub import check_hub_json, check_tests_json, hub_json, runtime_problems, tests_json
-from .paths import RUNTIME_DIR, TEMPLATES_DIR
-from .resolve import Resolved
-from .settings_spec import BY_ENV
+from builder.compat import Compat
+from builder.output.hub import check_hub_json, check_tests_json, hub_json, runtime_problems, tests_json
+from builder.paths import RUNTIME_DIR, TEMPLATES_DIR
+from builder.variant.resolve import Resolved
+from builder.variant.settings_spec import BY_ENV
 
 _CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 PLACEHOLDER_MARK = "<!-- build-context placeholder -->"

@@ -12,8 +12,8 @@ from typing import Any
 
 import yaml
 
-from .errors import ErrorList, VariantErrors
-from .paths import display
+from builder.errors import ErrorList, VariantErrors
+from builder.paths import display
 
 SUFFIX = ".yaml"
 

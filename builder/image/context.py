@@ -15,8 +15,8 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from .render import placeholder
-from .resolve import Resolved
+from builder.output.render import placeholder
+from builder.variant.resolve import Resolved
 
 HOST_DOWNLOAD_MARK = Path(".cache") / "fastdeploy-runpod-host-download.json"
 

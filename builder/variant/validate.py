@@ -12,21 +12,12 @@ from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
-from worker_runtime.release import (
-    PARSER_CHOICES,
-    accepted_options,
-    check_engine_arg,
-    is_option,
-    parser_spelling,
-    spelling,
-)
-
-from .compat import Compat
-from .errors import ErrorList
-from .loader import Loaded
-from .models import ENV_NAME_PATTERN, Variant
-from .paths import display
-from .settings_spec import (
+from builder.compat import Compat
+from builder.errors import ErrorList
+from builder.paths import display
+from builder.variant.loader import Loaded
+from builder.variant.models import ENV_NAME_PATTERN, Variant
+from builder.variant.settings_spec import (
     API_KEY_MESSAGE,
     BY_ENV,
     DROPPED_ENGINE_ENV,
@@ -36,6 +27,14 @@ from .settings_spec import (
     field_for,
     offered_choices,
     unsupported_reason,
+)
+from worker_runtime.release import (
+    PARSER_CHOICES,
+    accepted_options,
+    check_engine_arg,
+    is_option,
+    parser_spelling,
+    spelling,
 )
 
 _MISSING = object()

@@ -21,11 +21,10 @@ import json
 import os
 from typing import Any
 
+from builder.compat import Compat
+from builder.variant.resolve import Resolved
+from builder.variant.settings_spec import BY_ENV, bool_false_expressible, env_value
 from worker_runtime.settings import SettingsError, load_settings
-
-from .compat import Compat
-from .resolve import Resolved
-from .settings_spec import BY_ENV, bool_false_expressible, env_value
 
 HUB_CATEGORIES = ("audio", "embedding", "language", "video", "image")
 INPUT_TYPES = ("string", "number", "boolean", "huggingface")

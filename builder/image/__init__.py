@@ -1,0 +1,1 @@
+"""Images: build-context staging, Docker build and push, tags and labels."""

@@ -1,0 +1,1 @@
+"""Maintainer commands: reference docs, runtime lock, engine flag import."""

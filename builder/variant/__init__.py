@@ -1,0 +1,1 @@
+"""Variant files: typed model, loading (extends), validation, resolution against the compatibility data."""
