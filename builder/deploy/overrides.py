@@ -1,0 +1,58 @@
+"""`--env KEY=VALUE` overrides, checked before any request: the key must be a setting the worker reads
+and users may set (worker_runtime.catalog), and the image's baked settings with every override on top
+must pass the runtime's own `load_settings` for the image's FastDeploy release."""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+
+from builder.compat import Compat
+from builder.errors import did_you_mean
+from builder.variant.resolve import Resolved
+from worker_runtime.catalog import SETTINGS
+from worker_runtime.settings import SettingsError, load_settings
+
+KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# Read by the engine or its download libraries, not by the worker's settings: passed through unchecked.
+PASS_THROUGH = ("HF_TOKEN", "HF_ENDPOINT", "HUGGING_FACE_HUB_TOKEN")
+PASS_THROUGH_PREFIXES = ("FD_", "NCCL_", "PADDLE_", "FLAGS_")
+
+
+class OverrideError(Exception):
+    """Bad `--env` values; `problems` has one line each (they name the key and what is allowed)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def parse_overrides(pairs: Sequence[str], resolved: Resolved, compat: Compat) -> dict[str, str]:
+    settable = {s.env for s in SETTINGS if s.in_hub}
+    fixed = {s.env for s in SETTINGS if not s.in_hub}
+    env: dict[str, str] = {}
+    problems: list[str] = []
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not KEY.match(key):
+            problems.append(f"--env {pair!r} is not KEY=VALUE")
+            continue
+        if key in fixed:
+            problems.append(f"--env {key}: fixed by the image (it describes what was built), not settable")
+        elif key not in settable and key not in PASS_THROUGH and not key.startswith(PASS_THROUGH_PREFIXES):
+            hint = did_you_mean(key, sorted(settable))
+            problems.append(
+                f"--env {key}: not a setting the worker reads"
+                + (f" (did you mean {hint}?)" if hint else "")
+                + "; the settings are listed in docs/settings.md"
+            )
+        env[key] = value
+    if problems:
+        raise OverrideError(problems)
+    base = {"FASTDEPLOY_VERSION": resolved.release, **resolved.env_strings()}
+    try:
+        load_settings({**base, **env}, flag_table={"releases": compat.flags}, volume_dir=os.devnull + "/none")
+    except SettingsError as exc:
+        raise OverrideError([f"--env: {p}" for p in exc.problems]) from None
+    return env

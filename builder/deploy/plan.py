@@ -1,0 +1,241 @@
+"""Desired state (variant + hub.json values + options) and the diff against what RunPod has: pure.
+
+Field names are those of RunPod's REST v2 OpenAPI document (`CreateTemplateRequest`,
+`CreateEndpointRequest`, `UpdateEndpointRequest`). A template is a snapshot applied when an endpoint is
+created ("Later template edits do not affect the endpoint"), so the endpoint carries its container
+settings too and both are compared and patched on their own.
+
+What each holds: the template the image-level settings (image, disk, registry credential, CUDA
+versions); the endpoint the same plus everything per endpoint (env overrides, GPUs, workers, scaling,
+FlashBoot, network volumes, execution timeout). So a changed `--env` is one PATCH of the endpoint.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from builder.deploy.api import Request
+from builder.variant.resolve import Resolved
+
+MISSING = "(unset)"
+Action = Literal["create", "update", "keep"]
+
+
+class EndpointOptions(BaseModel):
+    """What users set per endpoint (the CLI's deploy options)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(
+        min_length=1, description="Name of the template and of the endpoint (looked up by name)"
+    )
+    workers_min: int = Field(0, ge=0, description="Workers kept running (0: scale to zero)")
+    workers_max: int = Field(3, ge=0, description="Upper bound of workers")
+    idle_timeout: int = Field(5, ge=1, le=3600, description="Seconds an idle worker stays up")
+    scaler: Literal["QUEUE_DELAY", "REQUEST_COUNT"] = Field(
+        "QUEUE_DELAY", description="Autoscaling signal: queue wait (seconds) or requests per worker"
+    )
+    scaler_value: float = Field(4, description="Seconds of queue delay, or requests per worker")
+    flashboot: Literal["OFF", "FLASHBOOT", "PRIORITY_FLASHBOOT"] = Field(
+        "FLASHBOOT", description="Cold-start acceleration (RunPod's default is OFF; LLM images gain most)"
+    )
+    network_volumes: list[str] = Field(default_factory=list, description="Network volume ids to attach")
+    execution_timeout_s: int = Field(600, ge=1, description="Seconds a job may run (the API takes ms)")
+    env: dict[str, str] = Field(default_factory=dict, description="Overrides of the image's baked settings")
+
+    @model_validator(mode="after")
+    def _check(self) -> EndpointOptions:
+        if self.workers_max < self.workers_min:
+            raise ValueError(f"workers max ({self.workers_max}) is below workers min ({self.workers_min})")
+        if self.scaler == "QUEUE_DELAY" and self.scaler_value < 0.5:
+            raise ValueError(f"QUEUE_DELAY scaler value {self.scaler_value} is below 0.5 (seconds)")
+        if self.scaler == "REQUEST_COUNT" and (
+            self.scaler_value < 1 or self.scaler_value != int(self.scaler_value)
+        ):
+            raise ValueError(f"REQUEST_COUNT scaler value {self.scaler_value} is not a whole number >= 1")
+        return self
+
+
+@dataclass(frozen=True)
+class Change:
+    """One field that differs: dotted path, what RunPod has, what the deploy wants."""
+
+    path: str
+    old: Any
+    new: Any
+
+
+@dataclass(frozen=True)
+class Step:
+    kind: Literal["registry", "template", "endpoint"]
+    name: str
+    action: Action
+    request: Request | None
+    changes: tuple[Change, ...] = ()
+    id: str | None = None  # of the existing resource
+
+
+# --- desired state -------------------------------------------------------------------------------------
+
+
+def pools(resolved: Resolved) -> list[str]:
+    """The variant's GPU pools in its order (negated hub entries select nothing here)."""
+    return [p for p in resolved.gpu_ids if not p.startswith("-")]
+
+
+def template_fields(resolved: Resolved, image: str, registry_id: str | None) -> dict[str, Any]:
+    return {
+        "image": image,
+        "disk": resolved.container_disk_gb,
+        "registry": registry_id,
+        "allowedCudaVersions": list(resolved.allowed_cuda_versions),
+        "serverless": True,
+    }
+
+
+def endpoint_fields(
+    resolved: Resolved, image: str, registry_id: str | None, opts: EndpointOptions
+) -> dict[str, Any]:
+    workers: dict[str, Any] = {"min": opts.workers_min, "max": opts.workers_max}
+    if opts.scaler == "QUEUE_DELAY":  # idleTimeout is refused with REQUEST_COUNT on queue endpoints
+        workers["idleTimeout"] = opts.idle_timeout
+        scaling: dict[str, Any] = {"type": "QUEUE_DELAY", "queueDelay": opts.scaler_value}
+    else:
+        scaling = {"type": "REQUEST_COUNT", "requestCount": int(opts.scaler_value)}
+    return {
+        "image": image,
+        "disk": resolved.container_disk_gb,
+        "registry": registry_id,
+        "env": dict(sorted(opts.env.items())),
+        "gpu": {
+            "pools": pools(resolved),
+            "count": resolved.gpu_count,
+            "allowedCudaVersions": list(resolved.allowed_cuda_versions),
+        },
+        "workers": workers,
+        "scaling": scaling,
+        "flashboot": opts.flashboot,
+        "networkVolumes": list(opts.network_volumes),
+        "timeout": opts.execution_timeout_s * 1000,
+    }
+
+
+def template_create(name: str, fields: dict[str, Any]) -> Request:
+    body: dict[str, Any] = {"name": name, **_without_null(fields)}
+    # The worker runs neither sshd nor Jupyter; both default to true for templates.
+    body.update({"category": "NVIDIA", "startSsh": False, "startJupyter": False})
+    return Request("POST", "/v2/templates", body)
+
+
+def endpoint_create(name: str, template_id: str, fields: dict[str, Any]) -> Request:
+    body = {"name": name, "type": "QUEUE", "templateId": template_id, **_without_null(fields)}
+    return Request("POST", "/v2/serverless", body)
+
+
+def registry_create(name: str, username: str, password: str) -> Request:
+    return Request("POST", "/v2/registries", {"name": name, "username": username, "password": password})
+
+
+def _without_null(fields: dict[str, Any]) -> dict[str, Any]:
+    return {k: v for k, v in fields.items() if v is not None}
+
+
+# --- diff ---------------------------------------------------------------------------------------------
+
+NESTED = ("env", "gpu", "workers", "scaling")  # compared key by key
+UNORDERED = ("gpu.allowedCudaVersions", "allowedCudaVersions", "networkVolumes")
+EMPTY_WHEN_MISSING = {"env": {}, "networkVolumes": [], "registry": None}
+
+
+def _flat(fields: dict[str, Any], keys: list[str], source: dict[str, Any] | None) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key in keys:
+        value = fields.get(key) if source is None else source.get(key, EMPTY_WHEN_MISSING.get(key, MISSING))
+        if key in NESTED and isinstance(value, dict):
+            for sub, v in value.items():
+                out[f"{key}.{sub}"] = v
+        else:
+            out[key] = value
+    return out
+
+
+def diff(current: dict[str, Any], desired: dict[str, Any]) -> list[Change]:
+    """Fields of `desired` whose value differs in `current` (a RunPod object), dotted paths in order."""
+    want = _flat(desired, list(desired), None)
+    have = _flat(desired, list(desired), current)
+    # Sub-keys RunPod has that the deploy no longer wants (an env override removed, a scaler field).
+    for path in have:
+        if path not in want and path.split(".")[0] in ("env", "scaling"):
+            want[path] = MISSING
+    changes = []
+    for path, new in want.items():
+        old = have.get(path, MISSING)
+        if path in UNORDERED and isinstance(old, list) and isinstance(new, list):
+            same = sorted(map(str, old)) == sorted(map(str, new))
+        else:
+            same = old == new
+        if not same:
+            changes.append(Change(path, old, new))
+    return changes
+
+
+def patch_body(desired: dict[str, Any], changes: list[Change]) -> dict[str, Any]:
+    """Only the changed fields; env and scaling whole (PATCH replaces them), gpu and workers by key."""
+    body: dict[str, Any] = {}
+    for change in changes:
+        top, _, sub = change.path.partition(".")
+        if top in ("gpu", "workers") and sub:
+            if sub in desired[top]:
+                body.setdefault(top, {})[sub] = desired[top][sub]
+        else:
+            body[top] = desired[top]
+    return body
+
+
+# --- the plan -----------------------------------------------------------------------------------------
+
+
+def find_by_name(items: list[dict[str, Any]], name: str, what: str) -> dict[str, Any] | None:
+    found = [i for i in items if i.get("name") == name]
+    if len(found) > 1:
+        ids = ", ".join(str(i.get("id")) for i in found)
+        raise PlanError(
+            f"{len(found)} {what}s are named {name!r} ({ids}): the deploy updates one by name; rename or "
+            f"delete the extra ones in the console, or choose another --name"
+        )
+    return found[0] if found else None
+
+
+class PlanError(Exception):
+    """The current state cannot be reconciled by name (an ambiguous name)."""
+
+
+def template_step(name: str, fields: dict[str, Any], current: dict[str, Any] | None) -> Step:
+    if current is None:
+        return Step("template", name, "create", template_create(name, fields))
+    changes = diff(current, fields)
+    tid = str(current["id"])
+    if not changes:
+        return Step("template", name, "keep", None, (), tid)
+    return Step(
+        "template", name, "update", Request("PATCH", f"/v2/templates/{tid}", patch_body(fields, changes)),
+        tuple(changes), tid,
+    )  # fmt: skip
+
+
+def endpoint_step(
+    name: str, template_id: str, fields: dict[str, Any], current: dict[str, Any] | None
+) -> Step:
+    if current is None:
+        return Step("endpoint", name, "create", endpoint_create(name, template_id, fields))
+    changes = diff(current, fields)
+    eid = str(current["id"])
+    if not changes:
+        return Step("endpoint", name, "keep", None, (), eid)
+    return Step(
+        "endpoint", name, "update", Request("PATCH", f"/v2/serverless/{eid}", patch_body(fields, changes)),
+        tuple(changes), eid,
+    )  # fmt: skip

@@ -1,0 +1,105 @@
+"""Smoke-test a deployed endpoint: the test jobs through RunPod's job API, then one streamed chat request
+through `/openai/v1` with the official `openai` SDK (what users call; an optional dependency)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from typing import TextIO
+
+import requests
+
+from builder.verify.jobs import JobApiError, JobClient, JobResult, TestJob, brief
+from builder.verify.local import Progress
+from builder.verify.report import job_line, summary
+
+OPENAI_MISSING = (
+    "the endpoint smoke test streams one request with the official openai SDK, which is not installed: "
+    "pip install openai (requirements-dev.txt pins the tested version)"
+)
+
+
+def openai_available() -> bool:
+    try:
+        import openai  # noqa: F401
+    except ModuleNotFoundError:
+        return False
+    return True
+
+
+def stream_check(base: str, api_key: str, model: str, timeout_s: float) -> JobResult:
+    """One streamed chat completion; passes when at least one chunk arrives and the stream ends cleanly."""
+    import openai
+
+    started = time.monotonic()
+    client = openai.OpenAI(base_url=f"{base}/openai/v1", api_key=api_key, timeout=timeout_s, max_retries=0)
+    text, chunks = [], 0
+    try:
+        stream = client.chat.completions.create(
+            model=model,
+            messages=[{"role": "user", "content": "Say hello in one word."}],
+            max_tokens=16,
+            stream=True,
+        )
+        for chunk in stream:
+            chunks += 1
+            if chunk.choices and chunk.choices[0].delta.content:
+                text.append(chunk.choices[0].delta.content)
+    except openai.OpenAIError as exc:
+        message = str(exc).replace(api_key, "***") if api_key else str(exc)
+        return JobResult(
+            name="openai stream", status="FAILED", seconds=time.monotonic() - started,
+            error=f"{type(exc).__name__}: {brief(message, 300)}",
+        )  # fmt: skip
+    seconds = time.monotonic() - started
+    if chunks == 0:
+        return JobResult(
+            name="openai stream", status="FAILED", seconds=seconds, error="the stream had no chunk"
+        )
+    return JobResult(
+        name="openai stream", status="COMPLETED", seconds=seconds, output=f"{chunks} chunks: {''.join(text)}"
+    )
+
+
+def wait_for_worker(client: JobClient, timeout: float, out: TextIO) -> str | None:
+    """Poll `/health` until a worker is idle, ready or running; None when ready, else why not."""
+    progress = Progress(out, "waiting for a ready worker")
+    deadline = time.monotonic() + timeout
+    last = ""
+    while time.monotonic() < deadline:
+        try:
+            workers = client.health().get("workers") or {}
+            if any(int(workers.get(k) or 0) > 0 for k in ("idle", "ready", "running")):
+                progress.done(f"a worker is ready after {time.monotonic() - progress.started:.0f} s")
+                return None
+            last = brief(workers, 200)
+        except (JobApiError, requests.RequestException, ValueError) as exc:
+            last = str(exc)
+        progress.tick()
+        time.sleep(2.0)
+    progress.done("")
+    return f"no worker was ready within {timeout:g} s (last /health workers: {last or 'none'})"
+
+
+def smoke_test(
+    base: str,
+    api_key: str,
+    tests: Sequence[TestJob],
+    model: str,
+    say: Callable[[str], None],
+) -> int:
+    """The test jobs through the job API, then the streamed OpenAI request; 0 when all passed."""
+    if not openai_available():
+        say(f"error: {OPENAI_MISSING}")
+        return 1
+    client = JobClient(base, api_key)
+    results: list[JobResult] = []
+    for job in tests:
+        result = client.run(job)
+        results.append(result)
+        say(job_line(result))
+    timeout = max((t.timeout for t in tests), default=900_000) / 1000
+    result = stream_check(base, api_key, model, timeout)
+    results.append(result)
+    say(job_line(result))
+    return summary(results, say)

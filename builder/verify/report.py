@@ -1,0 +1,20 @@
+"""The per-job report of `test` (local and endpoint alike) and its exit code."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from builder.verify.jobs import JobResult, brief, readable
+
+
+def job_line(result: JobResult) -> str:
+    mark = "ok  " if result.ok else "FAIL"
+    detail = brief(readable(result.output)) if result.ok else (result.error or "")
+    return f"{mark} {result.name}  {result.status}  {result.seconds:.1f} s  {detail}"
+
+
+def summary(results: Sequence[JobResult], say: Callable[[str], None]) -> int:
+    """Print the summary line; 0 when every job passed, else 1."""
+    failed = [r for r in results if not r.ok]
+    say(f"{len(results) - len(failed)} of {len(results)} job(s) passed")
+    return 1 if failed or not results else 0
