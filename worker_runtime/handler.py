@@ -19,7 +19,7 @@ from worker_runtime.chunks import merge_chunks
 from worker_runtime.engine_client import EngineClient
 from worker_runtime.errors import JobError, engine_http_error
 from worker_runtime.normalize import EngineRequest, normalize
-from worker_runtime.sse import Event, SSEParser
+from worker_runtime.sse import Event, EventSplitter, SSEParser, plain_events
 from worker_runtime.supervisor import Supervisor, log_tail
 
 # A stream error event has no HTTP status of its own: derive one from its type.
@@ -174,61 +174,93 @@ def _event_error(event: Event) -> JobError | None:
 
 
 async def _relay(runtime: Runtime, resp: aiohttp.ClientResponse, openai: bool) -> AsyncIterator[Any]:
-    """Yield the first events at once, then everything that arrived during the previous yield."""
-    parser = SSEParser()
-    pending: list[Event] = []
-    wake = asyncio.Event()
-    state: dict[str, Any] = {"done": False, "exc": None}
+    """The stream's outputs; an OpenAI stream that fails also yields an error event.
 
-    async def reader() -> None:
-        try:
-            async for data in resp.content.iter_any():
-                events = parser.feed(data)
-                if events:
-                    pending.extend(events)
-                    wake.set()
-            pending.extend(parser.close())
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
-            state["exc"] = exc
-        finally:
-            state["done"] = True
-            wake.set()
-
-    task = asyncio.ensure_future(reader())
-    saw_done = False
-    first = True
+    The job fails either way, but an OpenAI client only learns it from an event carrying ``error``
+    (the openai SDK raises on one; a stream that just stops ends silently).
+    """
+    outputs = _relay_events(runtime, resp.content, openai)
     try:
-        while True:
-            await wake.wait()
-            wake.clear()
-            # One loop turn lets the reader parse bytes already received (e.g. [DONE] right after
-            # the last token) so they share this yield instead of costing another platform POST.
-            await asyncio.sleep(0)
-            if first and pending and not state["done"] and all(_empty_opening(e) for e in pending):
-                continue  # the role-only opening chunk carries no token: send it with the first one
-            first = False
-            batch = pending[:]
-            del pending[:]
-            if batch:
-                out, error, done = _convert(batch, openai)
-                saw_done = saw_done or done
-                if out is not None:
-                    yield out
-                if error is not None:
-                    raise error
-                if saw_done:
-                    return
-            if state["done"] and not pending:
-                break
-        if state["exc"] is not None:
-            raise await _connection_error(runtime, state["exc"])
-        if not saw_done:
-            dead = await runtime.engine_failure(wait=2.0)
-            raise dead or JobError(
-                502, "FastDeploy's stream ended without [DONE]", "server_error", "incomplete_stream"
-            )
+        async for item in outputs:
+            yield item
+    except JobError as err:
+        if openai:
+            yield error_event(err)
+        raise
     finally:
-        task.cancel()
+        await outputs.aclose()
+
+
+def error_event(err: JobError) -> str:
+    """The SSE event that ends a failed OpenAI stream (the engine's error, with the job's status)."""
+    body = {"error": {**err.openai_error(), "status": err.status}}
+    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
+
+async def _relay_events(runtime: Runtime, content: Any, openai: bool) -> AsyncIterator[Any]:
+    """Yield the first events at once, then everything that arrived during the previous yield.
+
+    Read in this generator, not in a task of its own: while a yield is being posted the bytes just
+    gather in the connection's buffer, so the cost is per yield, not per network chunk.
+    """
+    splitter = EventSplitter()
+    held = b""  # the role-only opening chunk: it carries no token, so it goes out with the first one
+    first = True
+    while True:
+        data = await _read(runtime, content)
+        block = held + (splitter.feed(data) if data else splitter.close())
+        held = b""
+        if data and not block:
+            continue  # no event complete yet
+        if data and first and _only_opening(block):
+            held = block
+            continue
+        first = False
+        out, error, done = _convert_block(block, openai) if block else (None, None, False)
+        if out is not None:
+            yield out
+        if error is not None:
+            raise error
+        if done:
+            return
+        if not data:
+            break
+    dead = await runtime.engine_failure(wait=2.0)
+    raise dead or JobError(
+        502, "FastDeploy's stream ended without [DONE]", "server_error", "incomplete_stream"
+    )
+
+
+async def _read(runtime: Runtime, content: Any) -> bytes:
+    """Everything received so far, waiting for the first bytes; b"" at the end of the stream."""
+    try:
+        data: bytes = await content.readany()
+        if data and _may_end(data):
+            # [DONE] follows the last chunk at once: one loop turn lets it join this yield instead of
+            # costing another platform POST.
+            await asyncio.sleep(0)
+            data += content.read_nowait()
+    except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        raise await _connection_error(runtime, exc) from None
+    return data
+
+
+def _may_end(data: bytes) -> bool:
+    """Whether ``data`` may hold a stream's last chunk: a finish reason set, or no choice at all."""
+    at = data.rfind(b'"finish_reason"')
+    if at < 0:
+        return True
+    return not data[at + 15 : at + 24].lstrip(b": ").startswith(b"null")
+
+
+def _parse(block: bytes) -> list[Event]:
+    parser = SSEParser()
+    return parser.feed(block) + parser.close()
+
+
+def _only_opening(block: bytes) -> bool:
+    events = _parse(block)
+    return bool(events) and all(_empty_opening(e) for e in events)
 
 
 def _empty_opening(event: Event) -> bool:
@@ -246,6 +278,37 @@ def _empty_opening(event: Event) -> bool:
         )
     except (ValueError, KeyError, TypeError, AttributeError):
         return False
+
+
+def _convert_block(block: bytes, openai: bool) -> tuple[Any, JobError | None, bool]:
+    """(output for one yield or None, error that ends the job, [DONE] seen) for whole events.
+
+    The common block, plain ``data:`` events without an error, is decoded once and, for OpenAI
+    streams, passed on as it is; the rest goes through the full parser.
+    """
+    plain = plain_events(block)
+    if plain is None or b'"error"' in plain:
+        return _convert(_parse(block), openai)
+    done_at = plain.find(b"data: [DONE]\n\n")  # in plain framing, only ever at an event's start
+    done = done_at >= 0
+    if done:
+        plain = plain[: done_at + len(b"data: [DONE]\n\n")]
+    text = plain.decode("utf-8", errors="replace")
+    if openai:
+        return text, None, done
+    chunks = []
+    for data in text.split("\n\n"):
+        data = data[len("data: ") :]
+        if not data or data == "[DONE]":
+            break
+        try:
+            obj = json.loads(data)
+        except ValueError:
+            error = JobError(502, f"FastDeploy sent an invalid event: {data[:300]!r}", "server_error")
+            return None, error, done
+        if isinstance(obj, dict):
+            chunks.append(obj)
+    return (merge_chunks(chunks) if chunks else None), None, done
 
 
 def _convert(batch: list[Event], openai: bool) -> tuple[Any, JobError | None, bool]:

@@ -240,13 +240,19 @@ class LocalServer:
         )
         await resp.prepare(request)
         item: Any = first
+        last = ""
         while True:
             if isinstance(item, dict) and "error" in item:
-                err = JobError.from_payload(item["error"])
-                body = json.dumps({"error": {**err.openai_error(), "status": err.status}}, ensure_ascii=False)
-                await resp.write(f"data: {body}\n\n".encode())
+                # The handler ends a failed stream with an error event of its own; any other failure
+                # still reaches the client as one, so the openai SDK raises.
+                if not last.startswith('data: {"error"'):
+                    err = JobError.from_payload(item["error"])
+                    error = {**err.openai_error(), "status": err.status}
+                    body = json.dumps({"error": error}, ensure_ascii=False)
+                    await resp.write(f"data: {body}\n\n".encode())
                 break
-            await resp.write(str(item).encode("utf-8"))
+            last = str(item)
+            await resp.write(last.encode("utf-8"))
             try:
                 item = await gen.__anext__()
             except StopAsyncIteration:

@@ -4,11 +4,22 @@ Events end at a blank line; lines end with ``\\n`` or ``\\r\\n``; a line holding
 counts as blank, and trailing whitespace of a field is dropped (FastDeploy writes
 ``data: {...} \\n\\n``). Bytes are decoded only once an event is complete, so a UTF-8 character
 split across network reads is never broken.
+
+``EventSplitter`` is the cheap front end of a stream relay: it finds where the whole events of the
+bytes received so far end, without decoding or parsing them, so a relay can pass a block of whole
+events on as received. ``plain_events`` says whether a block is in the plain ``data: ...`` framing
+that needs no rewriting (FastDeploy's, once its stray spaces are dropped); other blocks go through
+``SSEParser``.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+
+# Whole events in plain OpenAI framing: each one a single ``data: `` line without trailing
+# whitespace, then a blank line.
+_PLAIN = re.compile(rb"(?:data: [^\n]*\S\n\n)*")
 
 
 @dataclass(frozen=True)
@@ -81,3 +92,53 @@ class SSEParser:
         self._data = []
         self._event = None
         self._seen_field = False
+
+
+class EventSplitter:
+    """Bytes in, blocks of whole events out (as received, blank lines included); nothing decoded."""
+
+    def __init__(self) -> None:
+        self._buf = b""
+
+    def feed(self, chunk: bytes) -> bytes:
+        """The events completed by ``chunk`` (b"" if none); the incomplete rest is kept."""
+        old = len(self._buf)
+        buf = self._buf + chunk if old else chunk
+        end = _end_of_events(buf, old)
+        self._buf = buf[end:]
+        return buf[:end]
+
+    def close(self) -> bytes:
+        """At end of stream: what is left (a last event that lacked its blank line), else b""."""
+        rest, self._buf = self._buf, b""
+        return rest if rest.strip() else b""
+
+
+def _end_of_events(buf: bytes, checked: int) -> int:
+    """Where the last blank line of ``buf`` ends (0 if none).
+
+    A blank line is a line holding only whitespace (``\\n``, `` \\n``, ``\\r\\n``). The newlines of
+    ``buf[:checked]`` are known to end no blank line, so only newer ones are looked at, from the end:
+    usually one or two lines are read per call, whatever the size of ``buf``.
+    """
+    end = len(buf)
+    while True:
+        nl = buf.rfind(b"\n", checked, end)
+        if nl < 0:
+            return 0
+        start = buf.rfind(b"\n", 0, nl) + 1  # the buffer starts at a line start
+        line = buf[start:nl]
+        if not line or line.isspace():
+            return nl + 1
+        end = nl
+
+
+def plain_events(block: bytes) -> bytes | None:
+    """``block`` (whole events) in plain framing, or None when it needs a real parse.
+
+    FastDeploy ends some event lines with a space (``data: {...} \\n\\n``): that space is dropped.
+    CR line ends, comments, ``event:`` fields, multi-line data and the like give None.
+    """
+    if b" \n\n" in block:
+        block = block.replace(b" \n\n", b"\n\n")
+    return block if _PLAIN.fullmatch(block) else None

@@ -12,6 +12,12 @@ It speaks what runpod 1.12 sends in platform mode (``runpod.serverless.modules.r
   body JSON text (sent as ``application/x-www-form-urlencoded``): ``{"output": ...}`` or ``{"error": ...}``.
 - heartbeat: ``GET <RUNPOD_WEBHOOK_PING with $RUNPOD_POD_ID>?job_id=...&runpod_version=...``.
 
+It also plays the client side of RunPod's ``/openai/v1`` proxy as far as it is public, so that tests can
+point the ``openai`` SDK at ``openai_base``: a request becomes a job ``{"openai_route", "openai_input"}``;
+a stream relays each streamed output (SSE text) as it is posted and ends when the job does (what the
+real proxy adds when a job fails mid-stream is not public: nothing is added here); otherwise the job's
+one output is the answer, and a failed job answers with its error's status.
+
 The server runs on its own event loop in a thread, so tests stay synchronous; every wait takes a timeout.
 """
 
@@ -106,6 +112,7 @@ class FakePlatform:
         app.router.add_post(base + "/job-stream/{worker}/{job}", self._stream)
         app.router.add_post(base + "/job-done/{worker}/{job}", self._done)
         app.router.add_get(base + "/ping/{worker}", self._ping)
+        app.router.add_route("*", base + "/openai/v1/{tail:.*}", self._openai)
         app.router.add_route("*", "/{tail:.*}", self._other)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
@@ -133,6 +140,11 @@ class FakePlatform:
             "RUNPOD_POD_HOSTNAME": f"{worker_id}.fake",
             "RUNPOD_ENDPOINT_ID": ENDPOINT,
         }
+
+    @property
+    def openai_base(self) -> str:
+        """Base URL for the openai SDK, as ``https://api.runpod.ai/v2/<endpoint>/openai/v1``."""
+        return f"http://127.0.0.1:{self.port}/v2/{ENDPOINT}/openai/v1"
 
     # ---- test side (any thread) -----------------------------------------------------------------
     def submit(self, job_input: Any, stream_delay: float = 0.0) -> str:
@@ -262,6 +274,38 @@ class FakePlatform:
             self.pings.append({"query": dict(request.query), "headers": self._headers(request)})
             self._cond.notify_all()
         return web.Response(text="ok")
+
+    async def _openai(self, request: web.Request) -> web.StreamResponse:
+        job_input: dict[str, Any] = {"openai_route": "/v1/" + request.match_info["tail"]}
+        body = await request.json() if request.can_read_body else None
+        if body is not None:
+            job_input["openai_input"] = body
+        job = self.jobs[self.submit(job_input)]
+        if not (isinstance(body, dict) and body.get("stream")):
+            while job.result is None:
+                await asyncio.sleep(0.01)
+            result = job.result.body
+            if "error" not in result:
+                return web.json_response(result["output"][0])
+            try:
+                error = json.loads(result["error"])
+            except ValueError:
+                error = {"message": result["error"], "status": 500}
+            return web.json_response({"error": error}, status=error.get("status", 500))
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        sent = 0
+        while True:
+            ended = job.result is not None  # the SDK posts every stream output before the result
+            for post in job.stream[sent:]:
+                output = post.body.get("output")
+                await resp.write((output if isinstance(output, str) else json.dumps(output)).encode())
+            sent = len(job.stream)
+            if ended:
+                break
+            await asyncio.sleep(0.01)
+        await resp.write_eof()
+        return resp
 
     async def _other(self, request: web.Request) -> web.Response:
         self.unexpected.append(f"{request.method} {request.path_qs}")

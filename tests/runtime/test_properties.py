@@ -121,13 +121,18 @@ def test_handler_never_raises_on_arbitrary_json(engine: str, job_input: Any) -> 
 
 
 class FakeContent:
-    def __init__(self, pieces: list[bytes]) -> None:
-        self.pieces = pieces
+    """What the relay uses of aiohttp's StreamReader: ``readany`` waits for bytes (b"" only at the
+    end), ``read_nowait`` takes what is buffered (here: the next piece, as if it came meanwhile)."""
 
-    async def iter_any(self) -> Any:
-        for piece in self.pieces:
-            await asyncio.sleep(0)
-            yield piece
+    def __init__(self, pieces: list[bytes]) -> None:
+        self.pieces = [p for p in pieces if p]
+
+    async def readany(self) -> bytes:
+        await asyncio.sleep(0)
+        return self.read_nowait()
+
+    def read_nowait(self) -> bytes:
+        return self.pieces.pop(0) if self.pieces else b""
 
 
 class FakeResponse:

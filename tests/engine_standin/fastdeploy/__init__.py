@@ -18,6 +18,8 @@ Fault and pacing knobs (environment variables):
 - ``FD_STANDIN_HANG``: 1 = /v1 requests are read and never answered.
 - ``FD_STANDIN_TOKEN_DELAY``: seconds between generated tokens (default 0).
 - ``FD_STANDIN_ANSWER_TOKENS``: tokens in a natural answer before finish_reason "stop" (default 40).
+- ``FD_STANDIN_STAMP_TOKENS``: 1 = each streamed token ends with ``<t>``, ``t`` its emission time
+  (``time.monotonic()``, comparable across processes), for latency benchmarks.
 
 ``_flags.json`` is a copy of the releases in the runtime's ``engine_flags.json`` (the repository is
 not inside an image); regenerate it with

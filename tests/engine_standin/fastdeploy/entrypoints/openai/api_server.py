@@ -200,6 +200,8 @@ class StandIn:
         self.forced_status = env_int("FD_STANDIN_HTTP_STATUS", 0)
         self.too_many = os.environ.get("FD_STANDIN_TOO_MANY", "") == "1"
         self.hang = os.environ.get("FD_STANDIN_HANG", "") == "1"
+        # Benchmarks: each streamed token ends with "<emission time>" (time.monotonic(), system-wide).
+        self.stamp = os.environ.get("FD_STANDIN_STAMP_TOKENS", "") == "1"
 
     # -- protocol helpers
 
@@ -527,6 +529,8 @@ class StandIn:
                 return True
             if self.token_delay:
                 await asyncio.sleep(self.token_delay)
+            if self.stamp:
+                tok = f"{tok}<{time.monotonic():.6f}>"
             last = sent == len(steps) - 1
             if chat:
                 delta = {

@@ -1,0 +1,340 @@
+"""Streaming through the RunPod SDK's real job loop (platform mode), against a bare relay; prints ratios.
+
+    PYTHONPATH=.:tests/engine_standin python bench/bench_platform.py [--k 8,64,128,256] [--tokens 256]
+        [--rate 200] [--post-cost 0.02] [--repeat 1]
+
+Two workers run side by side, each ``python -m worker_runtime`` in platform mode with its own engine
+stand-in and its own fake RunPod job API (tests/runtime/fake_platform.py: batch job take, every stream
+POST answered after ``--post-cost`` seconds): one with the runtime's handler, one with a bare relay
+written here (each raw chunk yielded as received, nothing parsed: the cost floor of any handler).
+For each K, K OpenAI-route streams, then K native streams, go to one worker and then the other (the
+order alternates between repeats). The stand-in stamps each token with its emission time, so the
+delay from the engine to the platform's receipt of the POST carrying it is measured per token.
+
+Worker CPU is the worker's process tree without the engine. Exits 1 when a job fails or a token is
+lost or duplicated, never because of a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import codecs
+import json
+import os
+import re
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine_standin")]
+
+import psutil  # noqa: E402
+
+from tests.runtime.fake_platform import FakePlatform, Job  # noqa: E402
+
+STAMP = re.compile(r"<(\d+\.\d{6})>")
+MESSAGES = [{"role": "user", "content": "benchmark 🚀"}]
+WAIT = 600.0  # upper bound of one phase
+
+
+# ----------------------------------------------------------------------------- the bare worker
+
+
+def bare_make_handler(runtime: Any) -> Callable[[dict[str, Any]], AsyncIterator[str]]:
+    """The floor: forward the engine's bytes as they come (decoded, as JSON needs text), cutting events."""
+    from worker_runtime.normalize import normalize
+
+    async def handler(job: dict[str, Any]) -> AsyncIterator[str]:
+        request = normalize(job["input"], runtime.model_name)
+        session = runtime.client.session()
+        url = runtime.client.url(request.route)
+        async with session.request(request.method, url, json=request.body) as resp:
+            decoder = codecs.getincrementaldecoder("utf-8")()
+            async for data in resp.content.iter_any():
+                text = decoder.decode(data)
+                if text:
+                    yield text
+
+    return handler
+
+
+def serve_bare() -> int:
+    """``python -m worker_runtime`` with the bare relay in place of the runtime's handler."""
+    import worker_runtime.handler
+    from worker_runtime.__main__ import main
+
+    worker_runtime.handler.make_handler = bare_make_handler  # type: ignore[assignment]
+    return main([])
+
+
+# ----------------------------------------------------------------------------- workers
+
+
+@dataclass
+class Worker:
+    name: str
+    api: FakePlatform
+    proc: subprocess.Popen[bytes]
+    log: Path
+    engine_pid: int = 0
+
+    def cpu(self) -> float:
+        """CPU seconds of the worker and its descendants, the engine's subtree left out."""
+        root = psutil.Process(self.proc.pid)
+        skip: set[int] = set()
+        if self.engine_pid:
+            try:
+                engine = psutil.Process(self.engine_pid)
+                skip = {self.engine_pid, *(p.pid for p in engine.children(recursive=True))}
+            except psutil.NoSuchProcess:
+                pass
+        total = 0.0
+        for proc in [root, *root.children(recursive=True)]:
+            if proc.pid in skip:
+                continue
+            try:
+                t = proc.cpu_times()
+                total += t.user + t.system
+            except psutil.NoSuchProcess:
+                pass
+        return total
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(10)
+        self.api.close()
+
+
+def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
+    api = FakePlatform().start()
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FD_", "RUNPOD_"))}
+    env.update(api.env(f"bench-{name}"))
+    env.update(
+        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "engine_standin")]),
+        PYTHONUNBUFFERED="1",
+        HOME=str(tmp),
+        MODEL="bench-model",
+        MAX_CONCURRENCY=str(max(args.k)),
+        FD_LOG_DIR=str(tmp / "fdlog"),
+        FD_STANDIN_LOAD_DELAY="0",
+        FD_STANDIN_TOKEN_DELAY=str(1.0 / args.rate),
+        FD_STANDIN_ANSWER_TOKENS=str(args.tokens),
+        FD_STANDIN_STAMP_TOKENS="1",
+        # The SDK's host checks test the machine, not the worker.
+        RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
+        RUNPOD_SKIP_GPU_CHECK="true",
+    )
+    cmd = (
+        [sys.executable, str(Path(__file__).resolve()), "--serve-bare"]
+        if bare
+        else [
+            sys.executable,
+            "-m",
+            "worker_runtime",
+        ]
+    )
+    log = tmp / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT)
+    return Worker(name, api, proc, log)
+
+
+def wait_ready(worker: Worker, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not worker.api.takes:
+        if worker.proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"worker {worker.name} did not start:\n{worker.log.read_text()[-4000:]}")
+        time.sleep(0.05)
+    match = re.search(r"^engine pid (\d+)", worker.log.read_text(), re.M)
+    worker.engine_pid = int(match.group(1)) if match else 0
+
+
+# ----------------------------------------------------------------------------- one phase
+
+
+@dataclass
+class Sample:
+    """What one (handler, route, K) phase measured, pooled over repeats."""
+
+    tokens: int = 0
+    wall: float = 0.0
+    cpu: float = 0.0
+    posts: int = 0
+    jobs: int = 0
+    cut: int = 0
+    failed: list[str] = field(default_factory=list)
+    delays: list[float] = field(default_factory=list)
+    ttft: list[float] = field(default_factory=list)
+    job_time: list[float] = field(default_factory=list)
+
+
+def job_input(route: str, tokens: int, i: int) -> dict[str, Any]:
+    if route == "openai":
+        body = {"model": "bench-model", "messages": MESSAGES, "max_tokens": tokens, "stream": True}
+        return {"openai_route": "/v1/chat/completions", "openai_input": body}
+    return {"messages": MESSAGES, "stream": True, "sampling_params": {"max_tokens": tokens}}
+
+
+def post_text(output: Any) -> str:
+    return output if isinstance(output, str) else json.dumps(output, ensure_ascii=False)
+
+
+def check_job(job: Job, tokens: int, out: Sample) -> None:
+    """Per-token delays of one job; counts cut events; records a failure for an error or a lost token."""
+    if job.result is None or not isinstance(job.result.body, dict) or "error" in job.result.body:
+        body = None if job.result is None else job.result.body
+        out.failed.append(f"{job.id}: {str(body)[:300]}")
+        return
+    assert job.taken_at is not None
+    stamps: list[float] = []
+    text = ""
+    for post in job.stream:
+        piece = post_text(post.body.get("output"))
+        if isinstance(post.body.get("output"), str) and not piece.endswith("\n\n"):
+            out.cut += 1  # this yield ends inside an event
+        before = len(stamps)
+        start = max(0, len(text) - 40)  # a stamp cut by the previous yield completes here
+        text += piece
+        for m in STAMP.finditer(text, start):
+            if m.end() > len(text) - len(piece):
+                stamps.append(float(m.group(1)))
+                out.delays.append(post.at - stamps[-1])
+        if before == 0 and stamps:
+            out.ttft.append(post.at - job.taken_at)
+    if len(stamps) != tokens or stamps != sorted(set(stamps)):
+        out.failed.append(f"{job.id}: {len(stamps)} of {tokens} tokens delivered (or out of order)")
+    out.tokens += len(stamps)
+    out.posts += len(job.stream)
+    out.jobs += 1
+    out.job_time.append(job.result.at - job.taken_at)
+
+
+def run_phase(worker: Worker, route: str, k: int, args: argparse.Namespace, out: Sample) -> None:
+    inputs = [job_input(route, args.tokens, i) for i in range(k)]
+    cpu0, t0 = worker.cpu(), time.monotonic()
+    ids = worker.api.submit_all(inputs, stream_delay=args.post_cost)
+    for job_id in ids:
+        worker.api.wait_result(job_id, WAIT)
+    out.wall += time.monotonic() - t0
+    out.cpu += worker.cpu() - cpu0
+    for job_id in ids:
+        check_job(worker.api.jobs.pop(job_id), args.tokens, out)
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def row(name: str, s: Sample) -> str:
+    ms = [1000 * pct(s.delays, q) for q in (0.5, 0.9, 0.99, 1.0)]
+    return (
+        f"  {name:<5} {s.tokens / s.wall:8.0f} {ms[0]:7.1f} {ms[1]:7.1f} {ms[2]:7.1f} {ms[3]:7.1f}"
+        f" {1000 * pct(s.ttft, 0.5):7.1f} {1000 * pct(s.ttft, 0.99):7.1f}"
+        f" {pct(s.job_time, 0.5):6.2f} {pct(s.job_time, 0.99):6.2f}"
+        f" {s.posts / max(1, s.jobs):7.1f} {s.tokens / max(1, s.posts):6.2f}"
+        f" {1e6 * s.cpu / max(1, s.tokens):8.1f} {s.cut:6d}"
+    )
+
+
+HEADER = (
+    "  handler  tok/s   delay ms: p50     p90     p99     max  ttft ms: p50  p99  job s: p50  p99"
+    "  POST/job tok/POST CPU us/tok  cut"
+)
+
+
+def ratios(ours: Sample, bare: Sample) -> str:
+    def r(a: float, b: float) -> str:
+        return f"{a / b:.3f}" if b else "n/a"
+
+    return (
+        "  ratio vs bare: CPU/token "
+        + r(ours.cpu / max(1, ours.tokens), bare.cpu / max(1, bare.tokens))
+        + " (<=1.05)  delay p50 "
+        + r(pct(ours.delays, 0.5), pct(bare.delays, 0.5))
+        + " p99 "
+        + r(pct(ours.delays, 0.99), pct(bare.delays, 0.99))
+        + " (<=1)  job p99 "
+        + r(pct(ours.job_time, 0.99), pct(bare.job_time, 0.99))
+        + " (<=1)  throughput "
+        + r(ours.tokens / ours.wall, bare.tokens / bare.wall)
+        + " (>=1)  POSTs "
+        + r(ours.posts, bare.posts)
+    )
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--k", default="8,64,128,256", help="concurrent streams per phase, comma-separated")
+    parser.add_argument("--tokens", type=int, default=256, help="tokens per stream")
+    parser.add_argument("--rate", type=float, default=200.0, help="tokens/s of each stream")
+    parser.add_argument(
+        "--post-cost", type=float, default=0.02, help="seconds the platform takes per stream POST"
+    )
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each phase per handler (pooled)")
+    parser.add_argument("--routes", default="openai,native", help="openai, native or both")
+    parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    args.k = [int(x) for x in str(args.k).split(",") if x.strip()]
+    args.routes = [r for r in args.routes.split(",") if r.strip()]
+    return args
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    if args.serve_bare:
+        return serve_bare()
+    workers = {"ours": start_worker("ours", False, args), "bare": start_worker("bare", True, args)}
+    failures: list[str] = []
+    try:
+        for w in workers.values():
+            wait_ready(w)
+        print(
+            f"platform mode, {args.tokens} tokens per stream at {args.rate:g} tok/s, "
+            f"{args.post_cost * 1000:g} ms per stream POST, {args.repeat} run(s) per phase; "
+            f"worker pids: ours {workers['ours'].proc.pid}, bare {workers['bare'].proc.pid}",
+            flush=True,
+        )
+        for k in args.k:
+            for route in args.routes:
+                samples = {"ours": Sample(), "bare": Sample()}
+                for rep in range(args.repeat):
+                    order = ["ours", "bare"] if rep % 2 == 0 else ["bare", "ours"]
+                    for name in order:
+                        run_phase(workers[name], route, k, args, samples[name])
+                print(f"K={k} {route} streams", flush=True)
+                print(HEADER)
+                for name, s in samples.items():
+                    print(row(name, s))
+                    failures += [f"{name} K={k} {route}: {f}" for f in s.failed]
+                print(ratios(samples["ours"], samples["bare"]), flush=True)
+    finally:
+        for w in workers.values():
+            w.stop()
+    if failures:
+        print(f"{len(failures)} failed or incomplete jobs:", *failures[:20], sep="\n  ")
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
