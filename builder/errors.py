@@ -1,4 +1,10 @@
-"""Error collection: every problem in a variant, each naming file, field path, value and what is allowed."""
+"""Errors the builder reports to its user, and the collection of variant problems.
+
+Every error the command line reports is a :class:`BuilderError`: it carries its exit status and the lines
+to print, so the CLI has one handler and never shows a traceback for a user mistake. Variant problems are
+collected (every problem of every file, each naming the file, field path, value and what is allowed)
+and raised together as one :class:`VariantErrors`.
+"""
 
 from __future__ import annotations
 
@@ -87,9 +93,29 @@ class ErrorList:
             raise VariantErrors(self.errors)
 
 
-class VariantErrors(Exception):
-    """One or more invalid-input errors; the CLI prints them all and exits with status 2."""
+class BuilderError(Exception):
+    """Base of every error the CLI reports: ``exit_code`` is the process status, ``lines()`` what it prints.
+
+    2: the input is wrong (command line, variant file, data file, build inputs); 1: an outside system
+    (the Docker engine, a registry) failed.
+    """
+
+    exit_code = 2
+
+    def lines(self) -> list[str]:
+        return [f"error: {self}"]
+
+
+class UsageError(BuilderError):
+    """A command-line mistake (unknown verb or variant name, a flag that does not go with the verb)."""
+
+
+class VariantErrors(BuilderError):
+    """One or more problems in variant files; the CLI prints them all and exits with status 2."""
 
     def __init__(self, errors: Sequence[VariantError]):
         self.errors = list(errors)
         super().__init__("\n".join(str(e) for e in self.errors))
+
+    def lines(self) -> list[str]:
+        return [f"error: {e}" for e in self.errors] + [f"{len(self.errors)} error(s); nothing was written"]

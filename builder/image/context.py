@@ -15,13 +15,14 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from builder.errors import BuilderError
 from builder.output.render import placeholder
 from builder.variant.resolve import Resolved
 
 HOST_DOWNLOAD_MARK = Path(".cache") / "fastdeploy-runpod-host-download.json"
 
 
-class StagingError(Exception):
+class StagingError(BuilderError):
     """A staging input is missing or unusable; the CLI prints it and exits with status 2."""
 
 

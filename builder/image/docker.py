@@ -18,6 +18,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
+from builder.errors import BuilderError
+
 # Socket read timeout for the engine: a build step may run for many minutes without printing anything.
 ENGINE_TIMEOUT_S = 6 * 3600
 
@@ -49,8 +51,10 @@ _REFUSED_PUSH_MARKERS = (
 )
 
 
-class ImageError(Exception):
-    """A build or push failed; the message is one paragraph for the user."""
+class ImageError(BuilderError):
+    """A build or push failed; the message is one paragraph for the user (exit status 1)."""
+
+    exit_code = 1
 
 
 # ---------------------------------------------------------------------------------------------------------

@@ -17,6 +17,7 @@ from typing import Any
 import jinja2
 
 from builder.compat import Compat
+from builder.errors import BuilderError
 from builder.output.hub import check_hub_json, check_tests_json, hub_json, runtime_problems, tests_json
 from builder.paths import RUNTIME_DIR, TEMPLATES_DIR
 from builder.variant.resolve import Resolved
@@ -33,8 +34,8 @@ MANIFEST = ".rendered"
 MANIFEST_HEADER = "# Rendered by build.py; a re-render removes only listed files no longer rendered.\n"
 
 
-class RenderError(Exception):
-    """A value cannot be placed safely, or a rendered manifest is invalid."""
+class RenderError(BuilderError):
+    """A value cannot be placed safely, or a rendered manifest is invalid (exit status 2)."""
 
 
 def _refuse_control(value: Any) -> str:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.compat import Compat, load_compat
-from builder.errors import ErrorList, VariantErrors
+from builder.errors import ErrorList, UsageError, did_you_mean
 from builder.paths import VARIANTS_DIR, display
 from builder.variant.loader import Loaded, load_variant, variant_files
 from builder.variant.models import Variant
@@ -36,17 +36,22 @@ def prepare(path: Path, compat: Compat | None = None) -> Prepared:
 
 
 def find_variant(ref: str, variants_dir: Path = VARIANTS_DIR) -> Path:
-    """A variant name (file in the variants folder) or a path to a YAML file."""
+    """A variant name (file in the variants folder) or a path to a YAML file; else UsageError."""
     as_path = Path(ref)
     if ref.endswith((".yaml", ".yml")) or "/" in ref:
+        if not as_path.is_file():
+            raise UsageError(f"--variant {ref}: no such file")
         return as_path
     candidate = variants_dir / f"{ref}.yaml"
     if candidate.is_file():
         return candidate
-    errors = ErrorList()
     names = [p.stem for p in variant_files(variants_dir)] if variants_dir.is_dir() else []
-    errors.add(display(candidate), (), "no such variant", ref, names)
-    raise VariantErrors(errors.errors)
+    suggestion = did_you_mean(ref, names)
+    raise UsageError(
+        f"--variant {ref}: no such variant in {display(variants_dir)}"
+        + (f" (did you mean {suggestion!r}?)" if suggestion else "")
+        + (f"; variants: {', '.join(names)}" if names else "")
+    )
 
 
 __all__ = ["Prepared", "find_variant", "prepare"]

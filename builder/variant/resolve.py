@@ -5,7 +5,6 @@ Pure: fills what the variant leaves out (base image, CUDA list, GPU count, disk,
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -193,7 +192,3 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         labels=labels,
     )
 
-
-def variant_label(resolved: Resolved) -> str:
-    """The resolved variant as compact JSON (image label io.runpod.fastdeploy.variant)."""
-    return json.dumps(resolved.to_dict(), sort_keys=True, separators=(",", ":"))

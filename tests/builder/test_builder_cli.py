@@ -192,7 +192,7 @@ def test_schema_is_committed_and_current(cli):
     result = cli("--schema")
     assert result.returncode == 0
     committed = (ROOT / "variants" / "variant.schema.json").read_text(encoding="utf-8")
-    assert result.stdout == committed, "regenerate: python build.py --schema > variants/variant.schema.json"
+    assert result.stdout == committed, "regenerate: python build.py schema > variants/variant.schema.json"
     schema = json.loads(committed)
     assert schema["additionalProperties"] is False
     assert "description" in schema["properties"]["engine"]

@@ -15,6 +15,7 @@ from builder import __version__, cli
 from builder.compat import load_compat
 from builder.errors import did_you_mean
 from builder.image.context import StagingError, stage
+from builder.image.naming import image_labels, image_tags
 from builder.variant.loader import load_variant
 from builder.variant.pipeline import prepare
 from builder.variant.validate import needed_disk_gb, required_memory_gb
@@ -77,11 +78,11 @@ def test_resolution_fills_defaults():
 
 def test_tags_and_registry():
     r = prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved
-    assert cli.image_tags(r) == [
+    assert image_tags(r) == [
         f"docker.io/example/fastdeploy-worker:ernie-0.3b-{__version__}",
         "docker.io/example/fastdeploy-worker:ernie-0.3b",
     ]
-    tags = cli.image_tags(r, "localhost:5000/team", ["nightly"])
+    tags = image_tags(r, "localhost:5000/team", ["nightly"])
     assert tags[-1] == "localhost:5000/team/fastdeploy-worker:nightly"
     assert all(t.startswith("localhost:5000/team/fastdeploy-worker:") for t in tags)
 
@@ -89,7 +90,7 @@ def test_tags_and_registry():
 def test_labels_hold_the_resolved_variant_and_no_secret(monkeypatch):
     monkeypatch.setenv("HF_TOKEN", "hf_secret_value")
     r = prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved
-    labels = cli.image_labels(r, created="2026-01-01T00:00:00Z", revision="abc")
+    labels = image_labels(r, created="2026-01-01T00:00:00Z", revision="abc")
     assert labels["org.opencontainers.image.revision"] == "abc"
     assert labels["org.opencontainers.image.created"] == "2026-01-01T00:00:00Z"
     assert '"name":"ernie-0.3b"' in labels["io.runpod.fastdeploy.variant"]
@@ -129,27 +130,23 @@ def test_staging_gated_model_needs_token_on_host(tmp_path):
 
 
 def _fake_images(monkeypatch, *, fail: bool = False):
-    calls = {}
-    mod = types.ModuleType("builder.image.docker")
+    """builder.image.docker without an engine: build_image/push_image record their calls."""
+    from builder.image import docker
 
-    class ImageError(Exception):
-        pass
+    calls = {}
 
     def build_image(context_dir: Path, *, tags, labels, build_args, out):
         calls["build"] = (context_dir, list(tags), dict(labels), dict(build_args))
         if fail:
-            raise ImageError("the base image cannot be pulled: try --base-image")
+            raise docker.ImageError("the base image cannot be pulled: try --base-image")
         return "sha256:image"
 
     def push_image(tags, *, out):
         calls["push"] = list(tags)
         return {t: "sha256:" + "0" * 64 for t in tags}
 
-    mod.ImageError, mod.build_image, mod.push_image = ImageError, build_image, push_image
-    monkeypatch.setitem(sys.modules, "builder.image.docker", mod)
-    import builder.image
-
-    monkeypatch.setattr(builder.image, "docker", mod, raising=False)
+    monkeypatch.setattr(docker, "build_image", build_image)
+    monkeypatch.setattr(docker, "push_image", push_image)
     return calls
 
 

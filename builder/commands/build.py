@@ -1,0 +1,69 @@
+"""`build.py build NAME... [image options]`: render, stage weights and wheels, build the image."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from builder.commands.common import (
+    Rendered,
+    add_image_options,
+    add_out,
+    add_selection,
+    add_verb,
+    render_selected,
+)
+from builder.commands.render import write
+from builder.image.context import stage
+from builder.image.naming import check_registry, check_tags, image_labels, image_tags
+
+NAME = "build"
+HELP = "render, then build the image with the Docker engine (what `build.py --variant NAME` does)"
+
+
+def add_parser(subparsers, name: str = NAME, help: str = HELP) -> argparse.ArgumentParser:
+    p = add_verb(subparsers, name, help)
+    add_selection(p, default_all=False)
+    add_out(p)
+    add_image_options(p)
+    return p
+
+
+def build_one(args: argparse.Namespace, item: Rendered, *, push: bool) -> int:
+    """Stage, build (and push) one rendered variant; a Docker failure is reported and its status returned."""
+    # Imported here: only a build needs the Docker SDK.
+    from builder.image import docker
+
+    r = item.resolved
+    stage(item.out, r, weights_from=args.weights_from, wheelhouse=args.wheelhouse)
+    tags = image_tags(r, args.registry, args.tag)
+    build_args = {"BASE_IMAGE": args.base_image} if args.base_image else {}
+    try:
+        image_id = docker.build_image(
+            item.out, tags=tags, labels=image_labels(r), build_args=build_args, out=sys.stdout
+        )
+        print(f"built {r.name}: {image_id}")
+        for tag in tags:
+            print(f"  {tag}")
+        if push:
+            for tag, digest in docker.push_image(tags, out=sys.stdout).items():
+                print(f"pushed {tag}@{digest}")
+    except docker.ImageError as exc:  # reported, and the other variants still build
+        for line in exc.lines():
+            print(line, file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+def build_all(args: argparse.Namespace, *, push: bool) -> int:
+    check_tags(args.tag)
+    check_registry(args.registry)
+    status = 0
+    for item in render_selected(args):
+        write(item)
+        status = max(status, build_one(args, item, push=push))
+    return status
+
+
+def run(args: argparse.Namespace) -> int:
+    return build_all(args, push=False)

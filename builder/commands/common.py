@@ -1,0 +1,150 @@
+"""What several verbs share: their options (selection, --out, image options) and the steps from the
+selected variant files to rendered build directories."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+from builder.compat import load_compat
+from builder.errors import UsageError, VariantErrors
+from builder.output.render import render_files
+from builder.paths import BUILD_DIR, VARIANTS_DIR
+from builder.variant.loader import variant_files
+from builder.variant.pipeline import Prepared, find_variant, prepare
+from builder.variant.resolve import Resolved
+
+# --- options -------------------------------------------------------------------------------------------
+
+
+def add_verb(subparsers, name: str, help: str, description: str | None = None) -> argparse.ArgumentParser:
+    """The verb's parser: `help` is its line in `build.py --help`, `description` (default: help) its page."""
+    description = description or help[:1].upper() + help[1:] + "."
+    return subparsers.add_parser(name, help=help, description=description)
+
+
+def add_selection(p: argparse.ArgumentParser, *, default_all: bool, positional: bool = True) -> None:
+    """Which variants: NAME... / --variant NAME (repeatable), --all, --variants-dir."""
+    g = p.add_argument_group("selection" + (" (default: every variant)" if default_all else ""))
+    if positional:
+        g.add_argument(
+            "names", nargs="*", metavar="NAME", help="variant name or path to a variant file (as --variant)"
+        )
+    g.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="NAME",
+        help="variant name (file in the variants folder) or path to a variant YAML file; repeatable",
+    )
+    g.add_argument("--all", action="store_true", help="every variant of the variants folder")
+    g.add_argument(
+        "--variants-dir",
+        type=Path,
+        default=VARIANTS_DIR,
+        metavar="DIR",
+        help="folder of variant files (default: variants/)",
+    )
+
+
+def add_out(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="build directory for one variant, parent folder for several (default: build/NAME)",
+    )
+
+
+def add_image_options(p: argparse.ArgumentParser) -> None:
+    """How an image is built and named: --registry, --tag, --base-image, --weights-from, --wheelhouse."""
+    g = p.add_argument_group("images")
+    g.add_argument(
+        "--registry", metavar="HOST[/NAMESPACE]", help="replace the registry part of the variant's repository"
+    )
+    g.add_argument("--tag", action="append", default=[], metavar="TAG", help="extra tag; repeatable")
+    g.add_argument(
+        "--base-image", metavar="IMAGE", help="build argument BASE_IMAGE (override the base image)"
+    )
+    g.add_argument("--weights-from", type=Path, metavar="DIR", help="fill the context's weights/ from DIR")
+    g.add_argument("--wheelhouse", type=Path, metavar="DIR", help="fill the context's wheels/ from DIR")
+
+
+# --- from the selection to rendered files ---------------------------------------------------------------
+
+
+def selected(args: argparse.Namespace, *, default_all: bool) -> list[Path]:
+    """The variant files the options name (every variant when none is named and `default_all`)."""
+    refs = [*getattr(args, "names", []), *args.variant]
+    if not refs and not args.all and not default_all:
+        raise UsageError(
+            "choose the variants: NAME or --variant NAME (repeatable), or --all; `build.py list` shows them"
+        )
+    paths = [find_variant(r, args.variants_dir) for r in refs]
+    if args.all or (default_all and not refs):
+        paths += [p for p in variant_files(args.variants_dir) if p not in paths]
+    return paths
+
+
+def prepare_all(paths: list[Path]) -> list[Prepared]:
+    """Every file loaded, checked and resolved; the errors of all files raised together."""
+    compat = load_compat()
+    prepared, errors = [], []
+    for path in paths:
+        try:
+            prepared.append(prepare(path, compat))
+        except VariantErrors as exc:
+            errors.extend(exc.errors)
+    if errors:
+        raise VariantErrors(errors)
+    return prepared
+
+
+def prepare_selected(args: argparse.Namespace, *, default_all: bool = False) -> list[Prepared]:
+    return prepare_all(selected(args, default_all=default_all))
+
+
+def out_dir(args: argparse.Namespace, name: str, several: bool) -> Path:
+    if args.out is None:
+        return BUILD_DIR / name
+    return args.out / name if several else args.out
+
+
+def unpinned_weights_warning(resolved: Resolved) -> str | None:
+    """A warning when baked weights are not pinned to a revision (not an error: exit code unchanged)."""
+    if not resolved.bake or resolved.revision:
+        return None
+    return (
+        f"{resolved.name} bakes {resolved.model_id} without model.revision, so the image is not "
+        "reproducible: a later build may bake different weights. Pin them by setting model.revision in "
+        f"the variant to a commit id of the model repository (its history on the hub, or "
+        f"`git ls-remote https://huggingface.co/{resolved.model_id} HEAD` for Hugging Face)"
+    )
+
+
+@dataclass(frozen=True)
+class Rendered:
+    prepared: Prepared
+    out: Path
+    files: dict[str, bytes]
+
+    @property
+    def resolved(self) -> Resolved:
+        return self.prepared.resolved
+
+
+def render_selected(args: argparse.Namespace) -> list[Rendered]:
+    """Render (in memory) every selected variant, after warning about unpinned baked weights."""
+    prepared = prepare_selected(args)
+    for p in prepared:
+        warning = unpinned_weights_warning(p.resolved)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
+    compat = load_compat()
+    several = len(prepared) > 1
+    return [
+        Rendered(p, out_dir(args, p.resolved.name, several), render_files(p.resolved, compat))
+        for p in prepared
+    ]

@@ -1,0 +1,39 @@
+"""`build.py render NAME... [--out DIR]`: write the build directories, build no image."""
+
+from __future__ import annotations
+
+import argparse
+
+from builder.commands.common import Rendered, add_out, add_selection, add_verb, render_selected
+from builder.output.render import write_files
+from builder.paths import display
+
+NAME = "render"
+HELP = "render the build directories (Dockerfile, manifests, runtime) and stop"
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = add_verb(
+        subparsers,
+        NAME,
+        HELP,
+        "Render build/NAME (or --out DIR). DIR's .rendered manifest lists the rendered files; "
+        "a re-render removes only those no longer rendered (a non-empty DIR without one is refused).",
+    )
+    add_selection(p, default_all=False)
+    add_out(p)
+    return p
+
+
+def write(item: Rendered) -> None:
+    changed = write_files(item.out, item.files)
+    print(
+        f"rendered {item.resolved.name} into {display(item.out)} "
+        f"({len(item.files)} files, {len(changed)} changed)"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    for item in render_selected(args):
+        write(item)
+    return 0

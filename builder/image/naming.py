@@ -1,0 +1,83 @@
+"""How a built image is named and described: its tags and its labels, in one place.
+
+Tags: ``<repository>:<variant>-<toolkit version>``, ``<repository>:<variant>``, the variant's
+``image.tags`` and each ``--tag``; ``--registry HOST[/NAMESPACE]`` replaces everything before the image's
+own name. Labels: the variant's own (``Resolved.labels``, also rendered into the Dockerfile), plus what
+only the build knows (OCI ``created``, ``revision``, ``source``) and the resolved variant as JSON.
+The grammar of repositories and tags is the variant model's (``builder.variant.models``).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import re
+import subprocess
+from collections.abc import Sequence
+
+from builder.errors import UsageError
+from builder.paths import ROOT
+from builder.variant.models import REPOSITORY_PATTERN, TAG_PATTERN
+from builder.variant.resolve import Resolved
+
+VARIANT_LABEL = "io.runpod.fastdeploy.variant"
+
+
+def check_registry(registry: str | None) -> None:
+    """``--registry`` is a repository prefix (HOST[:PORT][/NAMESPACE], lower case), else UsageError."""
+    if registry and not re.match(REPOSITORY_PATTERN, registry):
+        raise UsageError(f"--registry {registry!r} is not HOST[:PORT][/NAMESPACE] in lower case")
+
+
+def check_tags(tags: Sequence[str]) -> None:
+    """Each ``--tag`` is a valid image tag, else UsageError."""
+    for tag in tags:
+        if not re.match(TAG_PATTERN, tag):
+            raise UsageError(
+                f"--tag {tag!r} is not a valid image tag (letters, digits, '_', '.', '-'; at most 128)"
+            )
+
+
+def with_registry(repository: str, registry: str | None) -> str:
+    """`--registry HOST[/NAMESPACE]` replaces everything before the image's own name."""
+    if not registry:
+        return repository
+    return f"{registry.rstrip('/')}/{repository.rsplit('/', 1)[-1]}"
+
+
+def image_tags(resolved: Resolved, registry: str | None = None, extra: Sequence[str] = ()) -> list[str]:
+    repo = with_registry(resolved.repository, registry)
+    tags = [f"{resolved.name}-{resolved.toolkit_version}", resolved.name, *resolved.extra_tags, *extra]
+    return list(dict.fromkeys(f"{repo}:{t}" for t in tags))
+
+
+def git_revision() -> str | None:
+    """The commit of the toolkit's checkout, or None (not a git checkout, no git)."""
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=ROOT, capture_output=True, text=True, timeout=10
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return out.stdout.strip() if out.returncode == 0 and out.stdout.strip() else None
+
+
+def variant_label(resolved: Resolved) -> str:
+    """The resolved variant as compact JSON (the value of the ``io.runpod.fastdeploy.variant`` label)."""
+    return json.dumps(resolved.to_dict(), sort_keys=True, separators=(",", ":"))
+
+
+def image_labels(
+    resolved: Resolved, *, created: str | None = None, revision: str | None = None
+) -> dict[str, str]:
+    labels = dict(resolved.labels)
+    labels["org.opencontainers.image.created"] = created or _dt.datetime.now(_dt.timezone.utc).strftime(
+        "%Y-%m-%dT%H:%M:%SZ"
+    )
+    rev = revision if revision is not None else git_revision()
+    if rev:
+        labels["org.opencontainers.image.revision"] = rev
+    if resolved.source_url:
+        labels["org.opencontainers.image.source"] = resolved.source_url
+    labels[VARIANT_LABEL] = variant_label(resolved)
+    return dict(sorted(labels.items()))
