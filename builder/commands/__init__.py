@@ -14,6 +14,17 @@ A new verb is a new module here and one entry in ``VERBS`` (the order of ``build
 
 from __future__ import annotations
 
-from builder.commands import build, check, list_variants, matrix, print_variant, push, render, schema
+from builder.commands import (
+    build,
+    check,
+    deploy,
+    list_variants,
+    matrix,
+    print_variant,
+    push,
+    render,
+    schema,
+    verify,
+)
 
-VERBS = (render, build, push, check, list_variants, print_variant, matrix, schema)
+VERBS = (render, build, push, verify, deploy, check, list_variants, print_variant, matrix, schema)

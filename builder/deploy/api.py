@@ -13,6 +13,7 @@ from typing import Any
 import requests
 
 from builder.deploy.redact import Redactor
+from builder.errors import BuilderError
 
 TIMEOUT_S = 30.0
 
@@ -30,8 +31,10 @@ class Request:
         return self.method != "GET"
 
 
-class ApiError(Exception):
-    """A failed management API call; str() is the one paragraph the CLI prints."""
+class ApiError(BuilderError):
+    """A failed management API call; str() is the one paragraph the CLI prints (exit status 1)."""
+
+    exit_code = 1
 
     def __init__(self, request: Request, status: int | None, title: str, detail: str, errors: list[str]):
         self.request, self.status, self.title, self.detail, self.errors = (

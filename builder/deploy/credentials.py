@@ -10,14 +10,18 @@ import os
 from collections.abc import Mapping
 from pathlib import Path
 
+from builder.errors import BuilderError
+
 MANAGEMENT_BASE = "https://api.runpod.io"  # REST v2 paths (/v2/...) are appended
 JOB_BASE = "https://api.runpod.ai/v2"  # /<endpoint id>/runsync ... are appended
 CONFIG_FILE = Path("~/.runpod/config.toml")
 PROFILE = "default"
 
 
-class CredentialsError(Exception):
-    """No usable API key; the message says where it was looked for."""
+class CredentialsError(BuilderError):
+    """No usable API key; the message says where it was looked for (exit status 1)."""
+
+    exit_code = 1
 
 
 def management_base(environ: Mapping[str, str] = os.environ) -> str:

@@ -9,7 +9,7 @@ import re
 from collections.abc import Sequence
 
 from builder.compat import Compat
-from builder.errors import did_you_mean
+from builder.errors import BuilderError, did_you_mean
 from builder.variant.resolve import Resolved
 from worker_runtime.catalog import SETTINGS
 from worker_runtime.settings import SettingsError, load_settings
@@ -20,12 +20,15 @@ PASS_THROUGH = ("HF_TOKEN", "HF_ENDPOINT", "HUGGING_FACE_HUB_TOKEN")
 PASS_THROUGH_PREFIXES = ("FD_", "NCCL_", "PADDLE_", "FLAGS_")
 
 
-class OverrideError(Exception):
+class OverrideError(BuilderError):
     """Bad `--env` values; `problems` has one line each (they name the key and what is allowed)."""
 
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
+
+    def lines(self) -> list[str]:
+        return [f"error: {p}" for p in self.problems]
 
 
 def parse_overrides(pairs: Sequence[str], resolved: Resolved, compat: Compat) -> dict[str, str]:

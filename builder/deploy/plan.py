@@ -18,6 +18,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from builder.deploy.api import Request
+from builder.errors import BuilderError
 from builder.variant.resolve import Resolved
 
 MISSING = "(unset)"
@@ -209,8 +210,10 @@ def find_by_name(items: list[dict[str, Any]], name: str, what: str) -> dict[str,
     return found[0] if found else None
 
 
-class PlanError(Exception):
-    """The current state cannot be reconciled by name (an ambiguous name)."""
+class PlanError(BuilderError):
+    """The current state cannot be reconciled by name (an ambiguous name); exit status 1."""
+
+    exit_code = 1
 
 
 def template_step(name: str, fields: dict[str, Any], current: dict[str, Any] | None) -> Step:

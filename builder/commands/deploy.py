@@ -1,0 +1,175 @@
+"""`build.py deploy NAME [options]`: create or update, by name, a RunPod template and serverless endpoint
+for the variant's pushed image (REST v2), print what changed and how to call it; `--wait` smoke-tests it.
+
+Exit status: 0 done (or nothing to do); 1 RunPod refused or could not be reached (one paragraph), no API
+key, or the smoke test failed; 2 wrong input (`--env`, options, variant) before any request.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+
+from pydantic import ValidationError
+
+from builder.commands.common import add_selection, add_verb, prepare_selected
+from builder.compat import load_compat
+from builder.deploy.api import Client
+from builder.deploy.apply import RegistryCredentials, deploy
+from builder.deploy.calling import print_calling, served_model
+from builder.deploy.credentials import CredentialsError, api_key, job_base, management_base
+from builder.deploy.overrides import parse_overrides
+from builder.deploy.plan import EndpointOptions
+from builder.deploy.redact import Redactor
+from builder.errors import UsageError
+from builder.image.naming import check_registry, image_tags
+from builder.variant.pipeline import Prepared
+from builder.variant.resolve import Resolved
+
+NAME = "deploy"
+HELP = "create or update the variant's RunPod template and serverless endpoint (REST v2), by name"
+SCALERS = {"queue-delay": "QUEUE_DELAY", "request-count": "REQUEST_COUNT"}
+FLASHBOOT = {"on": "FLASHBOOT", "off": "OFF", "priority": "PRIORITY_FLASHBOOT"}
+
+
+def add_image_choice(p: argparse.ArgumentParser, what: str) -> None:
+    """--image REF, or the variant's versioned tag under --registry (what `push` pushed)."""
+    p.add_argument("--image", metavar="REF", help=f"image to {what} (default: the variant's versioned tag)")
+    p.add_argument(
+        "--registry", metavar="HOST[/NAMESPACE]", help="registry part of the default image, as for push"
+    )
+
+
+def one_variant(args: argparse.Namespace) -> tuple[Prepared, str]:
+    """The one selected variant and the image reference to use."""
+    prepared = prepare_selected(args)
+    if len(prepared) != 1:
+        raise UsageError(f"{args.verb} takes one variant, not {len(prepared)}")
+    check_registry(args.registry)
+    return prepared[0], args.image or image_tags(prepared[0].resolved, args.registry)[0]
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = add_verb(subparsers, NAME, HELP, description=__doc__.split("\n\n")[0].split(": ", 1)[1])
+    add_selection(p, default_all=False)
+    add_image_choice(p, "deploy")
+    p.add_argument("--name", metavar="NAME", help="template and endpoint name (default: the variant name)")
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a baked setting on the endpoint (checked by the runtime's settings); repeatable",
+    )
+    d = EndpointOptions.model_fields
+    g = p.add_argument_group("endpoint")
+    g.add_argument("--workers-min", type=int, default=d["workers_min"].default, metavar="N", help="default 0")
+    g.add_argument("--workers-max", type=int, default=d["workers_max"].default, metavar="N", help="default 3")
+    g.add_argument(
+        "--idle-timeout", type=int, default=d["idle_timeout"].default, metavar="S", help="seconds, default 5"
+    )
+    g.add_argument("--scaler", choices=sorted(SCALERS), default="queue-delay", help="autoscaling signal")
+    g.add_argument(
+        "--scaler-value",
+        type=float,
+        default=d["scaler_value"].default,
+        metavar="V",
+        help="seconds of queue delay (>= 0.5) or requests per worker (whole number); default 4",
+    )
+    g.add_argument("--flashboot", choices=sorted(FLASHBOOT), default="on", help="FlashBoot (default on)")
+    g.add_argument("--network-volume", action="append", default=[], metavar="ID", help="repeatable")
+    g.add_argument(
+        "--execution-timeout",
+        type=int,
+        default=d["execution_timeout_s"].default,
+        metavar="S",
+        help="seconds a job may run (default 600)",
+    )
+    g.add_argument(
+        "--registry-auth",
+        metavar="NAME",
+        help="name of the RunPod registry credential made from REGISTRY_USERNAME/REGISTRY_PASSWORD "
+        "(default: HOST-USERNAME); reused when it exists",
+    )
+    g.add_argument("--no-registry-auth", action="store_true", help="public image: no registry credential")
+    mode = p.add_mutually_exclusive_group()
+    mode.add_argument("--dry-run", action="store_true", help="print a first deploy's requests; send none")
+    mode.add_argument("--plan", action="store_true", help="read what RunPod has, print the writes; send none")
+    p.add_argument("--wait", action="store_true", help="then wait for a ready worker and smoke-test it")
+    p.add_argument("--wait-timeout", type=float, default=1800.0, metavar="S", help="for --wait (seconds)")
+    return p
+
+
+def registry_host(image: str) -> str:
+    first = image.split("/", 1)[0]
+    return first if "/" in image and ("." in first or ":" in first or first == "localhost") else "docker.io"
+
+
+def registry_credentials(args: argparse.Namespace, image: str) -> RegistryCredentials | None:
+    user, password = os.environ.get("REGISTRY_USERNAME", ""), os.environ.get("REGISTRY_PASSWORD", "")
+    if args.no_registry_auth or not (user and password):
+        return None
+    name = args.registry_auth or re.sub(r"[^A-Za-z0-9._-]+", "-", f"{registry_host(image)}-{user}")
+    return RegistryCredentials(name=name, username=user, password=password)
+
+
+def options(args: argparse.Namespace, resolved: Resolved, env: dict[str, str]) -> EndpointOptions:
+    try:
+        return EndpointOptions(
+            name=args.name or resolved.name,
+            workers_min=args.workers_min,
+            workers_max=args.workers_max,
+            idle_timeout=args.idle_timeout,
+            scaler=SCALERS[args.scaler],
+            scaler_value=args.scaler_value,
+            flashboot=FLASHBOOT[args.flashboot],
+            network_volumes=args.network_volume,
+            execution_timeout_s=args.execution_timeout,
+            env=env,
+        )
+    except ValidationError as exc:
+        problems = [f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors()]
+        raise UsageError("; ".join(problems)) from None
+
+
+def run(args: argparse.Namespace) -> int:
+    prepared, image = one_variant(args)
+    resolved = prepared.resolved
+    env = parse_overrides(args.env, resolved, load_compat())  # before any request
+    opts = options(args, resolved, env)
+    mode = "dry_run" if args.dry_run else "plan" if args.plan else "live"
+    registry = registry_credentials(args, image)
+    redactor = Redactor([registry.password if registry else None])
+    key: str | None = None
+    try:
+        key = api_key()
+    except CredentialsError:
+        if mode != "dry_run":
+            raise
+    client = Client(management_base(), key, redactor) if key and mode != "dry_run" else None
+    note = {"live": "", "plan": " (plan: no write is sent)", "dry_run": " (dry run: nothing is sent)"}[mode]
+    print(f"deploying {image} as {opts.name}{note}")
+    outcome = deploy(
+        resolved, image, opts, client=client, mode=mode, registry=registry, say=print,
+        redactor=redactor, base_url=management_base(),
+    )  # fmt: skip
+    endpoint_id = outcome.endpoint_id or "<endpoint id>"
+    base = f"{job_base()}/{endpoint_id}"
+    model = served_model(resolved, env)
+    print_calling(endpoint_id, base, model, print)
+    if not args.wait or mode != "live":
+        return 0
+    assert key is not None
+    from builder.verify.endpoint import smoke_test, wait_for_worker
+    from builder.verify.jobs import JobClient, variant_tests
+
+    if opts.workers_min > 0:
+        problem = wait_for_worker(JobClient(base, key), args.wait_timeout, sys.stdout)
+        if problem:
+            print(f"error: {problem}", file=sys.stderr)
+            return 1
+    else:
+        print("workers min is 0: a worker starts with the first job, so the smoke test starts now")
+    return smoke_test(base, key, variant_tests(resolved), model, print)
