@@ -90,9 +90,10 @@ def main(argv: list[str] | None = None) -> int:
             signal.signal(signum, signal.SIG_DFL)
             os.kill(os.getpid(), signum)
             return
-        # Forward to the engine (graceful, then forced), then leave at once.
-        threading.Thread(target=supervisor.stop, daemon=True).start()
-        supervisor.died.wait(supervisor.stop_grace + 6)
+        # Forward to the engine (graceful, then forced), stop what it left behind, then leave at once.
+        stopper = threading.Thread(target=supervisor.stop, daemon=True)
+        stopper.start()
+        stopper.join(supervisor.stop_grace + 10)
         print(f"Received signal {signum}: engine stopped (code {supervisor.exit_code}).", flush=True)
         os._exit(0)
 
@@ -114,6 +115,7 @@ def main(argv: list[str] | None = None) -> int:
         settings.served_model_name or settings.model,
         settings.max_concurrency,
         supervisor,
+        logprobs=bool(settings.logprobs),
     )
     exit_on_engine_death(supervisor, lambda: runtime.in_flight)
     handler = make_handler(runtime)

@@ -43,13 +43,16 @@ SETTINGS: tuple[Setting, ...] = (
         "Model name clients send and responses report; requests without a model get it filled in.",
         flag="--served-model-name",
     ),
-    Setting("MAX_MODEL_LEN", "int", "Maximum context length in tokens.", flag="--max-model-len", minimum=1),
+    # Bounds FastDeploy asserts at startup (config.py check(), L2044-2051 in 2.5): max_model_len >= 16,
+    # 1 <= max_num_seqs <= 256.
+    Setting("MAX_MODEL_LEN", "int", "Maximum context length in tokens.", flag="--max-model-len", minimum=16),
     Setting(
         "MAX_NUM_SEQS",
         "int",
         "Maximum number of sequences the engine decodes at once.",
         flag="--max-num-seqs",
         minimum=1,
+        maximum=256,
     ),
     Setting(
         "TENSOR_PARALLEL_SIZE",
@@ -163,6 +166,21 @@ SETTINGS: tuple[Setting, ...] = (
         advanced=True,
     ),
     Setting(
+        "LOGPROBS",
+        "bool",
+        "Start the engine with --enable-logprob, so that jobs may ask for logprobs (else they are refused).",
+        flag="--enable-logprob",
+        advanced=True,
+    ),
+    Setting(
+        "STOP_ON_DISCONNECT",
+        "bool",
+        "Stop generating when a job is cancelled or times out (FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE).",
+        default=True,
+        engine_env="FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE",
+        advanced=True,
+    ),
+    Setting(
         "ENGINE_ARGS",
         "args",
         "Extra engine flags as shell words, each checked against the FastDeploy release.",
@@ -227,6 +245,8 @@ class Settings:
     limit_mm_per_prompt: dict[str, Any] | None = None
     model_source: str | None = None
     model_cache_dir: str | None = None
+    logprobs: bool | None = None
+    stop_on_disconnect: bool = True
     engine_args: tuple[str, ...] = ()
     engine_startup_timeout: float = 1800.0
     request_timeout: float = 600.0

@@ -4,13 +4,19 @@ A native stream yields one OpenAI chunk object per yield. When several chunks ar
 previous yield they are merged, per choice index and at the delta and the choice level alike:
 text fields appended, tool-call arguments appended, list fields (FastDeploy's
 ``completion_token_ids``, ``prompt_token_ids``, logprob lists) concatenated, the role kept from the
-first chunk and every other scalar (``finish_reason``, top-level ``usage``) from the last one that set
-it. Concatenating the yields' deltas therefore gives exactly the text and token ids of the unmerged
-stream.
+first chunk and every other scalar (``finish_reason``) from the last one that set it; top-level
+``usage`` objects are added up. Concatenating the yields' deltas therefore gives exactly the text and
+token ids of the unmerged stream.
+
+Usage: FastDeploy's streamed completions send one usage chunk per finished choice, each with only that
+choice's numbers (2.5: ``serving_completion.py`` L618-645); merged chunks add their usages up, and
+``summed_usage`` keeps a native stream's running total, so its last usage is the job's total, the same
+numbers as the non-streamed answer (prompt tokens counted once per prompt, not once per choice).
 """
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
 from typing import Any
 
 # String fields that carry one piece per chunk (FastDeploy adds the last three with return_token_ids).
@@ -25,7 +31,9 @@ def merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     choices: dict[Any, dict[str, Any]] = {}
     for chunk in chunks:
         for key, value in chunk.items():
-            if key != "choices" and (value is not None or key not in out):
+            if key == "usage" and isinstance(value, dict) and isinstance(out.get("usage"), dict):
+                out[key] = add_usage(out["usage"], value)
+            elif key != "choices" and (value is not None or key not in out):
                 out[key] = value
         for choice in chunk.get("choices") or ():
             if not isinstance(choice, dict):
@@ -110,3 +118,44 @@ def _merge_logprobs(a: Any, b: Any) -> Any:
         elif value is not None:
             out[key] = value
     return out
+
+
+def add_usage(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
+    """Two usage objects added up, field by field (nested details too)."""
+    out: dict[str, Any] = dict(a or {})
+    for key, value in b.items():
+        old = out.get(key)
+        if isinstance(value, dict):
+            out[key] = add_usage(old if isinstance(old, dict) else None, value)
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
+            out[key] = (old if isinstance(old, (int, float)) and not isinstance(old, bool) else 0) + value
+        elif key not in out:
+            out[key] = value
+    return out
+
+
+def completions_usage(total: dict[str, Any], n: int) -> dict[str, Any]:
+    """The job's usage from the sum of its per-choice usage chunks: each choice repeats its prompt's
+    tokens, so the prompt tokens are divided by ``n`` (as 2.5's non-stream answer does,
+    serving_completion.py L749-760)."""
+    out = dict(total)
+    if isinstance(out.get("prompt_tokens"), int):
+        out["prompt_tokens"] //= max(1, n)
+        if isinstance(out.get("completion_tokens"), int):
+            out["total_tokens"] = out["prompt_tokens"] + out["completion_tokens"]
+    return out
+
+
+async def summed_usage(items: AsyncIterator[Any], n: int) -> AsyncIterator[Any]:
+    """A native completions stream whose chunks carry the usage so far instead of one choice's."""
+    total: dict[str, Any] | None = None
+    try:
+        async for item in items:
+            if isinstance(item, dict) and isinstance(item.get("usage"), dict):
+                total = add_usage(total, item["usage"])
+                item = {**item, "usage": completions_usage(total, n)}
+            yield item
+    finally:
+        aclose = getattr(items, "aclose", None)
+        if aclose is not None:
+            await aclose()

@@ -35,6 +35,19 @@ def _format(value: Any) -> str:
     return str(value)
 
 
+def separate_metrics_listener(release: Mapping[str, Any]) -> bool:
+    """Whether the release always opens a metrics listener of its own, on 0.0.0.0.
+
+    ``--metrics-port`` without a default (2.4 and 2.5 in the flag table) means metrics are served on
+    ``--port`` unless the flag is given, and giving it opens a second listener on 0.0.0.0 (FastDeploy 2.5
+    ``api_server.py`` L737-740, L783, L904): such releases get no ``--metrics-port``. Releases whose flag
+    has a default (8001 in 2.0-2.3) open that listener anyway: they get a free port, so two workers on one
+    host do not collide.
+    """
+    spec = release["flags"].get("--metrics-port")
+    return spec is not None and spec.get("default") is not None
+
+
 def engine_argv(settings: Settings, release: Mapping[str, Any], ports: EnginePorts, python: str) -> list[str]:
     """The full command line that starts FastDeploy's OpenAI-compatible server."""
     argv = [python, "-m", API_SERVER_MODULE, "--model", settings.model]
@@ -44,6 +57,8 @@ def engine_argv(settings: Settings, release: Mapping[str, Any], ports: EnginePor
         ("--engine-worker-queue-port", ports.engine_worker_queue),
         ("--cache-queue-port", ports.cache_queue),
     ):
+        if flag == "--metrics-port" and not separate_metrics_listener(release):
+            continue  # metrics are served on --port: no second listener (it would bind 0.0.0.0)
         if flag in release["flags"]:
             argv += [flag, str(port)]
     for setting in SETTINGS:
@@ -81,6 +96,8 @@ def engine_env(
         env["FD_MODEL_CACHE"] = settings.model_cache_dir
     if settings.enable_chunked_prefill is False:
         env["FD_DISABLE_CHUNKED_PREFILL"] = "1"
+    # Without it FastDeploy keeps generating for a client that left (a cancelled or timed-out job).
+    env["FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE"] = "1" if settings.stop_on_disconnect else "0"
     if settings.worker_deps_dir and "PYTHONPATH" in env:
         deps = os.path.normpath(settings.worker_deps_dir)
         kept = [p for p in env["PYTHONPATH"].split(path_sep) if p and os.path.normpath(p) != deps]

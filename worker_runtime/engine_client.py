@@ -7,6 +7,11 @@ import asyncio
 import aiohttp
 
 CONNECT_TIMEOUT = 10.0  # the engine listens on loopback: connecting is immediate or it is gone
+# FastDeploy runs under gunicorn with its default keepalive: an idle connection is closed by the engine
+# 2 s after its last answer (2.5: api_server.py L716-725 sets no keepalive). A pooled connection reused
+# just as the engine closes it fails the request before any answer, so ours are dropped well before.
+ENGINE_IDLE_CLOSE = 2.0
+POOL_IDLE_SECONDS = 1.0
 
 
 class EngineClient:
@@ -26,7 +31,7 @@ class EngineClient:
         """The shared session, created on first use inside the running loop (the SDK makes its own)."""
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=75, ttl_dns_cache=None)
+            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=POOL_IDLE_SECONDS, ttl_dns_cache=None)
             self._session = aiohttp.ClientSession(
                 connector=connector,
                 timeout=self.timeout,

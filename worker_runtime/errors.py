@@ -28,6 +28,7 @@ class JobError(Exception):
         type_: str = "invalid_request_error",
         code: str | int | None = None,
         param: str | None = None,
+        engine_status: int | None = None,
     ) -> None:
         super().__init__(message)
         self.status = status
@@ -35,12 +36,14 @@ class JobError(Exception):
         self.type = type_
         self.code = code
         self.param = param
+        self.engine_status = engine_status  # the engine's own HTTP status, when we changed it
 
     def openai_error(self) -> dict[str, Any]:
         return {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
 
     def payload(self) -> str:
-        return json.dumps({**self.openai_error(), "status": self.status}, ensure_ascii=False)
+        extra = {} if self.engine_status is None else {"engine_status": self.engine_status}
+        return json.dumps({**self.openai_error(), "status": self.status, **extra}, ensure_ascii=False)
 
     @classmethod
     def from_payload(cls, text: str) -> JobError:
@@ -50,12 +53,14 @@ class JobError(Exception):
         except (TypeError, ValueError):
             obj = None
         if isinstance(obj, dict) and isinstance(obj.get("status"), int) and "message" in obj:
+            engine_status = obj.get("engine_status")
             return cls(
                 obj["status"],
                 str(obj["message"]),
                 obj.get("type") or "server_error",
                 obj.get("code"),
                 obj.get("param"),
+                engine_status if isinstance(engine_status, int) else None,
             )
         return cls(500, str(text), "server_error", "internal_error")
 
@@ -64,17 +69,40 @@ def input_error(message: str) -> JobError:
     return JobError(400, f"{message}. {ACCEPTED_INPUTS}", "invalid_request_error", "invalid_input")
 
 
+# FastDeploy answers a request it refuses while preparing it with HTTP 500 (2.5: api_server.py L542,
+# L578), typed as a request error: "invalid_request_error" (chat, and completions' generic errors),
+# "invalid_request" (completions' parameter errors), or code "model_not_support" (a model name it does
+# not serve, typed "internal_error"). Such a job fails with 400; the engine's 500 is kept in
+# "engine_status". Any other 500 is a server error and stays 500.
+REQUEST_ERROR_TYPES = ("invalid_request_error", "invalid_request")
+REQUEST_ERROR_CODES = ("model_not_support",)
+TRACEBACK_MARK = "Traceback (most recent call last):"
+
+
+def strip_traceback(message: str) -> str:
+    """The engine's message without the Python traceback FastDeploy appends to some of them."""
+    head, mark, _ = message.partition(TRACEBACK_MARK)
+    if not mark:
+        return message
+    return head.rstrip().rstrip(",").rstrip()
+
+
 def engine_http_error(status: int, body: Any) -> JobError:
-    """The engine's non-200 answer, its OpenAI error fields kept as they are."""
+    """The engine's non-200 answer, its OpenAI error fields kept (request errors sent as 500: 400)."""
     err = body.get("error") if isinstance(body, dict) else None
     if isinstance(err, dict):  # 2.3+: {"error": {"message", "type", "param", "code"}}
-        return JobError(
-            status,
-            str(err.get("message", "")),
-            err.get("type") or _type_for(status),
-            err.get("code"),
-            err.get("param"),
-        )
+        message = strip_traceback(str(err.get("message", "")))
+        type_ = err.get("type") or _type_for(status)
+        if status == 500 and (type_ in REQUEST_ERROR_TYPES or err.get("code") in REQUEST_ERROR_CODES):
+            return JobError(
+                400,
+                message,
+                "invalid_request_error",
+                err.get("code"),
+                err.get("param"),
+                engine_status=status,
+            )
+        return JobError(status, message, type_, err.get("code"), err.get("param"))
     if isinstance(body, dict) and isinstance(body.get("detail"), dict):  # 2.0/2.1 chat
         body = body["detail"]
     if isinstance(body, dict) and "message" in body:  # 2.0/2.1: {"object": "error", "message", "code"}

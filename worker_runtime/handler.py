@@ -15,10 +15,10 @@ from typing import Any
 
 import aiohttp
 
-from worker_runtime.chunks import merge_chunks
+from worker_runtime.chunks import merge_chunks, summed_usage
 from worker_runtime.engine_client import EngineClient
 from worker_runtime.errors import JobError, engine_http_error
-from worker_runtime.normalize import EngineRequest, normalize
+from worker_runtime.normalize import COMPLETIONS, EngineRequest, normalize
 from worker_runtime.sse import Event, EventSplitter, SSEParser, plain_events
 from worker_runtime.supervisor import Supervisor, log_tail
 
@@ -35,11 +35,14 @@ class Runtime:
         model_name: str,
         max_concurrency: int,
         supervisor: Supervisor | None = None,
+        *,
+        logprobs: bool = True,
     ) -> None:
         self.client = client
         self.model_name = model_name
         self.max_concurrency = max_concurrency
         self.supervisor = supervisor
+        self.logprobs = logprobs  # the engine runs with --enable-logprob
         self.in_flight = 0
 
     def concurrency_modifier(self, current: int) -> int:
@@ -73,26 +76,52 @@ class Runtime:
         return None
 
 
+class Upstream:
+    """A job's open engine responses, so that they can be closed when the job ends early.
+
+    The RunPod SDK stops a job by cancelling its task, usually while it awaits a stream POST rather
+    than this generator: the generator is then left suspended and never closed. The responses are
+    closed when the task ends instead, so the engine sees its client leave and stops generating.
+    """
+
+    def __init__(self) -> None:
+        self.responses: set[aiohttp.ClientResponse] = set()
+
+    def close_all(self, _task: object = None) -> None:
+        for resp in list(self.responses):
+            resp.close()
+        self.responses.clear()
+
+
 def make_handler(runtime: Runtime) -> Callable[[dict[str, Any]], AsyncIterator[Any]]:
     async def handler(job: dict[str, Any]) -> AsyncIterator[Any]:
         runtime.in_flight += 1
+        upstream = Upstream()
+        task = asyncio.current_task()
+        if task is not None:
+            task.add_done_callback(upstream.close_all)
         try:
             job_input = job.get("input") if isinstance(job, dict) else None
-            async for item in run_job(runtime, job_input):
+            async for item in run_job(runtime, job_input, upstream):
                 yield item
         finally:
             runtime.in_flight -= 1
+            if task is not None:
+                task.remove_done_callback(upstream.close_all)
+            upstream.close_all()
 
     return handler
 
 
-async def run_job(runtime: Runtime, job_input: Any) -> AsyncIterator[Any]:
+async def run_job(runtime: Runtime, job_input: Any, upstream: Upstream | None = None) -> AsyncIterator[Any]:
     try:
-        request = normalize(job_input, runtime.model_name)
+        request = normalize(job_input, runtime.model_name, logprobs=runtime.logprobs)
+        for note in request.notes:
+            print(f"job input: {note}", flush=True)
         dead = runtime.dead_error()
         if dead is not None:
             raise dead
-        async for item in _call(runtime, request):
+        async for item in _call(runtime, request, upstream or Upstream()):
             yield item
     except JobError as err:
         yield {"error": err.payload()}
@@ -121,13 +150,14 @@ async def _connection_error(runtime: Runtime, exc: BaseException) -> JobError:
     )
 
 
-async def _call(runtime: Runtime, request: EngineRequest) -> AsyncIterator[Any]:
+async def _call(runtime: Runtime, request: EngineRequest, upstream: Upstream) -> AsyncIterator[Any]:
     session = runtime.client.session()
     try:
         resp = await session.request(request.method, runtime.client.url(request.route), json=request.body)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise await _connection_error(runtime, exc) from None
     finished = False
+    upstream.responses.add(resp)
     try:
         if resp.status != 200:
             raw = await resp.read()
@@ -146,12 +176,16 @@ async def _call(runtime: Runtime, request: EngineRequest) -> AsyncIterator[Any]:
                 raise JobError(502, f"FastDeploy sent invalid JSON: {raw[:300]!r}", "server_error") from None
             yield obj
             return
-        async for item in _relay(runtime, resp, request.openai):
+        relay = _relay(runtime, resp, request.openai)
+        if not request.openai and request.route == COMPLETIONS:
+            relay = summed_usage(relay, request.n)  # one usage chunk per finished choice: add them up
+        async for item in relay:
             yield item
         finished = True
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise await _connection_error(runtime, exc) from None
     finally:
+        upstream.responses.discard(resp)
         if finished:
             resp.release()
         else:

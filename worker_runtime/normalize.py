@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from worker_runtime.errors import JobError, input_error
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
+MODELS = "/v1/models"
 # Routes the engine serves on GET only: a job naming one is a GET, also with an empty openai_input
 # (clients that always send a body send {}).
-GET_ROUTES = frozenset({"/v1/models"})
+GET_ROUTES = frozenset({MODELS})
+# The only routes a job may reach. FastDeploy 2.5 serves more on the same port (api_server.py): control
+# routes (/v1/pause aborts every running request, /v1/sleep, /v1/wakeup, /v1/update_weights, /v1/resume,
+# /v1/is_paused), /metrics, /health, /config-info; and /v1/embeddings and /v1/reward, which only a
+# pooling model answers (these images serve generative models). None of them is for job input.
+OPENAI_ROUTES = (CHAT, COMPLETIONS, MODELS)
 
 # Native sampling_params, passed to the engine under the same names (OpenAI fields plus FastDeploy's
 # extras such as top_k, repetition_penalty and min_tokens).
@@ -67,6 +73,18 @@ NATIVE_KEYS = frozenset(
 )
 
 
+# Request fields FastDeploy 2.5 would drop without a word (its request models lack them, protocol.py):
+# a job naming one fails, so that nobody believes it took effect.
+IGNORED_FIELDS = {
+    CHAT: ("logit_bias", "echo", "suffix"),
+    COMPLETIONS: ("logit_bias",),
+}
+LOGPROBS_HINT = (
+    "logprobs are off on this endpoint: FastDeploy needs --enable-logprob, set LOGPROBS=true "
+    "in the endpoint's environment"
+)
+
+
 @dataclass(frozen=True)
 class EngineRequest:
     method: str  # "GET" or "POST"
@@ -74,6 +92,13 @@ class EngineRequest:
     body: dict[str, Any] | None
     stream: bool
     openai: bool  # True: OpenAI passthrough (stream output is SSE text)
+    notes: tuple[str, ...] = field(default=())  # log lines about the input (ignored keys)
+
+    @property
+    def n(self) -> int:
+        """Choices per prompt (FastDeploy's default 1)."""
+        n = (self.body or {}).get("n")
+        return n if isinstance(n, int) and not isinstance(n, bool) and n >= 1 else 1
 
 
 def _stream_flag(value: Any, where: str) -> bool:
@@ -84,38 +109,112 @@ def _stream_flag(value: Any, where: str) -> bool:
     return value
 
 
-def normalize(job_input: Any, model_name: str) -> EngineRequest:
-    """``model_name`` is filled in when a request names no model."""
+def normalize(job_input: Any, model_name: str, *, logprobs: bool = True) -> EngineRequest:
+    """``model_name`` is filled in when a request names no model; ``logprobs``: whether the engine
+    was started with --enable-logprob (else a job asking for logprobs is refused)."""
     if not isinstance(job_input, dict):
         raise input_error(f"Job input must be a JSON object, got {type(job_input).__name__}")
     if "openai_route" in job_input:
-        return _openai(job_input, model_name)
-    if "messages" in job_input or "prompt" in job_input:
-        return _native(job_input, model_name)
+        request = _openai(job_input, model_name)
+    elif "messages" in job_input or "prompt" in job_input:
+        request = _native(job_input, model_name)
+    else:
+        request = None
+    if request is not None:
+        if request.body is not None:
+            return EngineRequest(
+                request.method,
+                request.route,
+                _sampling(request.route, request.body, logprobs),
+                request.stream,
+                request.openai,
+                request.notes,
+            )
+        return request
     keys = ", ".join(sorted(map(str, job_input)))[:300] or "none"
     raise input_error(f"Job input has no messages, prompt or openai_route (keys: {keys})")
 
 
 def _openai(job_input: dict[str, Any], model_name: str) -> EngineRequest:
     route = job_input["openai_route"]
-    if not isinstance(route, str) or not route.startswith("/v1/") or ".." in route or "?" in route:
-        raise input_error(f'"openai_route" must be a path starting with /v1/, got {route!r}'[:300])
-    extra = sorted(set(job_input) - {"openai_route", "openai_input"})
-    if extra:
-        raise input_error(f"Unexpected keys beside openai_route/openai_input: {', '.join(map(str, extra))}")
+    if route not in OPENAI_ROUTES:
+        raise JobError(
+            400,
+            f'"openai_route" {str(route)[:200]!r} is not served to jobs; allowed: {", ".join(OPENAI_ROUTES)}',
+            code="invalid_route",
+            param="openai_route",
+        )
+    # A field the platform may add one day must not fail every request: logged, then ignored.
+    extra = sorted(map(str, set(job_input) - {"openai_route", "openai_input"}))
+    note = f"ignored job input keys beside openai_route/openai_input: {', '.join(extra)}"[:500]
+    notes = (note,) if extra else ()
     body = job_input.get("openai_input")
     if body is None:
-        return EngineRequest("GET", route, None, False, True)
+        if route != MODELS:
+            raise input_error(f'{route} needs an "openai_input" object (the request body)')
+        return EngineRequest("GET", route, None, False, True, notes)
     if not isinstance(body, dict):
         raise input_error(f'"openai_input" must be a JSON object, got {type(body).__name__}')
     if route in GET_ROUTES:
         if body:
             raise input_error(f'{route} takes no "openai_input" (leave it out or send {{}})')
-        return EngineRequest("GET", route, None, False, True)
+        return EngineRequest("GET", route, None, False, True, notes)
     stream = _stream_flag(body.get("stream"), "openai_input.stream")
-    if body.get("model") in (None, "") and route in (CHAT, COMPLETIONS):
+    if body.get("model") in (None, ""):
         body = {**body, "model": model_name}
-    return EngineRequest("POST", route, body, stream, True)
+    return EngineRequest("POST", route, body, stream, True, notes)
+
+
+def _given(body: dict[str, Any], key: str) -> bool:
+    """Whether a field is set: null (what some clients send for "not given") is not."""
+    return body.get(key) is not None
+
+
+def _sampling(route: str, body: dict[str, Any], logprobs: bool) -> dict[str, Any]:
+    """The body with the token limits made to mean what they say, or a JobError for a field the
+    engine would ignore and for logprobs the engine cannot give."""
+    for key in IGNORED_FIELDS.get(route, ()):
+        value = body.get(key)
+        if value is None or (key == "echo" and value is False):
+            continue
+        what = "chat completions" if route == CHAT else "completions"
+        raise JobError(
+            400,
+            f"{key} is not supported for {what} by FastDeploy (it would be ignored); remove it",
+            code="unsupported_parameter",
+            param=key,
+        )
+    if route == COMPLETIONS and _given(body, "suffix") and not isinstance(body["suffix"], dict):
+        raise JobError(
+            400,
+            "suffix is not supported for completions by FastDeploy: it takes no text after the "
+            "completion (its suffix is an object of extra request fields); remove it",
+            code="unsupported_parameter",
+            param="suffix",
+        )
+    # Token limits: /v1/completions knows only max_tokens (FastDeploy ignores max_completion_tokens
+    # there); chat takes both but lets max_tokens win (protocol.py to_dict_for_infer). The smaller of
+    # the two is the limit, sent as max_tokens.
+    limits = [body[k] for k in ("max_tokens", "max_completion_tokens") if _given(body, k)]
+    if _given(body, "max_completion_tokens") and (route == COMPLETIONS or len(limits) == 2):
+        out = {k: v for k, v in body.items() if k != "max_completion_tokens"}
+        numbers = [v for v in limits if isinstance(v, int) and not isinstance(v, bool)]
+        out["max_tokens"] = min(numbers) if len(numbers) == len(limits) else body.get("max_tokens", limits[0])
+        body = out
+    if not logprobs and _wants_logprobs(route, body):
+        raise JobError(400, LOGPROBS_HINT, code="logprobs_disabled", param="logprobs")
+    return body
+
+
+def _wants_logprobs(route: str, body: dict[str, Any]) -> bool:
+    """Whether the request asks for what FastDeploy refuses without --enable-logprob (engine_client.py
+    valid_parameters: chat logprobs true; completions logprobs a number; prompt_logprobs either)."""
+    value = body.get("logprobs")
+    if route == CHAT and value is True:
+        return True
+    if route == COMPLETIONS and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return _given(body, "prompt_logprobs")
 
 
 def _native(job_input: dict[str, Any], model_name: str) -> EngineRequest:

@@ -7,15 +7,19 @@ local server's, and its waits must not depend on either.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import os
 import signal
 import subprocess
+import sys
 import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
+
+from worker_runtime.reaper import Tracker
 
 DEFAULT_LOG_DIR = "/tmp/fastdeploy-log"
 # workerlog.N holds load and kernel errors, so it comes first.
@@ -65,14 +69,19 @@ class Supervisor:
         self.died = threading.Event()
         self._on_death: list[Callable[[int], None]] = []
         self._lock = threading.Lock()
+        self.reaper: subprocess.Popen[bytes] | None = None
         # /health is on loopback: never through HTTP(S)_PROXY from the endpoint's environment.
         self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def start(self) -> None:
         Path(self.log_dir).mkdir(parents=True, exist_ok=True)
-        # Own process group: a forced stop kills the whole engine tree (API server and GPU workers).
-        self.proc = subprocess.Popen(self.argv, env=self.env, start_new_session=True)
+        # Own process group, so a Ctrl-C to the worker's group reaches the worker only; the engine gets
+        # SIGTERM if the worker dies, however (the parent-death signal, Linux).
+        self.proc = subprocess.Popen(
+            self.argv, env=self.env, start_new_session=True, preexec_fn=_parent_death_signal()
+        )
         threading.Thread(target=self._watch, name="engine-death-watch", daemon=True).start()
+        self.reaper = start_reaper(self.proc.pid)
 
     def _watch(self) -> None:
         assert self.proc is not None
@@ -131,13 +140,53 @@ class Supervisor:
         proc = self.proc
         if proc is None or self.died.is_set():
             return self.exit_code
+        # The whole tree, read before anything dies: GPU workers in sessions of their own are out of
+        # the group's reach, and once the server is gone they are no longer its children.
+        tree = Tracker(proc.pid)
+        tree.poll()
         _signal_group(proc.pid, signal.SIGTERM)
         if not self.died.wait(self.stop_grace):
             _signal_group(proc.pid, signal.SIGKILL)
             self.died.wait(5.0)
         else:
-            _signal_group(proc.pid, signal.SIGKILL)  # leftovers of the tree, if any
+            _signal_group(proc.pid, signal.SIGKILL)  # leftovers of the group, if any
+        tree.stop_all(grace=2.0)  # and of the tree
         return self.exit_code
+
+
+PR_SET_PDEATHSIG = 1
+
+
+def _parent_death_signal() -> Callable[[], None] | None:
+    """For the engine child, run before exec: SIGTERM when the worker dies (prctl PR_SET_PDEATHSIG;
+    Linux only). libc is loaded here, in the parent, so the child only makes the call."""
+    if not sys.platform.startswith("linux"):
+        return None
+    try:
+        prctl = ctypes.CDLL(None, use_errno=True).prctl
+    except (OSError, AttributeError):
+        return None
+
+    def set_signal() -> None:
+        prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM), 0, 0, 0)
+
+    return set_signal
+
+
+def start_reaper(engine_pid: int) -> subprocess.Popen[bytes] | None:
+    """The watchdog that stops every engine descendant left once the engine or the worker is gone
+    (``reaper.py``): GPU workers run in sessions of their own, which no process-group signal reaches."""
+    if not os.path.isdir("/proc"):
+        return None
+    package_parent = Path(__file__).resolve().parent.parent
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(package_parent), env.get("PYTHONPATH", "")) if p)
+    return subprocess.Popen(
+        [sys.executable, "-m", "worker_runtime.reaper", str(os.getpid()), str(engine_pid)],
+        env=env,
+        stdin=subprocess.DEVNULL,
+        start_new_session=True,
+    )
 
 
 def _signal_group(pid: int, sig: int) -> None:

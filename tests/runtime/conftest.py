@@ -83,6 +83,40 @@ class RuntimeProcess:
                 return int(line.split()[2].rstrip(","))
         return None
 
+    def engine_port(self) -> int:
+        """The engine's HTTP port, from the argv the runtime printed."""
+        self.wait_output("Starting FastDeploy")
+        for line in self.output.splitlines():
+            if line.startswith("Starting FastDeploy"):
+                words = line.split()
+                return int(words[words.index("--port") + 1])
+        raise AssertionError("no engine command line in the output")
+
+    def engine_argv(self) -> list[str]:
+        self.wait_output("Starting FastDeploy")
+        line = next(x for x in self.output.splitlines() if x.startswith("Starting FastDeploy"))
+        return line.split(": ", 1)[1].split()
+
+    def engine_metrics(self) -> dict[str, float]:
+        """The stand-in's /metrics counters (read on the engine's own port)."""
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.engine_port()}/metrics", timeout=WAIT) as resp:
+            text = resp.read().decode()
+        out = {}
+        for line in text.splitlines():
+            name, _, value = line.rpartition(" ")
+            out[name] = float(value)
+        return out
+
+    def gpu_worker_pid(self, timeout: float = WAIT) -> int:
+        """The pid of the stand-in's "GPU worker" (its own session), once it has started."""
+        path = os.path.join(self.log_dir, "standin-gpu-worker.pid")
+        deadline = time.monotonic() + timeout
+        while not os.path.exists(path):
+            assert time.monotonic() < deadline, f"no GPU worker started:\n{self.output}"
+            time.sleep(0.05)
+        with open(path) as f:
+            return int(f.read())
+
     def stop(self) -> None:
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
@@ -99,6 +133,7 @@ def runtime_env(**extra: str) -> dict[str, str]:
     env["MODEL"] = "stand-in/model"
     env["FD_LOG_DIR"] = tempfile.mkdtemp(prefix="fdlog-")
     env["FD_STANDIN_LOAD_DELAY"] = "0.2"
+    env["FD_STANDIN_GPU_WORKER_LIFE"] = "300"  # an orphan of a failed test does not live for ever
     env["PYTHONUNBUFFERED"] = "1"
     env.update(extra)
     return env
@@ -160,3 +195,74 @@ def assert_process_ends(pid: int, detail: str = "", timeout: float = 5.0) -> Non
     while process_alive(pid):
         assert time.monotonic() < deadline, "engine left running" + detail
         time.sleep(0.05)
+
+
+def listening_ports(pid: int) -> set[tuple[str, int]]:
+    """(address, port) of every IPv4/IPv6 TCP socket process ``pid`` listens on (from /proc)."""
+    inodes = set()
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            target = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:
+            continue
+        if target.startswith("socket:["):
+            inodes.add(target[len("socket:[") : -1])
+    out = set()
+    for table, width in (("tcp", 8), ("tcp6", 32)):
+        try:
+            with open(f"/proc/net/{table}") as f:
+                rows = f.read().splitlines()[1:]
+        except OSError:
+            continue
+        for row in rows:
+            fields = row.split()
+            if fields[3] != "0A" or fields[9] not in inodes:  # 0A: LISTEN
+                continue
+            addr_hex, port_hex = fields[1].split(":")
+            if width == 8:
+                addr = ".".join(str(b) for b in reversed(bytes.fromhex(addr_hex)))
+            else:
+                addr = "::" if set(addr_hex) == {"0"} else addr_hex
+            out.add((addr, int(port_hex, 16)))
+    return out
+
+
+def wait_until(predicate: Any, what: str, timeout: float = WAIT) -> None:
+    """Poll ``predicate`` until true; fail naming ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+def host_fails_system_checks() -> str | None:
+    """Why this machine would fail runpod 1.12's system fitness checks (rp_system_fitness.py, with its
+    default thresholds: 10% of / free, 4 GB of memory available, 8.8.8.8:53 reachable), or None."""
+    import shutil
+    import socket
+
+    usage = shutil.disk_usage("/")
+    if usage.free * 100 < usage.total * 10:
+        return f"/ is {usage.free * 100 / usage.total:.1f}% free"
+    with open("/proc/meminfo") as f:
+        fields = dict(line.split(":", 1) for line in f)
+    available_gb = int(fields["MemAvailable"].split()[0]) / (1024 * 1024)
+    if available_gb < 4.0:
+        return f"{available_gb:.1f} GB of memory available"
+    try:
+        socket.create_connection(("8.8.8.8", 53), timeout=5).close()
+    except OSError as exc:
+        return f"8.8.8.8:53 unreachable ({exc})"
+    return None
+
+
+def fitness_env() -> dict[str, str]:
+    """Environment for platform-mode workers: the SDK's system checks on where the host passes them.
+
+    The GPU check stays off (no GPU, and its benchmark needs CuPy or torch)."""
+    env = {"RUNPOD_SKIP_GPU_CHECK": "true"}
+    reason = host_fails_system_checks()
+    if reason is not None:
+        print(f"\nSDK system fitness checks off: this machine would fail them ({reason})")
+        env["RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"] = "true"
+    return env

@@ -17,7 +17,7 @@ from typing import Any
 
 import pytest
 
-from .conftest import WAIT, RuntimeProcess, assert_process_ends, runtime_env
+from .conftest import WAIT, RuntimeProcess, assert_process_ends, fitness_env, runtime_env
 from .fake_platform import API_KEY, FakePlatform, Job
 
 pytestmark = pytest.mark.integration
@@ -62,10 +62,9 @@ def start_worker(name: str, **extra: str) -> Worker:
     env = runtime_env(**extra)
     env.update(api.env(f"worker-{name}"))
     env["HOME"] = tempfile.mkdtemp(prefix="home-")  # no ~/.runpod/config.toml: the key comes from env
-    # The SDK's start-up fitness checks test the host (8.8.8.8 reachable, 4 GB free, a GPU), not the
-    # worker; a failing one exits the process. Off here so the test runs on any machine.
-    env["RUNPOD_SKIP_AUTO_SYSTEM_CHECKS"] = "true"
-    env["RUNPOD_SKIP_GPU_CHECK"] = "true"
+    # The SDK's start-up fitness checks (disk, memory, network; GPU) run as on RunPod wherever this
+    # machine passes them, so that a worker that breaks them fails here too (fitness_env).
+    env.update(fitness_env())
     return Worker(name, api, RuntimeProcess([], env, None))
 
 

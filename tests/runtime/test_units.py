@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
@@ -230,6 +231,7 @@ def test_engine_env() -> None:
         "FD_MODEL_SOURCE": "HUGGINGFACE",
         "FD_MODEL_CACHE": "/c",
         "FD_DISABLE_CHUNKED_PREFILL": "1",
+        "FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE": "1",
     }
 
 
@@ -333,13 +335,31 @@ def test_merge_chunks_keeps_every_token_id() -> None:
     assert text["choices"][0]["completion_token_ids"] == [7]  # inputs left untouched
 
 
-def test_standin_flag_copy_is_current() -> None:
-    expected = json.loads((REPO / "worker_runtime" / "engine_flags.json").read_text())["releases"]
-    assert json.loads((STANDIN / "fastdeploy" / "_flags.json").read_text()) == expected
+def test_standin_reads_the_runtimes_own_flag_table(tmp_path) -> None:
+    """No copy: the stand-in parses worker_runtime/engine_flags.json (or the file it is pointed at)."""
+    table = json.loads((REPO / "worker_runtime" / "engine_flags.json").read_text())
+    table["releases"]["9.9.9"] = {"flags": {"--model": {"type": "str"}, "--only-here": {"type": "int"}}}
+    flags = tmp_path / "flags.json"
+    flags.write_text(json.dumps(table))
+    env = {
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(STANDIN)]),
+        "FD_STANDIN_RELEASE": "9.9.9",
+        "FD_STANDIN_FLAGS_FILE": str(flags),
+        "FD_LOG_DIR": str(tmp_path / "log"),
+        "FD_STANDIN_CRASH_AT_START": "5",
+        "FD_STANDIN_LOAD_DELAY": "0",
+    }
+    argv = [sys.executable, "-m", "fastdeploy.entrypoints.openai.api_server", "--model", "m"]
+    out = subprocess.run([*argv, "--only-here", "3"], env=env, capture_output=True, text=True, timeout=30)
+    assert out.returncode == 5, out.stderr  # parsed, then the crash knob
+    del env["FD_STANDIN_FLAGS_FILE"]  # the runtime's own table: no release 9.9.9
+    out = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=30, cwd=tmp_path)
+    assert out.returncode != 0 and "known releases are 2.0.0, 2.1.0" in out.stderr + out.stdout
+    assert not (STANDIN / "fastdeploy" / "_flags.json").exists()
 
 
-def test_standin_rejects_unknown_flag_like_argparse() -> None:
-    env = {"PYTHONPATH": str(STANDIN), "FD_STANDIN_RELEASE": "2.1.0"}
+def test_standin_rejects_unknown_flag_like_argparse(tmp_path) -> None:
+    env = {"PYTHONPATH": os.pathsep.join([str(REPO), str(STANDIN)]), "FD_STANDIN_RELEASE": "2.1.0"}
     out = subprocess.run(
         [
             sys.executable,
@@ -354,6 +374,7 @@ def test_standin_rejects_unknown_flag_like_argparse() -> None:
         capture_output=True,
         text=True,
         timeout=30,
+        cwd=tmp_path,  # found through PYTHONPATH, not the working directory
     )
     assert out.returncode == 2 and "unrecognized arguments: --load-choices" in out.stderr
 

@@ -8,7 +8,9 @@ files into ``FD_LOG_DIR`` and speaks FastDeploy's HTTP protocol, quirks included
 
 Fault and pacing knobs (environment variables):
 
-- ``FD_STANDIN_RELEASE``: release whose flags are accepted (a key of ``_flags.json``).
+- ``FD_STANDIN_RELEASE``: release whose flags are accepted (a key of the runtime's
+  ``worker_runtime/engine_flags.json``, which the stand-in reads where the import system finds
+  ``worker_runtime``; ``FD_STANDIN_FLAGS_FILE`` names another file).
 - ``FD_STANDIN_LOAD_DELAY``: seconds before the port opens (default 0.1).
 - ``FD_STANDIN_CRASH_AT_START``: exit with this code during "model loading", after logging why.
 - ``FD_STANDIN_CRASH_MID_STREAM``: the process exits (code 7) after this many streamed tokens.
@@ -20,11 +22,19 @@ Fault and pacing knobs (environment variables):
 - ``FD_STANDIN_ANSWER_TOKENS``: tokens in a natural answer before finish_reason "stop" (default 40).
 - ``FD_STANDIN_STAMP_TOKENS``: 1 = each streamed token ends with ``<t>``, ``t`` its emission time
   (``time.monotonic()``, comparable across processes), for latency benchmarks.
+- ``FD_STANDIN_GPU_WORKER_LIFE``: seconds the "GPU worker" lives at most when nobody stops it (600).
 
-``_flags.json`` is a copy of the releases in the runtime's ``engine_flags.json`` (the repository is
-not inside an image); regenerate it with
-``python -m fastdeploy._regenerate worker_runtime/engine_flags.json`` (with tests/engine_standin on
-PYTHONPATH). A test checks that the copy is current.
+Behaviours of FastDeploy 2.5 it reproduces (each cited in the code with its source file and line):
+HTTP 500 for request errors (tracebacks in chat messages, ``{"detail": ...}`` on 429), ``max_tokens``
+clamped to the room the prompt leaves, ``max_tokens`` over ``max_completion_tokens``, logprobs refused
+without ``--enable-logprob``, one usage chunk per finished completions choice, decoding that goes on
+after the client left unless ``FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE=1``, the control routes
+(``/v1/pause`` really stops it), idle keep-alive connections closed after 2 s, a metrics listener on
+0.0.0.0 when ``--metrics-port`` is given, and a "GPU worker" started in its own session
+(``standin-gpu-worker.pid`` in ``FD_LOG_DIR``) that only a clean shutdown stops.
+``/metrics`` also serves the stand-in's counters: ``standin_generated_tokens_total``,
+``standin_unread_tokens_total`` (decoded after the client left), ``standin_client_disconnects_total``,
+``standin_idle_connections_closed_total``, ``standin_control_requests_total{route=...}``.
 """
 
 __version__ = "0.0.0+standin"

@@ -3,6 +3,10 @@
 A small asyncio HTTP/1.1 server (keep-alive, chunked SSE) that answers like FastDeploy 2.x:
 ``data: {...} \\n\\n`` events with the stray space, a first chunk with role and empty contents,
 ``arrival_time``, a usage-only final chunk, error events inside a 200 stream, ``[DONE]``.
+
+Each behaviour names the FastDeploy source it mirrors, as ``path Lnn`` relative to the ``fastdeploy``
+package of FastDeploy's branch release/2.5 at commit 474174bb (setup.py: 2.5.0), the commit the runtime's
+flag table was read from. Releases before 2.5 keep the stand-in's older answers where noted.
 """
 
 from __future__ import annotations
@@ -10,17 +14,44 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
+import importlib.util
 import json
 import os
 import signal
+import subprocess
 import sys
 import time
 import uuid
 import zlib
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-FLAGS_FILE = Path(__file__).resolve().parents[2] / "_flags.json"
+SRC = "release/2.5 474174bb"  # the FastDeploy source every citation below refers to
+# gunicorn's default keepalive (api_server.py L716-725 sets none; UvicornWorker passes it to uvicorn as
+# timeout_keep_alive): an idle keep-alive connection is closed 2 s after its last response.
+KEEP_ALIVE_SECONDS = 2.0
+
+
+def flags_file() -> Path:
+    """The runtime's own flag table, ``worker_runtime/engine_flags.json`` (read, never copied).
+
+    Found through the import system without importing the runtime: on the tests' PYTHONPATH, and in
+    an image from the worker's directory (the engine is started with the worker's working directory).
+    ``FD_STANDIN_FLAGS_FILE`` names another file.
+    """
+    override = os.environ.get("FD_STANDIN_FLAGS_FILE", "").strip()
+    if override:
+        return Path(override)
+    spec = importlib.util.find_spec("worker_runtime")
+    if spec is None or not spec.submodule_search_locations:
+        raise SystemExit(
+            "stand-in: cannot find worker_runtime/engine_flags.json (worker_runtime is not importable; "
+            "set FD_STANDIN_FLAGS_FILE)"
+        )
+    return Path(next(iter(spec.submodule_search_locations))) / "engine_flags.json"
+
 
 # Deterministic vocabulary: ASCII, CJK, emoji with ZWJ sequences, skin tones and flags, so that
 # multi-byte characters and multi-code-point graphemes get split across tokens.
@@ -71,7 +102,7 @@ def env_int(name: str, default: int = 0) -> int:
 
 def build_parser(release: str) -> argparse.ArgumentParser:
     """An argparse parser accepting exactly the flags of ``release``."""
-    table = json.loads(FLAGS_FILE.read_text(encoding="utf-8"))
+    table = json.loads(flags_file().read_text(encoding="utf-8"))["releases"]
     if release not in table:
         raise SystemExit(f"FD_STANDIN_RELEASE={release!r}: known releases are {', '.join(sorted(table))}")
     parser = argparse.ArgumentParser(prog="api_server", allow_abbrev=False)
@@ -172,10 +203,84 @@ def prompt_text(body: dict[str, Any], chat: bool) -> str:
     return prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False)
 
 
+def prompts_of(body: dict[str, Any]) -> list[tuple[str, int]]:
+    """(text, prompt tokens) of each prompt of a completions request: a string, a list of strings,
+    a list of token ids, or a list of token id lists (protocol.py L496)."""
+    prompt = body.get("prompt")
+    if isinstance(prompt, list) and prompt and all(isinstance(p, str) for p in prompt):
+        return [(p, len(p) // 4 + 1) for p in prompt]
+    if isinstance(prompt, list) and prompt and all(isinstance(p, list) for p in prompt):
+        return [(json.dumps(p), len(p)) for p in prompt]
+    if isinstance(prompt, list):
+        return [(json.dumps(prompt), len(prompt))]
+    text = prompt if isinstance(prompt, str) else json.dumps(prompt, ensure_ascii=False)
+    return [(text, len(text) // 4 + 1)]
+
+
+TRACEBACK = (
+    "Traceback (most recent call last):\n"
+    '  File "/usr/local/lib/python3.10/dist-packages/fastdeploy/entrypoints/openai/serving_chat.py", '
+    "line 152, in create_chat_completion\n"
+    "    prompt_token_ids = await self.engine_client.format_and_add_data(current_req_dict)\n"
+    "{kind}: {message}\n"
+)
+
+
 class RequestError(Exception):
-    def __init__(self, status: int, message: str, code: str, type_: str = "invalid_request_error") -> None:
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        code: str | None,
+        type_: str = "invalid_request_error",
+        param: str | None = None,
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.code, self.type = status, message, code, type_
+        self.status, self.message, self.code, self.type, self.param = status, message, code, type_, param
+
+
+@dataclass
+class Choice:
+    """One choice to generate: its index, its prompt's token count and its planned tokens."""
+
+    index: int
+    prompt_tokens: int
+    thinking: list[str]
+    tokens: list[str]
+    finish: str
+
+    @property
+    def steps(self) -> list[tuple[str, str]]:
+        return [("reasoning_content", t) for t in self.thinking] + [("content", t) for t in self.tokens]
+
+    def usage(self) -> dict[str, Any]:
+        n = len(self.thinking) + len(self.tokens)
+        return {
+            "prompt_tokens": self.prompt_tokens,
+            "total_tokens": self.prompt_tokens + n,
+            "completion_tokens": n,
+            "prompt_tokens_details": {"cached_tokens": 0},
+            "completion_tokens_details": {"reasoning_tokens": len(self.thinking)},
+        }
+
+
+class Reader:
+    """Who still reads a response: the client closing its connection is seen as EOF on it."""
+
+    def __init__(self, app: StandIn, reader: asyncio.StreamReader, rid: str) -> None:
+        self.app, self.reader, self.rid = app, reader, rid
+        self.gone = False
+
+    def client_gone(self) -> bool:
+        if not self.gone and self.reader.at_eof():
+            self.mark_gone()
+        return self.gone
+
+    def mark_gone(self) -> None:
+        if not self.gone:
+            self.gone = True
+            self.app.disconnects += 1
+            self.app.logs.write("api_server.log", f"ERROR request[{self.rid}] client disconnected")
 
 
 # ----------------------------------------------------------------------------- server
@@ -192,8 +297,12 @@ class StandIn:
         self.max_concurrency: int = getattr(args, "max_concurrency", None) or 512
         self.reasoning = bool(getattr(args, "reasoning_parser", None))
         self.api_keys: list[str] = list(getattr(args, "api_key", None) or [])
+        self.enable_logprob = bool(getattr(args, "enable_logprob", False))
         self.in_flight = 0
-        self.new_errors = tuple(int(p) for p in release.split(".")[:2]) >= (2, 3)
+        version = tuple(int(p) for p in release.split(".")[:2])
+        self.new_errors = version >= (2, 3)
+        # 2.5's answers to request errors (HTTP 500, tracebacks, clamped max_tokens), read from its source.
+        self.v25 = version >= (2, 5)
         self.token_delay = env_float("FD_STANDIN_TOKEN_DELAY")
         self.crash_after = env_int("FD_STANDIN_CRASH_MID_STREAM", -1)
         self.error_after = env_int("FD_STANDIN_ERROR_MID_STREAM", -1)
@@ -202,12 +311,24 @@ class StandIn:
         self.hang = os.environ.get("FD_STANDIN_HANG", "") == "1"
         # Benchmarks: each streamed token ends with "<emission time>" (time.monotonic(), system-wide).
         self.stamp = os.environ.get("FD_STANDIN_STAMP_TOKENS", "") == "1"
+        # EngineClient.abort() stops a request only with this variable set (envs.py L171-172,
+        # entrypoints/engine_client.py L974-975); otherwise a request whose client left decodes on.
+        self.stop_on_disconnect = os.environ.get("FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE", "0") == "1"
+        self.paused = False
+        # Counters served on /metrics (the tests read them): tokens decoded, tokens decoded for a client
+        # that had gone, requests decoding now, client disconnects, idle connections closed, control calls.
+        self.generated = 0
+        self.unread = 0
+        self.running = 0
+        self.disconnects = 0
+        self.idle_closed = 0
+        self.control_calls: dict[str, int] = {}
 
     # -- protocol helpers
 
     def error_body(self, err: RequestError, chat: bool) -> dict[str, Any]:
         if self.new_errors:
-            return {"error": {"message": err.message, "type": err.type, "param": None, "code": err.code}}
+            return {"error": {"message": err.message, "type": err.type, "param": err.param, "code": err.code}}
         body = {"object": "error", "message": err.message, "code": err.status}
         return {"detail": body} if chat else body
 
@@ -216,20 +337,54 @@ class StandIn:
             return self.model_path
         return self.served
 
-    def check(self, body: Any, chat: bool) -> tuple[dict[str, Any], str]:
+    def handler_error(self, chat: bool, rid: str, exc_type: str, message: str) -> RequestError:
+        """An exception raised while preparing a request, answered as 2.5 does: HTTP 500 (api_server.py
+        L542, L578). Chat puts the traceback into the message (serving_chat.py L159-164); completions
+        send str(e) with code invalid_value (serving_completion.py L199-205)."""
+        if chat:
+            text = f"request[{rid}] generator error: {message}, " + TRACEBACK.format(
+                kind=exc_type, message=message
+            )
+            return RequestError(500, text, None)
+        return RequestError(500, message, "invalid_value")
+
+    def parameter_error(self, chat: bool, param: str, message: str) -> RequestError:
+        """A ParameterError: chat answers type invalid_request_error with the param (serving_chat.py
+        L153-158), completions type "invalid_request" and code "400" (serving_completion.py L193-198);
+        HTTP 500 both (api_server.py L542, L578)."""
+        if chat:
+            return RequestError(500, message, None, "invalid_request_error", param)
+        return RequestError(500, message, "400", "invalid_request", param)
+
+    def check(self, body: Any, chat: bool, rid: str) -> tuple[dict[str, Any], str]:
+        # Pydantic validation failures are the only 400s (utils.py L186-205).
         if not isinstance(body, dict):
             raise RequestError(400, "request body must be a JSON object", "invalid_value")
         if chat and not isinstance(body.get("messages"), list):
-            raise RequestError(400, "messages is required", "missing_required_parameter")
+            raise RequestError(400, "messages is required", "missing_required_parameter", param="messages")
         if not chat and "prompt" not in body:
-            raise RequestError(400, "prompt is required", "missing_required_parameter")
+            raise RequestError(400, "prompt is required", "missing_required_parameter", param="prompt")
+        if not chat and body.get("suffix") is not None and not isinstance(body["suffix"], dict):
+            # CompletionRequest.suffix: Optional[dict] (protocol.py L515)
+            raise RequestError(400, "Input should be a valid dictionary", "invalid_value", param="suffix")
         model = body.get("model")
         if self.served is not None and model not in (None, self.served, "default"):
+            if self.v25:  # serving_chat.py L121-126, serving_completion.py L99-103: 500, internal_error
+                raise RequestError(
+                    500,
+                    f"Unsupported model: [{model}], support [{self.served}] or default",
+                    "model_not_support",
+                    "internal_error",
+                )
             raise RequestError(
                 400, f"Unsupported model: {model}, support {self.served} or default", "model_not_support"
             )
         if body.get("stream_options") is not None and not body.get("stream"):
             raise RequestError(400, "Stream options can only be defined when `stream=True`.", "invalid_value")
+        text = prompt_text(body, chat)
+        if self.v25:
+            self.check_v25(body, chat, rid, text)
+            return body, text
         max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
         if max_tokens is not None and (
             not isinstance(max_tokens, int)
@@ -237,7 +392,6 @@ class StandIn:
             or not 1 <= max_tokens < self.max_model_len
         ):
             raise RequestError(400, f"max_tokens can be defined [1, {self.max_model_len}).", "invalid_value")
-        text = prompt_text(body, chat)
         prompt_len = len(text) // 4 + 1
         min_tokens = body.get("min_tokens") or 0
         if isinstance(min_tokens, int) and prompt_len + min_tokens >= self.max_model_len:
@@ -249,12 +403,62 @@ class StandIn:
             )
         return body, text
 
+    def requested_max_tokens(self, body: dict[str, Any], chat: bool) -> Any:
+        """Chat: max_completion_tokens, overwritten by max_tokens when that is set too (protocol.py
+        L746 then the loop at L763-765). Completions have no max_completion_tokens (protocol.py L488-540):
+        it is ignored."""
+        if chat:
+            return (
+                body.get("max_tokens")
+                if body.get("max_tokens") is not None
+                else body.get("max_completion_tokens")
+            )
+        return body.get("max_tokens")
+
+    def check_v25(self, body: dict[str, Any], chat: bool, rid: str, text: str) -> None:
+        max_tokens = self.requested_max_tokens(body, chat)
+        if max_tokens is not None and (
+            not isinstance(max_tokens, int)
+            or isinstance(max_tokens, bool)
+            or not 1 <= max_tokens < self.max_model_len
+        ):
+            # engine_client.py L408-415: a ValueError, answered as a handler error
+            message = f"max_tokens can be defined [1, {self.max_model_len}), but now it's {max_tokens}."
+            raise self.handler_error(chat, rid, "ValueError", message)
+        # Logprobs need --enable-logprob (engine_client.py L443-449 chat, L503-508 completions).
+        logprobs = body.get("logprobs")
+        wants = logprobs is True if chat else (isinstance(logprobs, int) and not isinstance(logprobs, bool))
+        if wants and not self.enable_logprob:
+            raise self.parameter_error(
+                chat, "logprobs", "Logprobs is disabled, please enable it in startup config."
+            )
+        min_tokens = body.get("min_tokens") or 1
+        for _, prompt_len in prompts_of(body) if not chat else [(text, len(text) // 4 + 1)]:
+            if isinstance(min_tokens, int) and prompt_len + min_tokens >= self.max_model_len:
+                # engine_client.py L327-333: an EngineError, answered as a handler error
+                message = (
+                    f"Input text is too long, input_ids_len ({prompt_len}) + min_tokens({min_tokens}) "
+                    f">= max_model_len({self.max_model_len})"
+                )
+                raise self.handler_error(chat, rid, "EngineError", message)
+
     # -- HTTP plumbing
 
-    async def serve_client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    async def serve_client(
+        self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, metrics_only: bool = False
+    ) -> None:
+        first = True
         try:
             while True:
-                line = await reader.readline()
+                if first:
+                    line = await reader.readline()
+                else:
+                    try:  # idle keep-alive connections close after KEEP_ALIVE_SECONDS
+                        line = await asyncio.wait_for(reader.readline(), KEEP_ALIVE_SECONDS)
+                    except asyncio.TimeoutError:
+                        self.idle_closed += 1
+                        return
+                first = False
                 if not line:
                     return
                 parts = line.decode("latin-1").split()
@@ -270,7 +474,11 @@ class StandIn:
                     headers[k.strip().lower()] = v.strip()
                 length = int(headers.get("content-length", "0") or 0)
                 raw = await reader.readexactly(length) if length else b""
-                keep = await self.route(method, target.split("?", 1)[0], headers, raw, writer)
+                path = target.split("?", 1)[0]
+                if metrics_only:
+                    keep = await self.route_metrics_app(method, path, writer)
+                else:
+                    keep = await self.route(method, path, headers, raw, reader, writer)
                 if not keep or headers.get("connection", "").lower() == "close":
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -289,6 +497,7 @@ class StandIn:
             404: "Not Found",
             422: "Unprocessable Entity",
             429: "Too Many Requests",
+            500: "Internal Server Error",
         }.get(status, "Error")
         head = (
             f"HTTP/1.1 {status} {reason}\r\ncontent-type: {ctype}\r\n"
@@ -301,21 +510,75 @@ class StandIn:
     async def send_json(self, writer: asyncio.StreamWriter, status: int, obj: Any) -> bool:
         return await self.send(writer, status, json.dumps(obj, ensure_ascii=False).encode("utf-8"))
 
+    def metrics_text(self) -> bytes:
+        lines = [
+            f"fastdeploy:num_requests_running {self.running}",
+            f"standin_generated_tokens_total {self.generated}",
+            f"standin_unread_tokens_total {self.unread}",
+            f"standin_client_disconnects_total {self.disconnects}",
+            f"standin_idle_connections_closed_total {self.idle_closed}",
+        ]
+        lines += [
+            f'standin_control_requests_total{{route="{r}"}} {n}'
+            for r, n in sorted(self.control_calls.items())
+        ]
+        return ("\n".join(lines) + "\n").encode()
+
+    async def route_metrics_app(self, method: str, path: str, writer: asyncio.StreamWriter) -> bool:
+        """The separate metrics listener (api_server.py L743-770): /metrics and /config-info."""
+        if path == "/metrics" and method == "GET":
+            return await self.send(writer, 200, self.metrics_text(), "text/plain")
+        if path == "/config-info" and method == "GET":
+            env = {k: v for k, v in os.environ.items() if k.startswith("FD_")}
+            return await self.send_json(writer, 200, {"args": vars(self.args), "env": env})
+        return await self.send_json(writer, 404, {"detail": "Not Found"})
+
+    async def control(self, method: str, path: str, writer: asyncio.StreamWriter) -> bool:
+        """The control routes of api_server.py L383-473, answered as ControlResponse.to_api_json_response
+        (engine/request.py L677-686). pause aborts every running request and drops new ones until
+        resume (engine/common_engine.py L1284-1338, L1198-1202)."""
+        self.control_calls[path] = self.control_calls.get(path, 0) + 1
+        action = path.rsplit("/", 1)[1]
+        self.logs.write("api_server.log", f"INFO control request: {action}")
+        result: dict[str, Any] | None = None
+        if action == "pause":
+            self.paused = True
+        elif action == "resume":
+            self.paused = False
+        elif action == "is_paused":
+            result = {"is_paused": self.paused}
+        body = {
+            "request_id": f"control-{uuid.uuid4()}",
+            "status": "success",
+            "error_message": None,
+            "result": result,
+        }
+        return await self.send_json(writer, 200, body)
+
     async def route(
-        self, method: str, path: str, headers: dict[str, str], raw: bytes, writer: asyncio.StreamWriter
+        self,
+        method: str,
+        path: str,
+        headers: dict[str, str],
+        raw: bytes,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
     ) -> bool:
         if path == "/health" and method == "GET":
             return await self.send(writer, 200, b"")
-        if path == "/metrics" and method == "GET":
-            text = f"fastdeploy:num_requests_running {self.in_flight}\n".encode()
-            return await self.send(writer, 200, text, "text/plain")
+        if path in ("/metrics", "/config-info") and method == "GET":
+            # Without --metrics-port (2.5's default) metrics are served on the main port (api_server.py L740)
+            return await self.route_metrics_app(method, path, writer)
         if not path.startswith("/v1/"):
             return await self.send_json(writer, 404, {"detail": "Not Found"})
         if self.api_keys and headers.get("authorization", "") not in [f"Bearer {k}" for k in self.api_keys]:
             return await self.send_json(writer, 401, {"error": "Unauthorized"})
+        if (method, path) in CONTROL_ROUTES:
+            return await self.control(method, path, writer)
         if self.hang:
             await asyncio.Event().wait()  # never answers (the client must time out)
         if self.too_many or self.in_flight >= self.max_concurrency:
+            # api_server.py L321-328 raises HTTPException(429); L552-554 answers {"detail": ...}
             detail = f"Too many requests,current max concurrency is {self.max_concurrency}"
             return await self.send_json(writer, 429, {"detail": detail})
         if self.forced_status:
@@ -330,11 +593,12 @@ class StandIn:
             return await self.send_json(writer, 200, self.models())
         if method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
             chat = path == "/v1/chat/completions"
+            rid = f"chatcmpl-{uuid.uuid4()}" if chat else f"cmpl-{uuid.uuid4()}"
             self.in_flight += 1
             try:
                 try:
                     body = json.loads(raw.decode("utf-8")) if raw else None
-                    body, text = self.check(body, chat)
+                    body, text = self.check(body, chat, rid)
                 except ValueError:
                     err = RequestError(
                         422 if not self.new_errors else 400, "invalid JSON body", "invalid_value"
@@ -343,9 +607,16 @@ class StandIn:
                 except RequestError as err:
                     self.logs.write("api_server.log", f"ERROR request rejected: {err.message}")
                     return await self.send_json(writer, err.status, self.error_body(err, chat))
+                if self.paused:
+                    # A paused engine drops new requests (engine/common_engine.py L1198-1202).
+                    err = RequestError(
+                        500, "Request is aborted since LLM Engine is paused.", None, "internal_error"
+                    )
+                    return await self.send_json(writer, 500, self.error_body(err, chat))
+                choices = self.plan(body, text, chat)
                 if body.get("stream"):
-                    return await self.stream(writer, body, text, chat)
-                return await self.complete(writer, body, text, chat)
+                    return await self.stream(writer, reader, rid, body, choices, chat)
+                return await self.complete(writer, reader, rid, body, choices, chat)
             finally:
                 self.in_flight -= 1
         return await self.send_json(writer, 404, {"detail": "Not Found"})
@@ -383,83 +654,165 @@ class StandIn:
             ],
         }
 
-    def plan(self, body: dict[str, Any], text: str) -> tuple[list[str], list[str], str, dict[str, Any]]:
+    def plan_one(self, body: dict[str, Any], text: str, prompt_tokens: int, chat: bool, index: int) -> Choice:
         thinking, answer = tokens_for(text, self.reasoning)
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str)]
-        max_tokens = body.get("max_completion_tokens", body.get("max_tokens"))
+        max_tokens = (
+            self.requested_max_tokens(body, chat)
+            if self.v25
+            else body.get("max_completion_tokens", body.get("max_tokens"))
+        )
+        if self.v25:
+            # Unset: max_model_len - 1 (engine_client.py L276-277); then clamped to the room the prompt
+            # leaves, never refused (engine_client.py L315).
+            requested = max_tokens if max_tokens is not None else self.max_model_len - 1
+            max_tokens = min(self.max_model_len - prompt_tokens, requested)
         budget = None if max_tokens is None else max(0, max_tokens - len(thinking))
         thinking = thinking if max_tokens is None else thinking[:max_tokens]
         tokens, finish = apply_limits(answer, budget, stop)
         if budget == 0:
             tokens, finish = [], "length"
-        prompt_tokens = len(text) // 4 + 1
-        n = len(thinking) + len(tokens)
-        usage = {
-            "prompt_tokens": prompt_tokens,
-            "total_tokens": prompt_tokens + n,
-            "completion_tokens": n,
-            "prompt_tokens_details": {"cached_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": len(thinking)},
-        }
-        return thinking, tokens, finish, usage
+        return Choice(index, prompt_tokens, thinking, tokens, finish)
+
+    def plan(self, body: dict[str, Any], text: str, chat: bool) -> list[Choice]:
+        if chat:
+            return [self.plan_one(body, text, len(text) // 4 + 1, chat, 0)]
+        # Completions: one choice per prompt and n (serving_completion.py L175-191: index = prompt * n + j)
+        n = body.get("n") if isinstance(body.get("n"), int) and body.get("n") >= 1 else 1
+        out = []
+        for i, (ptext, ptokens) in enumerate(prompts_of(body)):
+            for j in range(n):
+                out.append(self.plan_one(body, ptext if j == 0 else f"{ptext}#{j}", ptokens, chat, i * n + j))
+        return out
+
+    async def decode(self, run: Reader, choices: list[Choice], emit: Any) -> str:
+        """Decode every choice token by token, round robin; ``emit(choice, field, token, last)`` sends
+        one. Returns "done", "aborted" (client gone and the abort honoured) or "paused".
+
+        A client that leaves does not stop decoding unless FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE=1
+        (engine_client.py L974-975): the tokens are counted as unread."""
+        positions = {c.index: 0 for c in choices}
+        active = [c for c in choices if c.steps]
+        self.running += 1
+        try:
+            while active:
+                for choice in list(active):
+                    if run.client_gone() and self.stop_on_disconnect:
+                        self.logs.write("api_server.log", f"INFO abort request_id:{run.rid}")
+                        return "aborted"
+                    if self.paused:
+                        return "paused"
+                    if self.token_delay:
+                        await asyncio.sleep(self.token_delay)
+                    self.generated += 1
+                    if run.client_gone():
+                        self.unread += 1
+                    steps = choice.steps
+                    pos = positions[choice.index]
+                    field, tok = steps[pos]
+                    positions[choice.index] = pos + 1
+                    last = pos + 1 == len(steps)
+                    if last:
+                        active.remove(choice)
+                    if not run.gone:
+                        await emit(choice, field, tok, last)
+            return "done"
+        finally:
+            self.running -= 1
 
     async def complete(
-        self, writer: asyncio.StreamWriter, body: dict[str, Any], text: str, chat: bool
+        self,
+        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader,
+        rid: str,
+        body: dict[str, Any],
+        choices: list[Choice],
+        chat: bool,
     ) -> bool:
-        thinking, tokens, finish, usage = self.plan(body, text)
-        if self.token_delay:
-            await asyncio.sleep(self.token_delay * (len(thinking) + len(tokens)))
+        run = Reader(self, reader, rid)
+
+        async def nothing(*_: Any) -> None:
+            return None
+
+        outcome = await self.decode(run, choices, nothing)
+        if run.gone:
+            return False
+        if outcome == "paused":
+            err = RequestError(500, "Request is aborted since engine is paused.", None, "internal_error")
+            return await self.send_json(writer, 500, self.error_body(err, chat))
         created = int(time.time())
         model = self.reported_model(body.get("model"))
         if chat:
+            (c,) = choices
             message = {
                 "role": "assistant",
-                "content": "".join(tokens),
+                "content": "".join(c.tokens),
                 "multimodal_content": None,
-                "reasoning_content": "".join(thinking) if self.reasoning else None,
+                "reasoning_content": "".join(c.thinking) if self.reasoning else None,
                 "tool_calls": None,
             }
             out = {
-                "id": f"chatcmpl-{uuid.uuid4()}",
+                "id": rid,
                 "object": "chat.completion",
                 "created": created,
                 "model": model,
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
-                "usage": usage,
+                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": c.finish}],
+                "usage": c.usage(),
             }
         else:
+            n = body.get("n") if isinstance(body.get("n"), int) and body.get("n") >= 1 else 1
+            usages = [c.usage() for c in choices]
+            # serving_completion.py L749-760: prompt tokens summed over the choices, then divided by n
+            prompt_total = sum(u["prompt_tokens"] for u in usages) // n
+            completion_total = sum(u["completion_tokens"] for u in usages)
             out = {
-                "id": f"cmpl-{uuid.uuid4()}",
+                "id": rid,
                 "object": "text_completion",
                 "created": created,
                 "model": model,
                 "choices": [
                     {
-                        "index": 0,
-                        "text": "".join(tokens),
+                        "index": c.index,
+                        "text": "".join(c.tokens),
                         "logprobs": None,
-                        "finish_reason": finish,
-                        "reasoning_content": "".join(thinking) if self.reasoning else None,
+                        "finish_reason": c.finish,
+                        "reasoning_content": "".join(c.thinking) if self.reasoning else None,
                     }
+                    for c in choices
                 ],
-                "usage": usage,
+                "usage": {
+                    "prompt_tokens": prompt_total,
+                    "total_tokens": prompt_total + completion_total,
+                    "completion_tokens": completion_total,
+                    "prompt_tokens_details": {"cached_tokens": 0},
+                    "completion_tokens_details": {"reasoning_tokens": sum(len(c.thinking) for c in choices)},
+                },
             }
         return await self.send_json(writer, 200, out)
 
-    async def stream(self, writer: asyncio.StreamWriter, body: dict[str, Any], text: str, chat: bool) -> bool:
-        thinking, tokens, finish, usage = self.plan(body, text)
+    async def stream(
+        self,
+        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader,
+        rid: str,
+        body: dict[str, Any],
+        choices: list[Choice],
+        chat: bool,
+    ) -> bool:
         include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
         model = self.reported_model(body.get("model"))
         created = int(time.time())
-        rid = f"chatcmpl-{uuid.uuid4()}" if chat else f"cmpl-{uuid.uuid4()}"
         obj = "chat.completion.chunk" if chat else "text_completion"
+        run = Reader(self, reader, rid)
         writer.write(
             b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
             b"transfer-encoding: chunked\r\nserver: uvicorn\r\n\r\n"
         )
 
         async def event(payload: bytes, split: bool = False) -> None:
+            if run.gone:
+                return  # nobody reads: decoding goes on (or stops), nothing is written
             data = b"data: " + payload + b" \n\n"  # FastDeploy's stray space before the blank line
             if split:
                 # Cut inside a multi-byte UTF-8 character when there is one, so that one character
@@ -468,12 +821,16 @@ class StandIn:
                 pieces = [data[:cut], data[cut:]]
             else:
                 pieces = [data]
-            for piece in pieces:
-                if piece:
-                    writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
-                    await writer.drain()
+            try:
+                for piece in pieces:
+                    if piece:
+                        writer.write(b"%x\r\n%s\r\n" % (len(piece), piece))
+                        await writer.drain()
+            except ConnectionError:
+                run.mark_gone()
 
         def chunk(
+            index: int,
             delta: dict[str, Any] | None,
             finish_reason: str | None,
             text_piece: str = "",
@@ -481,7 +838,7 @@ class StandIn:
         ) -> bytes:
             if chat:
                 choice: dict[str, Any] = {
-                    "index": 0,
+                    "index": index,
                     "delta": delta,
                     "logprobs": None,
                     "finish_reason": finish_reason,
@@ -489,7 +846,7 @@ class StandIn:
                 }
             else:
                 choice = {
-                    "index": 0,
+                    "index": index,
                     "text": text_piece,
                     "logprobs": None,
                     "finish_reason": finish_reason,
@@ -502,52 +859,7 @@ class StandIn:
                 ensure_ascii=False,
             ).encode("utf-8")
 
-        if chat:
-            first = {"role": "assistant", "content": "", "reasoning_content": ""}
-            await event(chunk(first, None))
-        steps = [("reasoning_content", t) for t in thinking] + [("content", t) for t in tokens]
-        for sent, (field, tok) in enumerate(steps):
-            if sent == self.crash_after:
-                self.logs.write(
-                    "workerlog.0", "ERROR stand-in: worker process died (FD_STANDIN_CRASH_MID_STREAM)"
-                )
-                self.logs.write("fastdeploy.log", "ERROR engine worker exited unexpectedly")
-                os._exit(7)
-            if sent == self.error_after:
-                err = {
-                    "error": {
-                        "message": "stand-in: generation failed (FD_STANDIN_ERROR_MID_STREAM)",
-                        "type": "server_error",
-                        "param": None,
-                        "code": "internal_error",
-                    }
-                }
-                await event(json.dumps(err).encode())
-                await event(b"[DONE]")
-                writer.write(b"0\r\n\r\n")
-                await writer.drain()
-                return True
-            if self.token_delay:
-                await asyncio.sleep(self.token_delay)
-            if self.stamp:
-                tok = f"{tok}<{time.monotonic():.6f}>"
-            last = sent == len(steps) - 1
-            if chat:
-                delta = {
-                    "role": "assistant",
-                    "content": tok if field == "content" else "",
-                    "reasoning_content": tok if field == "reasoning_content" else "",
-                    "tool_calls": None,
-                }
-                await event(chunk(delta, finish if last else None), split=True)
-            else:
-                text_piece = tok if field == "content" else ""
-                thought = tok if field == "reasoning_content" else None
-                await event(chunk(None, finish if last else None, text_piece, thought), split=True)
-        if not steps:
-            delta = {"role": "assistant", "content": "", "reasoning_content": ""}
-            await event(chunk(delta, finish) if chat else chunk(None, finish, ""))
-        if include_usage:
+        async def usage_chunk(usage: dict[str, Any]) -> None:
             final = {
                 "id": rid,
                 "object": obj,
@@ -557,22 +869,152 @@ class StandIn:
                 "usage": usage,
             }
             await event(json.dumps(final).encode())
-        await event(b"[DONE]")
-        writer.write(b"0\r\n\r\n")
-        await writer.drain()
-        return True
+
+        async def end() -> bool:
+            await event(b"[DONE]")
+            if run.gone:
+                return False
+            writer.write(b"0\r\n\r\n")
+            await writer.drain()
+            return True
+
+        if chat:
+            first = {"role": "assistant", "content": "", "reasoning_content": ""}
+            await event(chunk(0, first, None))
+        sent = 0
+        failed: list[str] = []
+
+        async def emit(choice: Choice, field: str, tok: str, last: bool) -> None:
+            nonlocal sent
+            if sent == self.crash_after:
+                self.logs.write(
+                    "workerlog.0", "ERROR stand-in: worker process died (FD_STANDIN_CRASH_MID_STREAM)"
+                )
+                self.logs.write("fastdeploy.log", "ERROR engine worker exited unexpectedly")
+                os._exit(7)
+            if sent == self.error_after:
+                failed.append("stand-in: generation failed (FD_STANDIN_ERROR_MID_STREAM)")
+                raise _StopStream
+            sent += 1
+            if self.stamp:
+                tok = f"{tok}<{time.monotonic():.6f}>"
+            if chat:
+                delta = {
+                    "role": "assistant",
+                    "content": tok if field == "content" else "",
+                    "reasoning_content": tok if field == "reasoning_content" else "",
+                    "tool_calls": None,
+                }
+                await event(chunk(choice.index, delta, choice.finish if last else None), split=True)
+            else:
+                text_piece = tok if field == "content" else ""
+                thought = tok if field == "reasoning_content" else None
+                await event(
+                    chunk(choice.index, None, choice.finish if last else None, text_piece, thought),
+                    split=True,
+                )
+            if last and include_usage and not chat:
+                # One usage chunk per finished choice, with that choice's numbers only
+                # (serving_completion.py L618-645).
+                await usage_chunk(choice.usage())
+
+        try:
+            outcome = await self.decode(run, choices, emit)
+        except _StopStream:
+            outcome = "error"
+        if outcome == "aborted":
+            return False
+        if outcome in ("error", "paused"):
+            # A mid-stream failure: an error event, then [DONE], inside the 200
+            # (serving_completion.py L652-654)
+            message = failed[0] if failed else "Request is aborted since engine is paused."
+            err = {
+                "error": {"message": message, "type": "server_error", "param": None, "code": "internal_error"}
+            }
+            await event(json.dumps(err).encode())
+            return await end()
+        for c in choices:
+            if not c.steps:
+                delta = {"role": "assistant", "content": "", "reasoning_content": ""}
+                await event(chunk(c.index, delta, c.finish) if chat else chunk(c.index, None, c.finish, ""))
+                if include_usage and not chat:
+                    await usage_chunk(c.usage())
+        if include_usage and chat:
+            await usage_chunk(choices[0].usage())  # serving_chat.py L497-517: one usage chunk at the end
+        return await end()
+
+
+class _StopStream(Exception):
+    """FD_STANDIN_ERROR_MID_STREAM: end the stream with an error event."""
+
+
+# Control routes of 2.5 (api_server.py L383-473): served, and never to be reached by a job.
+CONTROL_ROUTES = {
+    ("POST", "/v1/pause"),
+    ("POST", "/v1/resume"),
+    ("GET", "/v1/is_paused"),
+    ("POST", "/v1/sleep"),
+    ("POST", "/v1/wakeup"),
+    ("POST", "/v1/update_weights"),
+}
+
+GPU_WORKER = """
+import os, sys, time
+pid_file, life = sys.argv[1], float(sys.argv[2])
+with open(pid_file + ".tmp", "w") as f:
+    f.write(str(os.getpid()))
+os.replace(pid_file + ".tmp", pid_file)
+time.sleep(life)
+"""
+GPU_WORKER_PID_FILE = "standin-gpu-worker.pid"
+
+
+def start_gpu_worker(log_dir: Path) -> subprocess.Popen[bytes]:
+    """A "GPU worker" in its own session, as FastDeploy starts its workers (engine/engine.py L641-645,
+    ``preexec_fn=os.setsid``; cache managers too: cache_manager/prefix_cache_manager.py L330): a signal
+    to the server's process group does not reach it. It writes its pid to ``standin-gpu-worker.pid``
+    in the log folder and holds its "GPU" until it is stopped (or FD_STANDIN_GPU_WORKER_LIFE seconds,
+    600 by default, pass: a safety net for broken test runs)."""
+    life = os.environ.get("FD_STANDIN_GPU_WORKER_LIFE", "").strip() or "600"
+    return subprocess.Popen(
+        [sys.executable, "-c", GPU_WORKER, str(log_dir / GPU_WORKER_PID_FILE), life],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+
+
+def stop_gpu_worker(proc: subprocess.Popen[bytes]) -> None:
+    """What the engine's ``weakref.finalize`` does on a clean exit only (engine/engine.py L99)."""
+    with contextlib.suppress(ProcessLookupError):
+        proc.terminate()
+    with contextlib.suppress(subprocess.TimeoutExpired):
+        proc.wait(5)
 
 
 async def serve(app: StandIn, host: str, port: int) -> None:
     server = await asyncio.start_server(app.serve_client, host, port, backlog=1024)
+    metrics_server = None
+    metrics_port = getattr(app.args, "metrics_port", None)
+    if metrics_port is not None and metrics_port != port:
+        # A second listener on 0.0.0.0, whatever --host says (api_server.py L778-783, L904-906).
+        metrics_server = await asyncio.start_server(
+            functools.partial(app.serve_client, metrics_only=True), "0.0.0.0", metrics_port
+        )
+        print(f"INFO:     Launching metrics service at http://{host}:{metrics_port}/metrics", flush=True)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     app.logs.write("api_server.log", f"INFO Uvicorn running on http://{host}:{port}")
     print(f"INFO:     Uvicorn running on http://{host}:{port} (Press CTRL+C to quit)", flush=True)
-    async with server:
-        await stop.wait()
+    try:
+        async with server:
+            await stop.wait()
+    finally:
+        if metrics_server is not None:
+            metrics_server.close()
     app.logs.write("api_server.log", "INFO Shutting down")
 
 
@@ -582,9 +1024,13 @@ def main(argv: list[str] | None = None) -> int:
     logs = Logs(os.environ.get("FD_LOG_DIR", "log"))
     logs.write("api_server.log", f"INFO stand-in FastDeploy {release} api_server args: {vars(args)}")
     logs.write("fastdeploy.log", f"INFO loading model {args.model}")
+    # Workers start while the model loads; SIGTERM now kills the server with Python's default action,
+    # so nothing cleans them up (the port opens only after loading: api_server.py L895-913).
+    gpu = start_gpu_worker(logs.dir)
     crash = os.environ.get("FD_STANDIN_CRASH_AT_START", "")
     if crash.strip():
         time.sleep(env_float("FD_STANDIN_LOAD_DELAY", 0.1))
+        stop_gpu_worker(gpu)  # the worker died: that is why the start failed
         logs.write(
             "workerlog.0",
             "ERROR stand-in: simulated failure while loading the model: "
@@ -598,8 +1044,11 @@ def main(argv: list[str] | None = None) -> int:
     time.sleep(env_float("FD_STANDIN_LOAD_DELAY", 0.1))
     logs.write("workerlog.0", "INFO model loaded, KV cache profiled")
     app = StandIn(args, release, logs)
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(serve(app, args.host, args.port))
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(serve(app, args.host, args.port))
+    finally:
+        stop_gpu_worker(gpu)
     return 0
 
 
