@@ -175,7 +175,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "STOP_ON_DISCONNECT",
         "bool",
-        "Stop generating when a job is cancelled or times out (FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE).",
+        "Stop generating when a job is cancelled or times out; false lets the engine finish it unread.",
         default=True,
         engine_env="FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE",
         advanced=True,
