@@ -36,10 +36,10 @@ def _version(p: argparse.ArgumentParser) -> None:
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
 
 
-def verb_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
+def verb_parser(prog: str = PROG) -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentParser]]:
     """`build.py VERB ...`: the top parser and each verb's own."""
     p = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description="Render FastDeploy RunPod worker build directories; build and push their images.",
         epilog="`build.py VERB --help` describes a verb. The flag form of earlier versions also works: "
         "`build.py --variant NAME` builds; --push, --render-only, --check, --list, --print, --matrix and "
@@ -54,10 +54,10 @@ def verb_parser() -> tuple[argparse.ArgumentParser, dict[str, argparse.ArgumentP
     return p, parsers
 
 
-def flag_parser() -> argparse.ArgumentParser:
+def flag_parser(prog: str = PROG) -> argparse.ArgumentParser:
     """The flag form: every option of the verbs it maps to, and one action flag at most."""
     p = argparse.ArgumentParser(
-        prog=PROG,
+        prog=prog,
         description="The flag form of `build.py VERB` (`build.py --help` lists the verbs).",
     )
     add_selection(p, default_all=False, positional=False)
@@ -93,11 +93,11 @@ def _from_flags(
     return args
 
 
-def main(argv: Sequence[str] | None = None) -> int:
+def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    top, parsers = verb_parser()
+    top, parsers = verb_parser(prog)
     flag_form = bool(argv) and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")
-    parser = flag_parser() if flag_form else top  # the one whose usage a UsageError shows
+    parser = flag_parser(prog) if flag_form else top  # the one whose usage a UsageError shows
     try:
         if flag_form:
             args = _from_flags(argv, parser, parsers)
@@ -120,3 +120,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         for line in exc.lines():
             print(line, file=sys.stderr)
         return exc.exit_code
+
+
+def console() -> int:
+    """The `fastdeploy-runpod` command of an installed copy (`pip install .`)."""
+    return main(prog="fastdeploy-runpod")

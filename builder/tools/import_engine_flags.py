@@ -16,7 +16,8 @@ from pathlib import Path
 
 import yaml
 
-OUT = Path(__file__).resolve().parent.parent / "worker_runtime" / "engine_flags.json"
+from builder.paths import ENGINE_FLAGS
+
 # Only what the argv builder and the validators need: the rest of the table stays out of images.
 FLAG_KEYS = ("type", "action", "negative_form", "default", "choices", "aliases", "nargs")
 LIST_KEYS = ("quantization", "reasoning_parsers", "tool_parsers")
@@ -49,7 +50,7 @@ def convert(table: dict) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("table", type=Path, help="fastdeploy-flags.yaml")
-    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--out", type=Path, default=ENGINE_FLAGS)
     args = parser.parse_args(argv)
     data = convert(yaml.safe_load(args.table.read_text(encoding="utf-8")))
     args.out.write_text(json.dumps(data, indent=1, sort_keys=False) + "\n", encoding="utf-8")

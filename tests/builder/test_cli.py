@@ -136,6 +136,12 @@ def test_unknown_variant_is_a_command_line_error(capsys):
     assert code == 2 and "--variant missing/file.yaml: no such file" in err
 
 
+def test_installed_command_names_itself(monkeypatch, capsys):
+    monkeypatch.setattr("sys.argv", ["fastdeploy-runpod", "render"])
+    assert cli.console() == 2
+    assert capsys.readouterr().err.startswith("usage: fastdeploy-runpod render")
+
+
 def test_version(capsys):
     code, out, _ = run(capsys, "--version")
     assert code == 0 and out.startswith("build.py ")

@@ -1,0 +1,88 @@
+"""`pip install .` gives a working `fastdeploy-runpod` command that finds its templates and variants.
+
+The install runs offline (`--no-deps --no-build-isolation`: setuptools from requirements-dev.txt) from a
+copy of the sources, into a target folder; the installed command renders the same bytes as the checkout.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import ROOT
+
+SOURCES = ("pyproject.toml", "README.md", "builder", "worker_runtime", "templates", "variants")
+
+
+def _packages_on_disk() -> list[str]:
+    found = []
+    for top in ("builder", "worker_runtime"):
+        for init in sorted((ROOT / top).rglob("__init__.py")):
+            rel = init.parent.relative_to(ROOT)
+            if "__pycache__" not in rel.parts:
+                found.append(".".join(rel.parts))
+    return found
+
+
+def test_pyproject_lists_every_package():
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
+    config = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["setuptools"]
+    listed = set(config["packages"]) - set(config["package-dir"])
+    assert listed == set(_packages_on_disk())
+
+
+@pytest.fixture(scope="module")
+def installed(tmp_path_factory) -> Path:
+    tmp = tmp_path_factory.mktemp("pip")
+    src = tmp / "src"
+    src.mkdir()
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in SOURCES:
+        path = ROOT / name
+        if path.is_dir():
+            shutil.copytree(path, src / name, ignore=ignore)
+        else:
+            shutil.copy(path, src / name)
+    target = tmp / "site"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--quiet", "--no-deps", "--no-build-isolation",
+         "--disable-pip-version-check", "--no-index", "--no-compile", "--target", str(target), str(src)],
+        capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stdout + result.stderr
+    return target
+
+
+def _command(installed: Path, *args: str, cwd: Path) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"} | {"PYTHONPATH": str(installed)}
+    return subprocess.run(
+        [sys.executable, str(installed / "bin" / "fastdeploy-runpod"), *args],
+        cwd=cwd, env=env, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+
+
+def test_installed_command_renders_what_the_checkout_renders(installed, tmp_path):
+    from builder.compat import load_compat
+    from builder.output.render import render_files
+    from builder.variant.pipeline import prepare
+
+    rendered = _command(installed, "render", "ernie-0.3b", cwd=tmp_path)
+    assert rendered.returncode == 0, rendered.stderr
+    out = tmp_path / "build" / "ernie-0.3b"  # ./build of the working directory
+    expected = render_files(prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved, load_compat())
+    actual = {
+        p.relative_to(out).as_posix(): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.name != ".rendered"
+    }
+    assert actual == expected
+    imported = subprocess.run(
+        [sys.executable, "-c", "import builder.paths as p; print(p.__file__, p.CHECKOUT)"],
+        cwd=tmp_path, env={"PYTHONPATH": str(installed), "PATH": os.environ.get("PATH", "")},
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert imported.stdout.split() == [str(installed / "builder" / "paths.py"), "False"]
