@@ -7,8 +7,9 @@ Two workers run side by side, each ``python -m worker_runtime`` in platform mode
 stand-in and its own fake RunPod job API (tests/runtime/fake_platform.py: batch job take, every stream
 POST answered after ``--post-cost`` seconds): one with the runtime's handler, one with a bare relay
 written here (each raw chunk yielded as received, nothing parsed: the cost floor of any handler).
-For each K, K OpenAI-route streams, then K native streams, go to one worker and then the other (the
-order alternates between repeats). The stand-in stamps each token with its emission time, so the
+For each K, K OpenAI-route streams, then K native streams, go to both workers at once, so that
+whatever else loads the machine loads both alike (``--alternate``: one worker after the other, the
+order alternating between repeats). The stand-in stamps each token with its emission time, so the
 delay from the engine to the platform's receipt of the POST carrying it is measured per token.
 
 Worker CPU is the worker's process tree without the engine. Exits 1 when a job fails or a token is
@@ -221,16 +222,21 @@ def check_job(job: Job, tokens: int, out: Sample) -> None:
     out.job_time.append(job.result.at - job.taken_at)
 
 
-def run_phase(worker: Worker, route: str, k: int, args: argparse.Namespace, out: Sample) -> None:
+def run_phase(workers: list[Worker], route: str, k: int, args: argparse.Namespace, out: list[Sample]) -> None:
+    """K streams to each worker at once: whatever else loads the machine loads them alike."""
     inputs = [job_input(route, args.tokens, i) for i in range(k)]
-    cpu0, t0 = worker.cpu(), time.monotonic()
-    ids = worker.api.submit_all(inputs, stream_delay=args.post_cost)
-    for job_id in ids:
-        worker.api.wait_result(job_id, WAIT)
-    out.wall += time.monotonic() - t0
-    out.cpu += worker.cpu() - cpu0
-    for job_id in ids:
-        check_job(worker.api.jobs.pop(job_id), args.tokens, out)
+    cpu0 = [w.cpu() for w in workers]
+    t0 = time.monotonic()
+    ids = [w.api.submit_all(inputs, stream_delay=args.post_cost) for w in workers]
+    for w, job_ids in zip(workers, ids, strict=True):
+        for job_id in job_ids:
+            w.api.wait_result(job_id, WAIT)
+    for w, job_ids, c0, sample in zip(workers, ids, cpu0, out, strict=True):
+        jobs = [w.api.jobs.pop(job_id) for job_id in job_ids]
+        sample.wall += max(j.result.at for j in jobs if j.result is not None) - t0
+        sample.cpu += w.cpu() - c0
+        for job in jobs:
+            check_job(job, args.tokens, sample)
 
 
 # ----------------------------------------------------------------------------- report
@@ -292,6 +298,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--repeat", type=int, default=1, help="runs of each phase per handler (pooled)")
     parser.add_argument("--routes", default="openai,native", help="openai, native or both")
+    parser.add_argument(
+        "--alternate",
+        dest="together",
+        action="store_false",
+        help="run the two workers one after the other (default: both at once, so load hits both alike)",
+    )
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.k = [int(x) for x in str(args.k).split(",") if x.strip()]
@@ -318,9 +330,12 @@ def main(argv: list[str] | None = None) -> int:
             for route in args.routes:
                 samples = {"ours": Sample(), "bare": Sample()}
                 for rep in range(args.repeat):
-                    order = ["ours", "bare"] if rep % 2 == 0 else ["bare", "ours"]
-                    for name in order:
-                        run_phase(workers[name], route, k, args, samples[name])
+                    if args.together:
+                        names = ["ours", "bare"]
+                        run_phase([workers[n] for n in names], route, k, args, [samples[n] for n in names])
+                        continue
+                    for name in ["ours", "bare"] if rep % 2 == 0 else ["bare", "ours"]:
+                        run_phase([workers[name]], route, k, args, [samples[name]])
                 print(f"K={k} {route} streams", flush=True)
                 print(HEADER)
                 for name, s in samples.items():

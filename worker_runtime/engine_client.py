@@ -26,6 +26,7 @@ class EngineClient:
         )
         self._session: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._closer: asyncio.Task[None] | None = None
 
     def session(self) -> aiohttp.ClientSession:
         """The shared session, created on first use inside the running loop (the SDK makes its own)."""
@@ -40,6 +41,10 @@ class EngineClient:
                 headers={"Accept-Encoding": "identity"},
             )
             self._loop = loop
+            # The loop is the SDK's (or the local server's), which never closes our session: it is
+            # closed when that loop shuts down (asyncio.run cancels the tasks left), so the worker
+            # does not stop with "Unclosed client session" / "Unclosed connector" warnings.
+            self._closer = loop.create_task(_close_at_loop_end(self._session))
         return self._session
 
     def url(self, route: str) -> str:
@@ -49,3 +54,13 @@ class EngineClient:
         if self._session is not None and not self._session.closed:
             await self._session.close()
         self._session = None
+        if self._closer is not None:
+            self._closer.cancel()
+        self._closer = None
+
+
+async def _close_at_loop_end(session: aiohttp.ClientSession) -> None:
+    try:
+        await asyncio.get_running_loop().create_future()  # until cancelled
+    finally:
+        await session.close()

@@ -329,7 +329,7 @@ def _convert_block(block: bytes, openai: bool) -> tuple[Any, JobError | None, bo
         plain = plain[: done_at + len(b"data: [DONE]\n\n")]
     text = plain.decode("utf-8", errors="replace")
     if openai:
-        return text, None, done
+        return (text or None), None, done
     chunks = []
     for data in text.split("\n\n"):
         data = data[len("data: ") :]

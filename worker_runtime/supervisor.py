@@ -24,6 +24,9 @@ from worker_runtime.reaper import Tracker
 DEFAULT_LOG_DIR = "/tmp/fastdeploy-log"
 # workerlog.N holds load and kernel errors, so it comes first.
 LOG_PATTERNS = ("workerlog.*", "fastdeploy.log", "api_server.log", "console.log", "*.log")
+# Longest pause between /health polls while the engine loads: the port opens only once the model is
+# loaded, and the worker should report ready within 0.25 s of that; a refused loopback connect is cheap.
+READY_POLL_MAX = 0.2
 
 
 class EngineStartError(RuntimeError):
@@ -132,7 +135,7 @@ class Supervisor:
                     + log_tail(self.log_dir)
                 )
             self.died.wait(min(interval, max(0.0, deadline - time.monotonic())))
-            interval = min(interval * 1.5, 2.0)
+            interval = min(interval * 1.5, READY_POLL_MAX)
 
     def stop(self) -> int | None:
         """SIGTERM the engine's process group, then SIGKILL after the grace period."""

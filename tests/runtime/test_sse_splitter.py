@@ -1,0 +1,179 @@
+"""The byte-level event splitter and the relay's fast path, under any chunking (hypothesis).
+
+Streams mix FastDeploy's framing (``data: {...} \\n\\n``) with ``\\r\\n`` line ends, whitespace-only blank
+lines, comments, ``event:`` fields and multi-line data, and are cut anywhere, inside multi-byte characters
+included.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from worker_runtime.handler import _convert, _convert_block, _parse
+from worker_runtime.sse import EventSplitter, SSEParser, plain_events
+
+from .test_properties import chunked, relay
+
+# Payloads without line breaks, rich in multi-byte characters (so cuts land inside them).
+PAYLOAD = st.text(
+    alphabet=st.sampled_from(list('ab {}":,é你好🚀👩\u200d💻\t'))
+    | st.characters(blacklist_categories=("Cs",)),
+    min_size=1,
+    max_size=30,
+).filter(lambda t: "\n" not in t and "\r" not in t and t.strip() == t and t != "[DONE]")
+LINE_END = st.sampled_from([b"\n", b"\r\n", b" \n"])
+BLANK = st.sampled_from([b"\n", b"\r\n", b" \n", b" \r\n", b"\t\n"])
+
+
+@st.composite
+def events(draw: Any) -> tuple[bytes, list[str]]:
+    """One event's bytes and the data it carries."""
+    lines = draw(st.lists(PAYLOAD, min_size=1, max_size=3))
+    raw = b""
+    if draw(st.booleans()):
+        raw += b": keep-alive" + draw(LINE_END)
+    if draw(st.booleans()):
+        raw += b"event: message" + draw(LINE_END)
+    for line in lines:
+        raw += b"data: " + line.encode() + draw(LINE_END)
+    return raw + draw(BLANK), ["\n".join(lines)]
+
+
+STREAMS = st.lists(events(), max_size=6)
+CUTS = st.lists(st.integers(min_value=0, max_value=10_000), max_size=25)
+
+
+def split_all(data: bytes, cuts: list[int]) -> tuple[list[bytes], list[bytes]]:
+    """(blocks per fed piece, what was kept after each piece)."""
+    splitter = EventSplitter()
+    blocks: list[bytes] = []
+    fed = b""
+    kept: list[bytes] = []
+    for piece in chunked(data, cuts):
+        fed += piece
+        blocks.append(splitter.feed(piece))
+        kept.append(fed[len(b"".join(blocks)) :])
+    blocks.append(splitter.close())
+    return blocks, kept
+
+
+@given(STREAMS, CUTS)
+def test_splitter_gives_whole_events_as_soon_as_complete(
+    stream: list[tuple[bytes, list[str]]], cuts: list[int]
+) -> None:
+    data = b"".join(raw for raw, _ in stream)
+    expected = [d for _, ds in stream for d in ds]
+    blocks, kept = split_all(data, cuts)
+    assert b"".join(blocks) == data  # nothing lost, nothing reordered
+    got: list[str] = []
+    for block in blocks:
+        block.decode("utf-8")  # never cut inside a character
+        parser = SSEParser()
+        got += [e.data for e in parser.feed(block)]
+        assert parser.close() == [], "a block ends at an event's end"
+    assert got == expected
+    for rest in kept:  # the first event is never held back: what is kept completes no event
+        assert SSEParser().feed(rest) == []
+
+
+@given(STREAMS, CUTS)
+def test_a_final_event_without_its_blank_line_comes_out_at_close(
+    stream: list[tuple[bytes, list[str]]], cuts: list[int]
+) -> None:
+    data = b"".join(raw for raw, _ in stream) + b"data: last"
+    blocks, _ = split_all(data, cuts)
+    assert b"".join(blocks) == data and blocks[-1].endswith(b"data: last")
+
+
+def fastdeploy_block(payloads: list[str], spaces: list[bool], done: bool) -> bytes:
+    out = b""
+    for payload, space in zip(payloads, spaces, strict=False):
+        out += b"data: " + payload.encode() + (b" " if space else b"") + b"\n\n"
+    return out + (b"data: [DONE]\n\n" if done else b"")
+
+
+@given(st.lists(PAYLOAD, max_size=5), st.lists(st.booleans(), min_size=5, max_size=5), st.booleans())
+def test_plain_events_drop_fastdeploys_stray_space_only(
+    payloads: list[str], spaces: list[bool], done: bool
+) -> None:
+    block = fastdeploy_block(payloads, spaces, done)
+    plain = plain_events(block)
+    assert plain is not None
+    assert plain == fastdeploy_block(payloads, [False] * 5, done)
+    assert plain_events(block.replace(b"\n", b"\r\n")) in (None, b"")  # CRLF: the full parser's job
+
+
+CHUNK = st.fixed_dictionaries(
+    {
+        "id": st.just("chatcmpl-1"),
+        "choices": st.just([])
+        | st.lists(
+            st.fixed_dictionaries(
+                {
+                    "index": st.just(0),
+                    "delta": st.fixed_dictionaries({"content": PAYLOAD}),
+                    "finish_reason": st.none(),
+                }
+            ),
+            min_size=1,
+            max_size=1,
+        ),
+    }
+)
+
+
+@given(
+    st.lists(CHUNK, max_size=5),
+    st.lists(st.booleans(), min_size=5, max_size=5),
+    st.booleans(),
+    st.booleans(),
+)
+def test_fast_path_equals_the_full_parse(
+    chunks: list[dict[str, Any]], spaces: list[bool], done: bool, openai: bool
+) -> None:
+    payloads = [json.dumps(c, ensure_ascii=False) for c in chunks]
+    block = fastdeploy_block(payloads, spaces, done) + (
+        b"data: {}\n\n" if done else b""
+    )  # after [DONE]: dropped
+    assert _convert_block(block, openai) == _convert(_parse(block), openai)
+
+
+def test_error_event_takes_the_full_parse() -> None:
+    error = {"error": {"message": "boom", "type": "server_error", "param": None, "code": "internal_error"}}
+    block = fastdeploy_block(['{"choices": []}', json.dumps(error)], [True, False], True)
+    out, err, done = _convert_block(block, True)
+    assert out == 'data: {"choices": []}\n\n' and err is not None and err.message == "boom" and not done
+
+
+@given(
+    st.lists(st.sampled_from(["你好", "🚀", "é", "ok", "👩\u200d💻"]), min_size=1, max_size=8),
+    CUTS,
+    st.booleans(),
+)
+def test_relay_with_crlf_and_cuts_inside_characters(words: list[str], cuts: list[int], openai: bool) -> None:
+    opening = {
+        "choices": [{"index": 0, "delta": {"role": "assistant", "content": ""}, "finish_reason": None}]
+    }
+    chunks = [opening] + [
+        {"choices": [{"index": 0, "delta": {"content": w}, "finish_reason": None}]} for w in words
+    ]
+    data = b"".join(b"data: " + json.dumps(c, ensure_ascii=False).encode() + b"\r\n\r\n" for c in chunks)
+    data += b"data: [DONE]\r\n\r\n"
+    outputs = relay(chunked(data, cuts), openai)
+    if openai:
+        assert all(isinstance(o, str) and o.startswith("data: ") and o.endswith("\n\n") for o in outputs)
+        events = SSEParser().feed("".join(outputs).encode())
+        assert events[-1].is_done
+        got = [json.loads(e.data) for e in events[:-1]]
+    else:
+        got = outputs
+    assert "".join(c["delta"].get("content") or "" for o in got for c in o["choices"]) == "".join(words)
+    # The role-only opening chunk is held back to go out with the first token.
+    opened = SSEParser().feed(outputs[0].encode()) if openai else []
+    first = [json.loads(e.data) for e in opened if not e.is_done] if openai else [outputs[0]]
+    assert any(c["delta"].get("content") for o in first for c in o["choices"])
+    assert first[0]["choices"][0]["delta"].get("role") == "assistant"
