@@ -23,7 +23,9 @@ def run(capsys, *argv: str) -> tuple[int, str, str]:
 
 def test_every_verb_module_has_the_interface():
     names = [v.NAME for v in VERBS]
-    assert names == ["render", "build", "push", "test", "deploy", "check", "list", "print", "matrix", "schema"]
+    assert names == [
+        "render", "build", "push", "test", "deploy", "check", "list", "print", "matrix", "schema"
+    ]  # fmt: skip
     for verb in VERBS:
         assert isinstance(verb.HELP, str) and verb.HELP
         assert callable(verb.add_parser) and callable(verb.run)
