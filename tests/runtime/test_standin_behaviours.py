@@ -299,3 +299,19 @@ def test_gpu_worker_is_stopped_by_a_clean_shutdown(standin) -> None:
     s.proc.send_signal(signal.SIGTERM)
     assert s.proc.wait(WAIT) == 0
     wait_until(lambda: not process_alive(gpu), "the GPU worker to stop")
+
+
+@pytest.mark.parametrize("race", ["0", "0.5"])
+def test_a_request_crossing_the_idle_close_is_lost(standin, race: str) -> None:
+    s = standin(FD_STANDIN_KEEPALIVE_RACE=race)
+    c = s.conn()
+    c.request("GET", "/v1/models")
+    c.getresponse().read()
+    time.sleep(1.7)
+    c.request("GET", "/v1/models")
+    if race == "0":
+        assert c.getresponse().status == 200
+    else:
+        with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
+            c.getresponse()
+        assert s.metrics()["standin_requests_lost_at_idle_close_total"] == 1

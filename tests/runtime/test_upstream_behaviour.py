@@ -267,12 +267,18 @@ def test_engine_listens_on_loopback_only(local_runtime) -> None:
 
 
 def test_no_job_lost_to_the_engines_idle_close(local_runtime) -> None:
-    rt = local_runtime()
+    # The engine closes a connection idle for 2 s; a request crossing that close is lost unanswered.
+    # The stand-in widens the crossing window to 0.5 s (latency between the close and the client
+    # noticing it), so every request below, sent 1.6-1.95 s after the previous answer, would cross it
+    # on a connection kept in the pool that long.
+    rt = local_runtime(FD_STANDIN_KEEPALIVE_RACE="0.5")
     job = {"openai_route": "/v1/completions", "openai_input": {"prompt": "x", "max_tokens": 2}}
     completed(rt, job)
-    for i in range(12):  # around the engine's 2 s idle close, a little before and after it
-        time.sleep(1.94 + 0.01 * i)
+    for i in range(8):
+        time.sleep(1.6 + 0.05 * i)
         completed(rt, job)
+    completed(rt, {"prompt": "x", "stream": True, "sampling_params": {"max_tokens": 2}})
+    assert rt.engine_metrics()["standin_requests_lost_at_idle_close_total"] == 0
 
 
 # ----------------------------------------------------------------------------- 8. no orphans

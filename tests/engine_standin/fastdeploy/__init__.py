@@ -22,6 +22,9 @@ Fault and pacing knobs (environment variables):
 - ``FD_STANDIN_ANSWER_TOKENS``: tokens in a natural answer before finish_reason "stop" (default 40).
 - ``FD_STANDIN_STAMP_TOKENS``: 1 = each streamed token ends with ``<t>``, ``t`` its emission time
   (``time.monotonic()``, comparable across processes), for latency benchmarks.
+- ``FD_STANDIN_KEEPALIVE_RACE``: seconds of latency between closing an idle connection (after 2 s) and
+  the client noticing: a request sent on a connection idle longer than 2 s minus this is lost unanswered,
+  as one crossing the close in flight is (default 0).
 - ``FD_STANDIN_GPU_WORKER_LIFE``: seconds the "GPU worker" lives at most when nobody stops it (600).
 
 Behaviours of FastDeploy 2.5 it reproduces (each cited in the code with its source file and line):
@@ -34,7 +37,8 @@ after the client left unless ``FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE=1``, 
 (``standin-gpu-worker.pid`` in ``FD_LOG_DIR``) that only a clean shutdown stops.
 ``/metrics`` also serves the stand-in's counters: ``standin_generated_tokens_total``,
 ``standin_unread_tokens_total`` (decoded after the client left), ``standin_client_disconnects_total``,
-``standin_idle_connections_closed_total``, ``standin_control_requests_total{route=...}``.
+``standin_idle_connections_closed_total``, ``standin_requests_lost_at_idle_close_total``,
+``standin_control_requests_total{route=...}``.
 """
 
 __version__ = "0.0.0+standin"

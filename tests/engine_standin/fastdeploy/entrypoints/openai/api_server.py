@@ -322,6 +322,11 @@ class StandIn:
         self.running = 0
         self.disconnects = 0
         self.idle_closed = 0
+        self.dropped_at_close = 0
+        # Seconds between the server's idle close and the client seeing it (network and event-loop
+        # latency): a request sent on a connection idle for longer than KEEP_ALIVE_SECONDS minus this
+        # is lost, as one that crosses the close in flight is (0: only exact races).
+        self.keepalive_race = env_float("FD_STANDIN_KEEPALIVE_RACE")
         self.control_calls: dict[str, int] = {}
 
     # -- protocol helpers
@@ -453,10 +458,17 @@ class StandIn:
                 if first:
                     line = await reader.readline()
                 else:
+                    idle_since = time.monotonic()
                     try:  # idle keep-alive connections close after KEEP_ALIVE_SECONDS
                         line = await asyncio.wait_for(reader.readline(), KEEP_ALIVE_SECONDS)
                     except asyncio.TimeoutError:
                         self.idle_closed += 1
+                        return
+                    if line and time.monotonic() - idle_since >= KEEP_ALIVE_SECONDS - self.keepalive_race:
+                        # The request met the close on the way: the server had closed the connection
+                        # before reading it, and the client learns it only after sending.
+                        self.idle_closed += 1
+                        self.dropped_at_close += 1
                         return
                 first = False
                 if not line:
@@ -517,6 +529,7 @@ class StandIn:
             f"standin_unread_tokens_total {self.unread}",
             f"standin_client_disconnects_total {self.disconnects}",
             f"standin_idle_connections_closed_total {self.idle_closed}",
+            f"standin_requests_lost_at_idle_close_total {self.dropped_at_close}",
         ]
         lines += [
             f'standin_control_requests_total{{route="{r}"}} {n}'
