@@ -147,19 +147,22 @@ def test_run_status_stream_and_bad_input(rt: RuntimeProcess) -> None:
     assert err["status"] == 400 and '{"openai_route": "/v1/..."' in err["message"]
 
 
-def test_cancel_closes_the_upstream_request(rt: RuntimeProcess) -> None:
-    _, job = http(
-        "POST",
-        rt.base + "/run",
-        {
-            "input": {
-                "openai_route": "/v1/completions",
-                "openai_input": {"prompt": "long", "stream": True, "max_tokens": 200},
-            }
-        },
-    )
-    time.sleep(0.05)
+def test_cancel_closes_the_upstream_request(local_runtime) -> None:
+    rt = local_runtime(FD_STANDIN_TOKEN_DELAY="0.01", FD_STANDIN_ANSWER_TOKENS="400")
+    job_input = {
+        "openai_route": "/v1/completions",
+        "openai_input": {"prompt": "long", "stream": True, "max_tokens": 400},
+    }
+    _, job = http("POST", rt.base + "/run", {"input": job_input})
+    deadline = time.monotonic() + WAIT
+    while rt.engine_metrics()["standin_generated_tokens_total"] < 5:  # the engine is streaming it
+        assert time.monotonic() < deadline, rt.output
+        time.sleep(0.02)
     _, cancelled = http("POST", f"{rt.base}/cancel/{job['id']}")
     assert cancelled["status"] == "CANCELLED"
-    _, metrics = http("GET", rt.base + "/health")
-    assert metrics["status"] == "ok"
+    # The engine saw its client leave: the upstream connection was closed, not left to run.
+    while rt.engine_metrics()["standin_client_disconnects_total"] < 1:
+        assert time.monotonic() < deadline, rt.output
+        time.sleep(0.02)
+    _, health = http("GET", rt.base + "/health")
+    assert health["status"] == "ok"
