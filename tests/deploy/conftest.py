@@ -63,6 +63,8 @@ def fake_api(clean_env, api_key) -> Iterator[FakeManagementApi]:
     clean_env.setenv("RUNPOD_API_KEY", api_key)
     yield fake
     fake.stop()
+    # Every request any test sent, and every answer of the fake, matched RunPod's schemas.
+    assert fake.invalid == [], fake.invalid
 
 
 @pytest.fixture

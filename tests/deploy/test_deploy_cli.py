@@ -245,3 +245,46 @@ def test_deploy_in_a_subprocess_reads_the_environment(fake_api, api_key):
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert len(fake_api.endpoints) == 1 and fake_api.invalid == []
     assert api_key not in ran.stdout + ran.stderr
+
+
+def test_the_client_request_log_and_errors_hold_no_secret(fake_api, api_key):
+    from builder.deploy.api import ApiError, Client
+    from builder.deploy.plan import registry_create
+    from builder.deploy.redact import Redactor
+
+    password = "pw_PLANTED_" + api_key[-10:]
+    client = Client(fake_api.url, api_key, Redactor([password]))
+    client.call(registry_create("r", "ci-bot", password))
+    fake_api.fail_next("POST", "/v2/registries", 500, f"echo {password} {api_key}")
+    with pytest.raises(ApiError) as caught:
+        client.call(registry_create("r2", "ci-bot", password))
+    for text in (repr(client.sent), str(caught.value), repr(caught.value.args), caught.value.detail):
+        assert password not in text and api_key not in text
+
+
+def test_config_file_without_a_key_says_what_to_do(fake_api, clean_env):
+    clean_env.delenv("RUNPOD_API_KEY")
+    config = Path(os.environ["HOME"]) / ".runpod" / "config.toml"
+    config.parent.mkdir(parents=True)
+    config.write_text('[other]\napi_key = "x"\n')
+    ran = deploy()
+    assert ran.code == 1 and "has no api_key in its [default] profile" in ran.err
+    config.write_text("not toml = = \n")
+    ran = deploy()
+    assert ran.code == 1 and "is not a readable TOML file" in ran.err
+    assert fake_api.log == []
+
+
+def test_dry_run_shows_the_registry_request_with_the_password_masked(fake_api, clean_env):
+    clean_env.setenv("REGISTRY_USERNAME", "ci-bot")
+    clean_env.setenv("REGISTRY_PASSWORD", "pw_" + "y" * 20)
+    ran = deploy("--dry-run")
+    assert ran.code == 0, ran.text
+    assert f"would send: POST {fake_api.url}/v2/registries" in ran.out
+    assert '"password": "***"' in ran.out and "pw_" not in ran.out
+    assert '"registry": "<id of the new registry credential registry.example.com-ci-bot>"' in ran.out
+
+
+def test_one_variant_at_a_time(fake_api):
+    ran = cli("deploy", "ernie-0.3b", "qwen3-8b", "--dry-run")
+    assert ran.code == 2 and "deploy takes one variant, not 2" in ran.err

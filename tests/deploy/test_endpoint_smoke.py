@@ -53,3 +53,8 @@ def test_the_printed_job_url_works_with_the_runpod_client(job_api, api_key, monk
         {"messages": [{"role": "user", "content": "hi"}], "sampling_params": {"max_tokens": 4}}, timeout=60
     )
     assert out and out[0]["object"] == "chat.completion"
+
+
+def test_local_options_do_not_go_with_endpoint(clean_env):
+    ran = cli("test", "--variant", VARIANT, "--endpoint", ENDPOINT, "--docker-args", "--cpus 2")
+    assert ran.code == 2 and "go with a local test" in ran.err
