@@ -15,9 +15,6 @@ from builder.deploy.calling import served_model
 from builder.deploy.credentials import api_key, job_base
 from builder.deploy.overrides import parse_overrides
 from builder.errors import UsageError
-from builder.verify.endpoint import smoke_test
-from builder.verify.jobs import variant_tests
-from builder.verify.local import LocalRun, run_local
 
 NAME = "test"
 HELP = "run the variant's tests.json jobs against a local container, or a deployed endpoint (--endpoint)"
@@ -55,6 +52,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    # Imported here: the job clients load `requests`, which no other verb needs.
+    from builder.verify.endpoint import smoke_test
+    from builder.verify.jobs import variant_tests
+    from builder.verify.local import LocalRun, run_local
+
     prepared, image = one_variant(args)
     resolved = prepared.resolved
     tests = variant_tests(resolved)

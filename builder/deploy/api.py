@@ -10,8 +10,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import requests
-
 from builder.deploy.redact import Redactor
 from builder.errors import BuilderError
 
@@ -104,13 +102,17 @@ class Client:
     base_url: str
     api_key: str
     redactor: Redactor = field(default_factory=Redactor)
-    session: requests.Session = field(default_factory=requests.Session)
+    session: Any = None  # a requests.Session, made on first use (requests loads only when a deploy runs)
     sent: list[Request] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         self.redactor.add(self.api_key)
 
     def call(self, request: Request) -> Any:
+        import requests
+
+        if self.session is None:
+            self.session = requests.Session()
         self.sent.append(Request(request.method, request.path, self.redactor.body(request.body)))
         headers = {"Authorization": f"Bearer {self.api_key}", "Accept": "application/json"}
         data = None
@@ -133,7 +135,7 @@ class Client:
         except ValueError:
             raise ApiError(request, resp.status_code, "Bad Response", "the answer is not JSON", []) from None
 
-    def _error(self, request: Request, resp: requests.Response) -> ApiError:
+    def _error(self, request: Request, resp: Any) -> ApiError:
         title, detail, errors = resp.reason or "", "", []
         try:
             problem = resp.json()
