@@ -1,7 +1,11 @@
 """Put a model's weights at their image path during the image build (weights stage).
 
+    python3 fetch_weights.py SPEC.json [ROOT]
+
 Reads a JSON spec written by the builder: {"repo", "revision", "source", "allow_patterns", "gated",
-"dest"}. When the build context's weights/ folder was filled (build.py --weights-from, or a host-side
+"dest"}; the files go to ROOT + dest (ROOT defaults to /; the weights stage uses the tree the final stage
+copies, then normalize_tree.py fixes its times and modes and drops the download client's caches).
+When the build context's weights/ folder was filled (build.py --weights-from, or a host-side
 download of a gated model) the copied files are used as they are; otherwise the pinned revision of a
 public repository is downloaded. No token is read here: gated models are fetched on the build host.
 Standard library only; the download clients (huggingface_hub, aistudio_sdk, modelscope) are imported
@@ -72,9 +76,9 @@ def download(spec, dest):
         fail(f"source {source!r} cannot be downloaded during the build; fill weights/ with --weights-from")
 
 
-def main(spec_path):
+def main(spec_path, root="/"):
     spec = json.loads(Path(spec_path).read_text(encoding="utf-8"))
-    dest = Path(spec["dest"])
+    dest = Path(root) / spec["dest"].lstrip("/")
     dest.mkdir(parents=True, exist_ok=True)
     remove_placeholder(dest)
     present = [p for p in dest.rglob("*") if p.is_file()]
@@ -102,4 +106,4 @@ def main(spec_path):
 
 
 if __name__ == "__main__":
-    raise SystemExit(main(sys.argv[1]))
+    raise SystemExit(main(*sys.argv[1:3]))

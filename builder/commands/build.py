@@ -15,6 +15,7 @@ from builder.commands.common import (
 )
 from builder.commands.render import write
 from builder.image.context import stage
+from builder.image.layer_inputs import layer_labels
 from builder.image.naming import check_registry, check_tags, image_labels, image_tags
 
 NAME = "build"
@@ -37,10 +38,12 @@ def build_one(args: argparse.Namespace, item: Rendered, *, push: bool) -> int:
     r = item.resolved
     stage(item.out, r, weights_from=args.weights_from, wheelhouse=args.wheelhouse)
     tags = image_tags(r, args.registry, args.tag)
+    labels = {**image_labels(r), **layer_labels(item.out, r, args.base_image or r.base_image)}
     build_args = {"BASE_IMAGE": args.base_image} if args.base_image else {}
     try:
+        cache = docker.pull_cache(args.cache_from, out=sys.stdout) if args.cache_from else []
         image_id = docker.build_image(
-            item.out, tags=tags, labels=image_labels(r), build_args=build_args, out=sys.stdout
+            item.out, tags=tags, labels=labels, build_args=build_args, out=sys.stdout, cache_from=cache
         )
         print(f"built {r.name}: {image_id}")
         for tag in tags:

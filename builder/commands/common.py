@@ -70,6 +70,13 @@ def add_image_options(p: argparse.ArgumentParser) -> None:
     )
     g.add_argument("--weights-from", type=Path, metavar="DIR", help="fill the context's weights/ from DIR")
     g.add_argument("--wheelhouse", type=Path, metavar="DIR", help="fill the context's wheels/ from DIR")
+    g.add_argument(
+        "--cache-from",
+        action="append",
+        default=[],
+        metavar="IMAGE",
+        help="pull IMAGE (when it exists) and reuse its layers; a later push skips the layers it holds",
+    )
 
 
 # --- from the selection to rendered files ---------------------------------------------------------------

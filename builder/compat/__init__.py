@@ -62,10 +62,15 @@ class Compat:
 
     def official_image(self, release: str, cuda: str) -> str | None:
         tag = (self.release(release).get("images") or {}).get(cuda)
-        return f"{self.releases['registry']}/{tag}" if tag else None
+        return self.pinned(f"{self.releases['registry']}/{tag}") if tag else None
 
     def cuda_base(self, cuda: str) -> str | None:
-        return self.releases["cuda_bases"].get(cuda)
+        return self.pinned(self.releases["cuda_bases"].get(cuda))
+
+    def pinned(self, image: str | None) -> str | None:
+        """``name:tag@sha256:...`` when base_digests pins the image (builder.tools.pin_bases), else as is."""
+        digest = (self.releases.get("base_digests") or {}).get(image) if image else None
+        return f"{image}@{digest}" if digest else image
 
     def host_cuda_versions(self, from_version: str) -> list[str]:
         return [v for v in self.releases["host_cuda_versions"] if version_key(v) >= version_key(from_version)]

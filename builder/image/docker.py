@@ -1,6 +1,7 @@
 """Build and push images with the Docker engine (the ``docker`` SDK).
 
-``build_image`` sends a rendered build directory to the engine's classic builder and streams its progress;
+``build_image`` sends a rendered build directory to the engine's classic builder (as a context archive
+with fixed file times, modes and owners: see context_tar) and streams its progress;
 ``push_image`` pushes tags and returns their digests. Every failure becomes an :class:`ImageError` whose
 message is one paragraph the CLI prints as is. Credentials come from the standard Docker config (the SDK
 reads ``~/.docker/config.json`` and its credential helpers) or from ``REGISTRY_USERNAME`` /
@@ -19,6 +20,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from builder.errors import BuilderError
+from builder.image import context_tar
 
 # Socket read timeout for the engine: a build step may run for many minutes without printing anything.
 ENGINE_TIMEOUT_S = 6 * 3600
@@ -271,8 +273,11 @@ def build_image(
     labels: Mapping[str, str],
     build_args: Mapping[str, str],
     out: TextIO,
+    cache_from: Sequence[str] = (),
 ) -> str:
-    """Build ``context_dir`` (holding a Dockerfile), apply every tag, return the image id (``sha256:...``)."""
+    """Build ``context_dir`` (holding a Dockerfile), apply every tag, return the image id (``sha256:...``).
+
+    ``cache_from``: local images whose layers the classic builder may reuse (see :func:`pull_cache`)."""
     from docker.errors import APIError, DockerException
 
     if not tags:
@@ -285,7 +290,8 @@ def build_image(
     out.flush()
     try:
         stream = client.api.build(
-            path=str(context_dir),
+            fileobj=context_tar.stream(Path(context_dir)),
+            custom_context=True,
             tag=tags[0],
             labels=dict(labels),
             buildargs=dict(build_args),
@@ -293,6 +299,7 @@ def build_image(
             forcerm=True,
             decode=True,
             pull=False,
+            cache_from=list(cache_from) or None,
         )
         for event in stream:
             message = event_error(event)
@@ -369,3 +376,35 @@ def push_image(tags: Sequence[str], *, out: TextIO) -> dict[str, str]:
         out.write(f"Pushed {ref}@{progress.digest}\n")
         out.flush()
     return digests
+
+
+def pull_cache(refs: Sequence[str], *, out: TextIO) -> list[str]:
+    """Pull earlier images to reuse their layers; returns the refs now present locally.
+
+    A missing image (a first release, a new variant) is skipped with a note, never an error. A pulled image
+    also tells the engine which blobs the registry already holds, so a later push of identical layers
+    uploads none of them.
+    """
+    from docker.errors import APIError, DockerException, ImageNotFound, NotFound
+
+    client = _client()
+    auth = _registry_auth()
+    present: list[str] = []
+    for ref in refs:
+        repository, tag = split_tag(ref)
+        out.write(f"Pulling {ref} for its layers\n")
+        out.flush()
+        try:
+            client.api.pull(repository, tag=tag, auth_config=auth)
+            client.images.get(ref)
+        except (ImageNotFound, NotFound) as exc:
+            out.write(f"  {ref} is not available ({redact(str(exc), _secrets())}); building without it\n")
+            continue
+        except APIError as exc:
+            out.write(f"  {ref} could not be pulled ({redact(str(exc), _secrets())}); building without it\n")
+            continue
+        except DockerException as exc:
+            raise ImageError(engine_unreachable_paragraph(exc)) from None
+        present.append(ref)
+    out.flush()
+    return present

@@ -165,6 +165,8 @@ def render_files(resolved: Resolved, compat: Compat, runtime_dir: Path = RUNTIME
         raise RenderError(f"template uses an undefined value: {exc}") from exc
     text["wheels/README.md"] = placeholder("wheels")
     text[".dockerignore"] = (TEMPLATES_DIR / "dockerignore").read_text(encoding="utf-8")
+    # Run by every data stage of the Dockerfile: fixed times, modes and owners for reproducible layers.
+    text["normalize_tree.py"] = (TEMPLATES_DIR / "normalize_tree.py").read_text(encoding="utf-8")
     expected = sorted(resolved.expose, key=[s.env for s in BY_ENV.values()].index)
     problems = [f".runpod/hub.json: {p}" for p in check_hub_json(text[".runpod/hub.json"], expected)]
     problems += [f".runpod/tests.json: {p}" for p in check_tests_json(text[".runpod/tests.json"])]

@@ -103,16 +103,19 @@ def test_hadolint_no_errors(rendered, tmp_path):
 def test_dockerfile_layout(rendered):
     text = rendered["ernie-0.3b"]["Dockerfile"].decode()
     assert "# syntax" not in text and "--mount" not in text
+    # Layers by change rate: weights, dependencies, code, then the settings (ENV) and labels.
     order = [
         text.index(s)
         for s in (
             "AS base",
-            "AS deps",
             "AS weights",
-            "AS final",
-            "COPY --from=deps",
-            "COPY --from=weights",
+            "AS deps",
+            "AS code",
             "COPY worker_runtime/",
+            "AS final",
+            "COPY --from=weights /layer/ /",
+            "COPY --from=deps /layer/ /",
+            "COPY --from=code /layer/ /",
             "ENV MODEL=",
             "WORKDIR",
             "ENTRYPOINT",

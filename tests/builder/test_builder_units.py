@@ -3,6 +3,7 @@ images hand-off (builder.image.docker stubbed: the real one is tested with Docke
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 import types
@@ -136,8 +137,9 @@ def _fake_images(monkeypatch, *, fail: bool = False):
 
     calls = {}
 
-    def build_image(context_dir: Path, *, tags, labels, build_args, out):
+    def build_image(context_dir: Path, *, tags, labels, build_args, out, cache_from=()):
         calls["build"] = (context_dir, list(tags), dict(labels), dict(build_args))
+        calls["cache_from"] = list(cache_from)
         if fail:
             raise docker.ImageError("the base image cannot be pulled: try --base-image")
         return "sha256:image"
@@ -180,6 +182,12 @@ def test_build_calls_images_with_tags_labels_args(monkeypatch, tmp_path, capsys)
     assert "localhost:5000/fastdeploy-worker:x1" in tags
     assert args == {"BASE_IMAGE": "local/fd:test"}
     assert "io.runpod.fastdeploy.variant" in labels
+    # What determined each data layer (builder.image.layer_inputs), and the base the build used.
+    assert labels["org.opencontainers.image.base.name"] == "local/fd:test"
+    assert json.loads(labels["io.runpod.fastdeploy.layer.deps"])["wheels"].startswith("sha256:")
+    assert json.loads(labels["io.runpod.fastdeploy.layer.weights"])["model"] == "baidu/ERNIE-4.5-0.3B-Paddle"
+    assert json.loads(labels["io.runpod.fastdeploy.layer.code"])["code"].startswith("sha256:")
+    assert calls["cache_from"] == []
     assert calls["push"] == tags
     assert (tmp_path / "b" / "wheels" / "runpod-1.12.0-py3-none-any.whl").exists()
     assert "sha256:" + "0" * 64 in capsys.readouterr().out

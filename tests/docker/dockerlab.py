@@ -316,6 +316,11 @@ class Registry:
     address: str  # 127.0.0.1:PORT
     process: subprocess.Popen
     storage: Path
+    log: Path | None = None
+
+    def log_size(self) -> int:
+        """Where the log ends now: pass it to :func:`blob_uploads` to see only later requests."""
+        return self.log.stat().st_size if self.log and self.log.exists() else 0
 
     def stop(self) -> None:
         if self.process.poll() is None:
@@ -327,8 +332,10 @@ class Registry:
                 self.process.wait(timeout=10)
 
 
-def start_registry(workdir: Path, *, timeout: float = 30.0) -> Registry:
-    """Debian's docker-registry on a free port of 127.0.0.1 (an insecure registry Docker accepts)."""
+def start_registry(workdir: Path, *, timeout: float = 30.0, access_log: bool = False) -> Registry:
+    """Debian's docker-registry on a free port of 127.0.0.1 (an insecure registry Docker accepts).
+
+    With ``access_log`` every request is logged to ``workdir/registry.log`` (see :func:`blob_uploads`)."""
     binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
     if not Path(binary).exists():
         raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
@@ -338,7 +345,7 @@ def start_registry(workdir: Path, *, timeout: float = 30.0) -> Registry:
     config = workdir / "registry.yml"
     config.write_text(
         "version: 0.1\n"
-        "log:\n  level: warn\n  accesslog:\n    disabled: true\n"
+        f"log:\n  level: warn\n  accesslog:\n    disabled: {'false' if access_log else 'true'}\n"
         f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
         f"http:\n  addr: 127.0.0.1:{port}\n",
         encoding="utf-8",
@@ -347,7 +354,9 @@ def start_registry(workdir: Path, *, timeout: float = 30.0) -> Registry:
     process = subprocess.Popen(
         [binary, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
     )
-    registry = Registry(address=f"127.0.0.1:{port}", process=process, storage=storage)
+    registry = Registry(
+        address=f"127.0.0.1:{port}", process=process, storage=storage, log=workdir / "registry.log"
+    )
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if http_status(f"http://{registry.address}/v2/") == 200:
@@ -359,6 +368,42 @@ def start_registry(workdir: Path, *, timeout: float = 30.0) -> Registry:
     raise RuntimeError(
         "docker-registry did not start: " + (workdir / "registry.log").read_text(errors="replace")[-2000:]
     )
+
+
+_BLOB_PUT = re.compile(
+    r'"PUT /v2/(?P<repo>\S+?)/blobs/uploads/\S*?[?&]digest=(?P<digest>sha256(?::|%3A)[0-9a-f]{64})'
+)
+
+
+def blob_uploads(registry: Registry, since: int = 0) -> list[tuple[str, str]]:
+    """(repository, digest) of every blob upload the registry completed after log offset ``since``.
+
+    Needs a registry started with ``access_log=True``: a completed upload is the ``PUT .../blobs/uploads/
+    ...?digest=`` request that ends it (a blob the engine found already present is never PUT)."""
+    assert registry.log is not None
+    with open(registry.log, "rb") as handle:
+        handle.seek(since)
+        text = handle.read().decode("utf-8", errors="replace")
+    return [(m.group("repo"), m.group("digest").replace("%3A", ":")) for m in _BLOB_PUT.finditer(text)]
+
+
+def blob_size(registry: Registry, repository: str, digest: str) -> int:
+    """Size in bytes of a blob the registry holds (HEAD request)."""
+    request = urllib.request.Request(
+        f"http://{registry.address}/v2/{repository}/blobs/{digest}", method="HEAD"
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return int(response.headers["Content-Length"])
+
+
+def manifest_of(registry: Registry, repository: str, reference: str) -> dict:
+    """The image manifest (Docker v2 schema 2) the registry holds for a tag or digest."""
+    request = urllib.request.Request(
+        f"http://{registry.address}/v2/{repository}/manifests/{reference}",
+        headers={"Accept": "application/vnd.docker.distribution.manifest.v2+json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return json.loads(response.read())
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -580,3 +625,62 @@ def stop_with_sigterm(container, *, timeout: float = 30.0) -> tuple[float, int]:
     container.kill(signal="SIGTERM")
     result = container.wait(timeout=timeout)
     return time.monotonic() - started, int(result["StatusCode"])
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Fresh builder states (reproducibility tests, bench/bench_build.py)
+# ---------------------------------------------------------------------------------------------------------
+
+NONCE_LABEL = "fdrw.test.nonce"
+
+
+def fresh_base(client, base: str, nonce: str) -> str:
+    """A copy of ``base`` with a new image id (one label): no classic build cache applies on top of it.
+
+    Every image built on it inherits the label, so :func:`remove_nonce_images` finds them all, the
+    untagged stage images of multi-stage builds included."""
+    with tempfile.TemporaryDirectory(prefix="fresh-base-") as tmp:
+        ctx = Path(tmp)
+        (ctx / "Dockerfile").write_text(f"FROM {base}\nLABEL {NONCE_LABEL}={nonce}\n", encoding="utf-8")
+        tag = f"fdrw-fresh-base:{nonce}"
+        client.images.build(path=str(ctx), tag=tag, rm=True, forcerm=True, pull=False)
+    return tag
+
+
+def remove_nonce_images(client, nonce: str) -> None:
+    """Remove every image built on ``fresh_base(..., nonce)`` (newest first, until none is left)."""
+    import contextlib
+
+    import docker.errors
+
+    for _ in range(10):
+        images = client.images.list(all=True, filters={"label": f"{NONCE_LABEL}={nonce}"})
+        if not images:
+            return
+        for image in sorted(images, key=lambda i: i.attrs.get("Created", ""), reverse=True):
+            # A child goes first; the next round removes its parent.
+            with contextlib.suppress(docker.errors.APIError):
+                client.images.remove(image.id, force=True)
+
+
+def prune_build_cache(client) -> None:
+    """Drop BuildKit's build cache (the classic builder's cache is its images: see :func:`fresh_base`)."""
+    client.api.prune_builds()
+
+
+def copy_with_new_times(source: Path, target: Path, mtime: float, mode: int | None = None) -> Path:
+    """A copy of a folder with other file times (and file modes): what another machine's checkout gives."""
+    shutil.copytree(source, target)
+    for path in [target, *target.rglob("*")]:
+        if mode is not None and path.is_file():
+            path.chmod(mode)
+        os.utime(path, (mtime, mtime))
+    return target
+
+
+def layer_ids(client, image: str, base: str) -> list[str]:
+    """Diff ids of the image's layers above ``base``."""
+    below = client.images.get(base).attrs["RootFS"]["Layers"]
+    layers = client.images.get(image).attrs["RootFS"]["Layers"]
+    assert layers[: len(below)] == below, f"{image} is not built on {base}"
+    return layers[len(below) :]

@@ -1,0 +1,189 @@
+"""Pin the base images of the compatibility data by digest (maintainers; needs the registries).
+
+    python -m builder.tools.pin_bases            # ask each registry, rewrite base_digests in the file
+    python -m builder.tools.pin_bases --check    # exit 1 when a tag now points elsewhere (or is unpinned)
+    python -m builder.tools.pin_bases --image REF [--image REF ...]   # only these references
+
+A tag is whatever its registry says today; a digest is one image forever. With a pin, the rendered
+Dockerfile's BASE_IMAGE is ``name:tag@sha256:...``, so a rebuild anywhere starts from the same base layers
+and the layers above it can be identical. Every base the data names is asked for (official FastDeploy
+images per release and CUDA version, and the CUDA bases of the pip route): a HEAD request for its manifest
+(index) with an anonymous token when the registry asks for one, read from ``Docker-Content-Digest``.
+Only the ``base_digests:`` block of builder/compat/fastdeploy_releases.yaml is rewritten; the rest of
+the file, comments included, stays as it is.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import yaml
+
+from builder.paths import COMPAT_DIR
+
+RELEASES_FILE = COMPAT_DIR / "fastdeploy_releases.yaml"
+KEY = "base_digests"
+DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
+MANIFEST_TYPES = ", ".join(
+    (
+        "application/vnd.oci.image.index.v1+json",
+        "application/vnd.docker.distribution.manifest.list.v2+json",
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    )
+)
+
+
+class PinError(Exception):
+    """A registry could not tell a digest; the message names the image and the reason."""
+
+
+def base_refs(data: dict) -> list[str]:
+    """Every base image reference the compatibility data names, sorted."""
+    refs = set((data.get("cuda_bases") or {}).values())
+    registry = data["registry"]
+    for release in (data.get("releases") or {}).values():
+        for tag in ((release or {}).get("images") or {}).values():
+            refs.add(f"{registry}/{tag}")
+    return sorted(refs)
+
+
+def split_ref(ref: str) -> tuple[str, str, str]:
+    """``host/name:tag`` -> (registry host, repository, tag), Docker Hub's conventions included."""
+    name, _, tag = ref.rpartition(":")
+    if not name or "/" in tag:
+        name, tag = ref, "latest"
+    first, _, rest = name.partition("/")
+    if rest and ("." in first or ":" in first or first == "localhost"):
+        host, repository = first, rest
+    else:
+        host, repository = "registry-1.docker.io", name
+    if host in ("docker.io", "index.docker.io"):
+        host = "registry-1.docker.io"
+    if host == "registry-1.docker.io" and "/" not in repository:
+        repository = f"library/{repository}"
+    return host, repository, tag
+
+
+def _scheme(host: str) -> str:
+    # A registry on this machine is the tests' plain-HTTP one; everything else speaks HTTPS.
+    return "http" if host.split(":")[0] in ("127.0.0.1", "localhost") else "https"
+
+
+def _token(challenge: str, repository: str) -> str | None:
+    """An anonymous Bearer token for pulling ``repository`` (the registry's WWW-Authenticate challenge)."""
+    if not challenge.lower().startswith("bearer "):
+        return None
+    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
+    if "realm" not in params:
+        return None
+    query = {"scope": f"repository:{repository}:pull"}
+    if "service" in params:
+        query["service"] = params["service"]
+    with urllib.request.urlopen(f"{params['realm']}?{urllib.parse.urlencode(query)}", timeout=30) as reply:
+        body = json.loads(reply.read())
+    return body.get("token") or body.get("access_token")
+
+
+def registry_digest(ref: str) -> str:
+    """The digest the registry serves for ``ref`` now (its manifest list when it has one)."""
+    host, repository, tag = split_ref(ref)
+    url = f"{_scheme(host)}://{host}/v2/{repository}/manifests/{tag}"
+    headers = {"Accept": MANIFEST_TYPES}
+    for _attempt in range(2):
+        request = urllib.request.Request(url, method="HEAD", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                digest = reply.headers.get("Docker-Content-Digest", "")
+                if not DIGEST.match(digest):
+                    raise PinError(f"{ref}: the registry sent no usable Docker-Content-Digest ({digest!r})")
+                return digest
+        except urllib.error.HTTPError as exc:
+            token = _token(exc.headers.get("WWW-Authenticate", ""), repository) if exc.code == 401 else None
+            if token and "Authorization" not in headers:
+                headers["Authorization"] = f"Bearer {token}"
+                continue
+            raise PinError(f"{ref}: {url} answered HTTP {exc.code} {exc.reason}") from None
+        except (urllib.error.URLError, OSError) as exc:
+            raise PinError(f"{ref}: {host} cannot be reached ({exc})") from None
+    raise PinError(f"{ref}: {host} refused an anonymous token")
+
+
+def digests_block(pins: dict[str, str]) -> str:
+    """The ``base_digests:`` block, sorted, one reference a line (byte-stable)."""
+    if not pins:
+        return f"{KEY}: {{}}\n"
+    return f"{KEY}:\n" + "".join(f'  "{ref}": "{pins[ref]}"\n' for ref in sorted(pins))
+
+
+def replace_block(text: str, pins: dict[str, str]) -> str:
+    """``text`` with its ``base_digests:`` block replaced (appended when missing); other lines untouched."""
+    lines = text.splitlines(keepends=True)
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"{KEY}:")), None)
+    if start is None:
+        return text + ("" if text.endswith("\n") else "\n") + "\n" + digests_block(pins)
+    end = start + 1
+    while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()):
+        end += 1
+    # Blank lines before the next key belong to the layout, not to the block.
+    while end > start + 1 and not lines[end - 1].strip():
+        end -= 1
+    return "".join(lines[:start]) + digests_block(pins) + "".join(lines[end:])
+
+
+def run(
+    path: Path,
+    refs: Sequence[str] | None,
+    check: bool,
+    lookup: Callable[[str], str] = registry_digest,
+    out=sys.stdout,
+) -> int:
+    text = path.read_text(encoding="utf-8")
+    data = yaml.safe_load(text)
+    pins = dict(data.get(KEY) or {})
+    wanted = list(refs) if refs else base_refs(data)
+    status, fresh = 0, dict(pins)
+    for ref in wanted:
+        try:
+            digest = lookup(ref)
+        except PinError as exc:
+            print(f"error: {exc}", file=sys.stderr)
+            status = 2
+            continue
+        if pins.get(ref) != digest:
+            print(
+                f"{'differs' if check else 'pinned'}  {ref}@{digest} (was {pins.get(ref) or 'unpinned'})",
+                file=out,
+            )
+            if check:
+                status = max(status, 1)
+        else:
+            print(f"same     {ref}@{digest}", file=out)
+        fresh[ref] = digest
+    if not check and fresh != pins:
+        path.write_text(replace_block(text, fresh), encoding="utf-8")
+        print(f"wrote {len(fresh)} pins to {path.name}", file=out)
+    return status
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m builder.tools.pin_bases", description=__doc__.split("\n")[0]
+    )
+    parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a pin is stale")
+    parser.add_argument("--image", action="append", metavar="REF", help="pin only this reference; repeatable")
+    parser.add_argument("--file", type=Path, default=RELEASES_FILE, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    return run(args.file, args.image, args.check)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
