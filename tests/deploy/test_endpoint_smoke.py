@@ -3,11 +3,17 @@ runtime (`--local`, engine stand-in), the official `openai` SDK for the stream a
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import runpod
 
 from tests.deploy.conftest import VARIANT, cli
 
 ENDPOINT = "ep-smoke"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def test_smoke_test_runs_every_job_and_one_openai_stream(job_api):
@@ -58,3 +64,14 @@ def test_the_printed_job_url_works_with_the_runpod_client(job_api, api_key, monk
 def test_local_options_do_not_go_with_endpoint(clean_env):
     ran = cli("test", "--variant", VARIANT, "--endpoint", ENDPOINT, "--docker-args", "--cpus 2")
     assert ran.code == 2 and "go with a local test" in ran.err
+
+
+def test_smoke_test_in_a_subprocess(job_api, api_key):
+    env = {**os.environ, "RUNPOD_ENDPOINT_BASE_URL": job_api.base, "RUNPOD_API_KEY": api_key}
+    ran = subprocess.run(
+        [sys.executable, "build.py", "test", VARIANT, "--endpoint", ENDPOINT],
+        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+    )  # fmt: skip
+    assert ran.returncode == 0, ran.stdout + ran.stderr
+    assert "4 of 4 job(s) passed" in ran.stdout
+    assert api_key not in ran.stdout + ran.stderr
