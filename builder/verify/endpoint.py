@@ -9,6 +9,7 @@ from typing import TextIO
 
 import requests
 
+from builder.errors import BuilderError
 from builder.verify.jobs import JobApiError, JobClient, JobResult, TestJob, brief
 from builder.verify.local import Progress
 from builder.verify.report import job_line, summary
@@ -19,10 +20,14 @@ OPENAI_MISSING = (
 )
 
 
+class OpenAIMissing(BuilderError):
+    exit_code = 1
+
+
 def openai_available() -> bool:
     try:
         import openai  # noqa: F401
-    except ModuleNotFoundError:
+    except ImportError:
         return False
     return True
 
@@ -89,9 +94,8 @@ def smoke_test(
     say: Callable[[str], None],
 ) -> int:
     """The test jobs through the job API, then the streamed OpenAI request; 0 when all passed."""
-    if not openai_available():
-        say(f"error: {OPENAI_MISSING}")
-        return 1
+    if not openai_available():  # before any job is sent
+        raise OpenAIMissing(OPENAI_MISSING)
     client = JobClient(base, api_key)
     results: list[JobResult] = []
     for job in tests:

@@ -75,3 +75,11 @@ def test_smoke_test_in_a_subprocess(job_api, api_key):
     assert ran.returncode == 0, ran.stdout + ran.stderr
     assert "4 of 4 job(s) passed" in ran.stdout
     assert api_key not in ran.stdout + ran.stderr
+
+
+def test_without_the_openai_package_the_smoke_test_says_what_to_install(clean_env, api_key, monkeypatch):
+    clean_env.setenv("RUNPOD_API_KEY", api_key)
+    monkeypatch.setitem(sys.modules, "openai", None)  # `import openai` fails as if not installed
+    ran = cli("test", "--variant", VARIANT, "--endpoint", ENDPOINT)
+    assert ran.code == 1
+    assert "pip install openai" in ran.err and "Traceback" not in ran.text
