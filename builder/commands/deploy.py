@@ -140,6 +140,13 @@ def run(args: argparse.Namespace) -> int:
     env = parse_overrides(args.env, resolved, load_compat())  # before any request
     opts = options(args, resolved, env)
     mode = "dry_run" if args.dry_run else "plan" if args.plan else "live"
+    if args.wait:
+        from builder.verify.endpoint import OPENAI_MISSING, OpenAIMissing, openai_available
+
+        if mode != "live":
+            raise UsageError("--wait tests a deployed endpoint: it does not go with --dry-run or --plan")
+        if not openai_available():  # found out before anything is deployed
+            raise OpenAIMissing(OPENAI_MISSING)
     registry = registry_credentials(args, image)
     redactor = Redactor([registry.password if registry else None])
     key: str | None = None
@@ -159,7 +166,7 @@ def run(args: argparse.Namespace) -> int:
     base = f"{job_base()}/{endpoint_id}"
     model = served_model(resolved, env)
     print_calling(endpoint_id, base, model, print)
-    if not args.wait or mode != "live":
+    if not args.wait:
         return 0
     assert key is not None
     from builder.verify.endpoint import smoke_test, wait_for_worker

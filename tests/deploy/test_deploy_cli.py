@@ -288,3 +288,12 @@ def test_dry_run_shows_the_registry_request_with_the_password_masked(fake_api, c
 def test_one_variant_at_a_time(fake_api):
     ran = cli("deploy", "ernie-0.3b", "qwen3-8b", "--dry-run")
     assert ran.code == 2 and "deploy takes one variant, not 2" in ran.err
+
+
+def test_wait_needs_a_live_deploy_and_the_openai_package(fake_api, monkeypatch):
+    ran = deploy("--dry-run", "--wait")
+    assert ran.code == 2 and "does not go with --dry-run" in ran.err
+    monkeypatch.setitem(sys.modules, "openai", None)
+    ran = deploy("--wait")
+    assert ran.code == 1 and "pip install openai" in ran.err
+    assert fake_api.log == []
