@@ -36,11 +36,15 @@ def slow() -> Iterator[Worker]:
         worker.api.close()
 
 
-def decoding_stops(rt: RuntimeProcess) -> None:
+def decoding_stops(rt: RuntimeProcess, unread_before: float = 0.0) -> None:
+    """The engine decodes nothing any more: no request running, the token count stands still, and
+    what it decoded for the client that left is a few tokens, not the rest of the answer."""
     wait_until(lambda: rt.engine_metrics()["fastdeploy:num_requests_running"] == 0, "decoding to stop")
     before = rt.engine_metrics()["standin_generated_tokens_total"]
-    time.sleep(0.3)
-    assert rt.engine_metrics()["standin_generated_tokens_total"] == before
+    time.sleep(0.3)  # 30 token times
+    after = rt.engine_metrics()
+    assert after["standin_generated_tokens_total"] == before
+    assert after["standin_unread_tokens_total"] - unread_before < 50, after
 
 
 @pytest.mark.parametrize(
@@ -74,7 +78,7 @@ def test_platform_job_stop_stops_generation(slow: Worker, job_input: dict) -> No
         ),
         "the engine to see its client leave",
     )
-    decoding_stops(rt)
+    decoding_stops(rt, before["standin_unread_tokens_total"])
     assert slow.api.jobs[job_id].result is None  # stopped, not finished
     (answer,) = output_of(slow.run({"prompt": "next", "sampling_params": {"max_tokens": 3}}))
     assert answer["usage"]["completion_tokens"] == 3

@@ -43,12 +43,15 @@ def completed(rt: RuntimeProcess, job_input: Any) -> list[Any]:
     return body["output"]
 
 
-def decoding_stops(rt: RuntimeProcess) -> None:
-    """The engine decodes nothing any more: no request running, and the token count stands still."""
+def decoding_stops(rt: RuntimeProcess, unread_before: float = 0.0) -> None:
+    """The engine decodes nothing any more: no request running, the token count stands still, and
+    what it decoded for the client that left is a few tokens, not the rest of the answer."""
     wait_until(lambda: rt.engine_metrics()["fastdeploy:num_requests_running"] == 0, "decoding to stop")
     before = rt.engine_metrics()["standin_generated_tokens_total"]
     time.sleep(0.3)  # 30 token times
-    assert rt.engine_metrics()["standin_generated_tokens_total"] == before
+    after = rt.engine_metrics()
+    assert after["standin_generated_tokens_total"] == before
+    assert after["standin_unread_tokens_total"] - unread_before < 50, after
 
 
 # ----------------------------------------------------------------------------- 1. cancel and timeout
