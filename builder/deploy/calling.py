@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 
 from builder.variant.resolve import Resolved
@@ -19,9 +20,10 @@ def snippet(base: str, model: str) -> str:
             "import os",
             "from openai import OpenAI",
             "",
-            f'client = OpenAI(base_url="{base}/openai/v1", api_key=os.environ["RUNPOD_API_KEY"])',
+            f"client = OpenAI(base_url={json.dumps(base + '/openai/v1')}, "
+            'api_key=os.environ["RUNPOD_API_KEY"])',
             "reply = client.chat.completions.create(",
-            f'    model="{model}",',
+            f"    model={json.dumps(model)},",
             '    messages=[{"role": "user", "content": "Hello"}],',
             "    max_tokens=64,",
             ")",

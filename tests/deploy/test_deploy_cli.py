@@ -297,3 +297,14 @@ def test_wait_needs_a_live_deploy_and_the_openai_package(fake_api, monkeypatch):
     ran = deploy("--wait")
     assert ran.code == 1 and "pip install openai" in ran.err
     assert fake_api.log == []
+
+
+def test_values_travel_as_json_not_spliced_into_a_query(fake_api):
+    # runpod-python 1.12 builds GraphQL by string formatting (env values unescaped); REST v2 takes JSON.
+    tricky = 'my "model" }, { key: "X'
+    ran = deploy("--env", f"SERVED_MODEL_NAME={tricky}")
+    assert ran.code == 0, ran.text
+    assert only_endpoint(fake_api)["env"] == {"SERVED_MODEL_NAME": tricky}
+    again = deploy("--env", f"SERVED_MODEL_NAME={tricky}")
+    assert "endpoint ernie-0.3b: no change" in again.out and "nothing was sent" in again.out
+    assert f"model={json.dumps(tricky)}," in again.out  # the snippet stays valid Python
