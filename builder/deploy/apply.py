@@ -65,53 +65,45 @@ def deploy(
     base_url: str,
 ) -> Outcome:
     """Create or update the registry credential, template and endpoint named `opts.name`."""
-    reads = mode != "dry_run"
-    assert client is not None or not reads
     out = Outcome()
     sender = _Sender(client, mode, say, redactor, base_url)
 
-    registry_id: str | None = None
-    if registry is not None:
-        current = (
-            find_by_name(client.list("registries"), registry.name, "registry credential") if reads else None
-        )  # type: ignore[union-attr]
-        if current is not None:
-            registry_id = str(current["id"])
-            step = Step("registry", registry.name, "keep", None, (), registry_id)
-        else:
-            step = Step(
-                "registry",
-                registry.name,
-                "create",
-                registry_create(registry.name, registry.username, registry.password),
-            )
+    def current(kind: str, name: str, what: str) -> dict[str, Any] | None:
+        """What RunPod has under that name (nothing is read in a dry run)."""
+        if mode == "dry_run":
+            return None
+        assert client is not None
+        return find_by_name(client.list(kind), name, what)
+
+    def record(step: Step) -> Any:
         out.steps.append(step)
         _report(step, say, redactor)
-        if step.action == "create":
-            created = sender.send(step.request)  # type: ignore[arg-type]
+        return sender.send(step.request) if step.request is not None else None
+
+    registry_id: str | None = None
+    if registry is not None:
+        found = current("registries", registry.name, "registry credential")
+        if found is not None:
+            registry_id = str(found["id"])
+            record(Step("registry", registry.name, "keep", None, (), registry_id))
+        else:
+            request = registry_create(registry.name, registry.username, registry.password)
+            created = record(Step("registry", registry.name, "create", request))
             registry_id = str(created["id"]) if created else placeholder("registry credential", registry.name)
 
-    tfields = template_fields(resolved, image, registry_id)
-    current = find_by_name(client.list("templates"), opts.name, "template") if reads else None  # type: ignore[union-attr]
-    step = template_step(opts.name, tfields, current)
-    out.steps.append(step)
-    _report(step, say, redactor)
-    template_id = step.id
-    if step.request is not None:
-        answer = sender.send(step.request)
-        if step.action == "create":
-            template_id = str(answer["id"]) if answer else placeholder("template", opts.name)
+    step = template_step(
+        opts.name, template_fields(resolved, image, registry_id), current("templates", opts.name, "template")
+    )
+    answer = record(step)
+    template_id = step.id if step.action != "create" else str(answer["id"]) if answer else None
 
+    found = current("endpoints", opts.name, "endpoint")
     efields = endpoint_fields(resolved, image, registry_id, opts)
-    current = find_by_name(client.list("endpoints"), opts.name, "endpoint") if reads else None  # type: ignore[union-attr]
-    step = endpoint_step(opts.name, template_id or placeholder("template", opts.name), efields, current)
-    out.steps.append(step)
-    _report(step, say, redactor)
-    out.endpoint_id, out.endpoint = step.id, current
-    if step.request is not None:
-        answer = sender.send(step.request)
-        if answer:
-            out.endpoint, out.endpoint_id = answer, str(answer.get("id"))
+    step = endpoint_step(opts.name, template_id or placeholder("template", opts.name), efields, found)
+    out.endpoint_id, out.endpoint = step.id, found
+    answer = record(step)
+    if answer:
+        out.endpoint, out.endpoint_id = answer, str(answer.get("id"))
     if not out.changed:
         say(f"no change: template and endpoint {opts.name} already match (nothing was sent)")
     return out
