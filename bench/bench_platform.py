@@ -4,9 +4,10 @@
         [--rate 200] [--post-cost 0.02] [--repeat 1]
 
 Two workers run side by side, each ``python -m worker_runtime`` in platform mode with its own engine
-stand-in and its own fake RunPod job API (tests/runtime/fake_platform.py: batch job take, every stream
-POST answered after ``--post-cost`` seconds): one with the runtime's handler, one with a bare relay
-written here (each raw chunk yielded as received, nothing parsed: the cost floor of any handler).
+stand-in and its own fake RunPod job API (tests/runtime/fake_platform.py, in a process of its own:
+batch job take, every stream POST answered after ``--post-cost`` seconds): one with the runtime's
+handler, one with a bare relay written here (each raw chunk yielded as received, nothing parsed: the
+cost floor of any handler).
 For each K, K OpenAI-route streams, then K native streams, go to both workers at once, so that
 whatever else loads the machine loads both alike (``--alternate``: one worker after the other, the
 order alternating between repeats). The stand-in stamps each token with its emission time, so the
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import codecs
 import json
+import multiprocessing
 import os
 import re
 import subprocess
@@ -29,6 +31,7 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +40,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine_standin")]
 
 import psutil  # noqa: E402
 
-from tests.runtime.fake_platform import FakePlatform, Job  # noqa: E402
+from tests.runtime.fake_platform import FakePlatform, Job, Post  # noqa: E402
 
 STAMP = re.compile(r"<(\d+\.\d{6})>")
 MESSAGES = [{"role": "user", "content": "benchmark 🚀"}]
@@ -77,10 +80,64 @@ def serve_bare() -> int:
 # ----------------------------------------------------------------------------- workers
 
 
+class LightPlatform(FakePlatform):
+    """The fake job API doing the least per POST (bodies are parsed after the phase): at high K the
+    fake, not the worker, would otherwise set the pace."""
+
+    async def _read_post(self, request: Any) -> tuple[Job | None, Post]:
+        raw = await request.text()
+        return self.jobs.get(request.match_info["job"]), Post(time.monotonic(), {}, {}, raw)
+
+
+def parse_bodies(job: Job) -> None:
+    for post in [*job.stream, job.result]:
+        if post is not None and isinstance(post.body, str):
+            post.body = json.loads(post.body)
+
+
+def serve_platform(conn: Connection) -> None:
+    """A fake job API in a process of its own (its own GIL), driven through ``conn``."""
+    api = LightPlatform().start()
+    while True:
+        cmd, arg = conn.recv()
+        if cmd == "env":
+            conn.send(api.env(arg))
+        elif cmd == "takes":
+            conn.send(len(api.takes))
+        elif cmd == "submit":
+            conn.send(api.submit_all(arg[0], stream_delay=arg[1]))
+        elif cmd == "collect":
+            for job_id in arg:
+                api.wait_result(job_id, WAIT)
+            conn.send([api.jobs.pop(job_id) for job_id in arg])
+        else:
+            api.close()
+            conn.send(None)
+            return
+
+
+class RemotePlatform:
+    """The parent's handle on a ``serve_platform`` process."""
+
+    def __init__(self) -> None:
+        self.conn, child = multiprocessing.get_context("spawn").Pipe()
+        self.proc = multiprocessing.get_context("spawn").Process(target=serve_platform, args=(child,))
+        self.proc.start()
+
+    def call(self, cmd: str, arg: Any = None) -> Any:
+        self.conn.send((cmd, arg))
+        return self.conn.recv()
+
+    def close(self) -> None:
+        if self.proc.is_alive():
+            self.call("close")
+        self.proc.join(10)
+
+
 @dataclass
 class Worker:
     name: str
-    api: FakePlatform
+    api: RemotePlatform
     proc: subprocess.Popen[bytes]
     log: Path
     engine_pid: int = 0
@@ -118,10 +175,10 @@ class Worker:
 
 
 def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
-    api = FakePlatform().start()
+    api = RemotePlatform()
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FD_", "RUNPOD_"))}
-    env.update(api.env(f"bench-{name}"))
+    env.update(api.call("env", f"bench-{name}"))
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "engine_standin")]),
         PYTHONUNBUFFERED="1",
@@ -154,7 +211,7 @@ def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
 
 def wait_ready(worker: Worker, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
-    while not worker.api.takes:
+    while not worker.api.call("takes"):
         if worker.proc.poll() is not None or time.monotonic() > deadline:
             raise SystemExit(f"worker {worker.name} did not start:\n{worker.log.read_text()[-4000:]}")
         time.sleep(0.05)
@@ -194,6 +251,7 @@ def post_text(output: Any) -> str:
 
 def check_job(job: Job, tokens: int, out: Sample) -> None:
     """Per-token delays of one job; counts cut events; records a failure for an error or a lost token."""
+    parse_bodies(job)
     if job.result is None or not isinstance(job.result.body, dict) or "error" in job.result.body:
         body = None if job.result is None else job.result.body
         out.failed.append(f"{job.id}: {str(body)[:300]}")
@@ -227,12 +285,9 @@ def run_phase(workers: list[Worker], route: str, k: int, args: argparse.Namespac
     inputs = [job_input(route, args.tokens, i) for i in range(k)]
     cpu0 = [w.cpu() for w in workers]
     t0 = time.monotonic()
-    ids = [w.api.submit_all(inputs, stream_delay=args.post_cost) for w in workers]
-    for w, job_ids in zip(workers, ids, strict=True):
-        for job_id in job_ids:
-            w.api.wait_result(job_id, WAIT)
-    for w, job_ids, c0, sample in zip(workers, ids, cpu0, out, strict=True):
-        jobs = [w.api.jobs.pop(job_id) for job_id in job_ids]
+    ids = [w.api.call("submit", (inputs, args.post_cost)) for w in workers]
+    done = [w.api.call("collect", job_ids) for w, job_ids in zip(workers, ids, strict=True)]
+    for w, jobs, c0, sample in zip(workers, done, cpu0, out, strict=True):
         sample.wall += max(j.result.at for j in jobs if j.result is not None) - t0
         sample.cpu += w.cpu() - c0
         for job in jobs:
