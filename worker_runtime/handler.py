@@ -3,7 +3,8 @@
 Outputs: non-stream -> one yielded OpenAI response object; OpenAI stream -> SSE text (whole events,
 several per yield when they arrived together); native stream -> one OpenAI chunk object per yield
 (chunks that arrived together merged, see chunks.py). A failure yields ``{"error": <JSON text>}``
-(see errors.py) and ends the job as failed.
+(see errors.py) and ends the job as failed; an OpenAI stream that fails once the engine answered 200
+first yields the error as an SSE event (``error_event``), the only way an OpenAI client learns of it.
 """
 
 from __future__ import annotations
