@@ -1,51 +1,94 @@
-"""Compatibility data: FastDeploy releases, RunPod GPU pools, known models (YAML under compat/),
-plus the per-release engine flag table shared with the runtime (worker_runtime/engine_flags.json)."""
+"""Compatibility data: FastDeploy releases, RunPod GPU pools and known models (the YAML files of this
+folder) plus the runtime's per-release engine flag table (worker_runtime/engine_flags.json), typed and
+checked when loaded, and the sizing rules that go with them (memory, disk, weights).
+
+Queries are named by what they return: ``build_release`` (images, Python, pip route of a release),
+``engine_release`` (its flag table entry, as the runtime reads it), ``engine_choices`` (one of its lists).
+"""
 
 from __future__ import annotations
 
 import json
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 import yaml
+from pydantic import BaseModel, ValidationError
 
-from builder.paths import COMPAT_DIR, ENGINE_FLAGS
+from builder.compat.tables import (
+    EngineFlagsFile,
+    KnownModel,
+    ModelsFile,
+    Pool,
+    PoolsFile,
+    Release,
+    ReleasesFile,
+)
+from builder.errors import BuilderError, format_path
+from builder.paths import COMPAT_DIR, ENGINE_FLAGS, display
+
+RELEASES_FILE = "fastdeploy_releases.yaml"
+POOLS_FILE = "gpu_pools.yaml"
+MODELS_FILE = "models.yaml"
 
 
 def version_key(text: str) -> tuple[int, ...]:
+    """Sort key of a dotted version ("2.10.0" after "2.9.0"); not a version: first."""
     try:
         return tuple(int(p) for p in text.split("."))
     except ValueError:
         return (0,)
 
 
+class CompatError(BuilderError):
+    """A compatibility data file is broken: every problem names the file and the key path."""
+
+    def __init__(self, problems: list[str]):
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+    def lines(self) -> list[str]:
+        return [f"error: {p}" for p in self.problems]
+
+
 @dataclass(frozen=True)
 class Compat:
-    releases: dict[str, Any]  # fastdeploy_releases.yaml
-    pools: dict[str, dict[str, Any]]  # gpu_pools.yaml
-    models: dict[str, dict[str, Any]]  # models.yaml
-    flags: dict[str, Any]  # engine_flags.json "releases"
+    releases_file: ReleasesFile
+    pools: dict[str, Pool]
+    models: dict[str, KnownModel]
+    engine: dict[
+        str, dict[str, Any]
+    ]  # engine_flags.json "releases": release -> entry, as the runtime reads it
 
-    # --- releases ---------------------------------------------------------------------------------
+    # --- releases ----------------------------------------------------------------------------------
     def release_names(self) -> list[str]:
-        return sorted(self.flags, key=version_key)
+        """Releases a variant can name: build data here and a flag table in engine_flags.json."""
+        return sorted(set(self.releases_file.releases) & set(self.engine), key=version_key)
 
-    def release(self, name: str) -> dict[str, Any]:
-        return self.releases["releases"].get(name, {})
+    def build_release(self, name: str) -> Release | None:
+        """Images, Python and pip route of a release (None: unknown)."""
+        return self.releases_file.releases.get(name)
 
-    def engine(self, name: str) -> dict[str, Any]:
-        return self.flags.get(name, {})
+    def engine_release(self, name: str) -> dict[str, Any]:
+        """The release's entry of engine_flags.json ({} when unknown), for the runtime's own checks."""
+        return self.engine.get(name, {})
 
-    def release_list(self, name: str, key: str) -> list[str]:
-        """A list from the engine flag table: quantization, reasoning_parsers, tool_parsers, load_choices."""
-        return list(self.engine(name).get(key) or [])
+    def flag_table(self) -> dict[str, Any]:
+        """The whole engine flag table in the shape ``worker_runtime.settings.load_settings`` takes."""
+        return {"releases": self.engine}
 
-    def release_flags(self, name: str) -> dict[str, Any]:
-        """Every spelling the release accepts (flags, negative forms, aliases) -> spec."""
+    def engine_choices(self, name: str, key: str) -> list[str]:
+        """One list of the flag table: quantization, reasoning_parsers, tool_parsers, load_choices."""
+        return list(self.engine_release(name).get(key) or [])
+
+    def flag_spellings(self, name: str) -> dict[str, Any]:
+        """Every spelling the release accepts (flags, negative forms, aliases) -> flag spec."""
         out: dict[str, Any] = {}
-        for flag, spec in self.engine(name).get("flags", {}).items():
+        for flag, spec in self.engine_release(name).get("flags", {}).items():
             out[flag] = spec
             if spec.get("negative_form"):
                 out[spec["negative_form"]] = spec
@@ -53,70 +96,180 @@ class Compat:
                 out[alias] = spec
         return out
 
+    # --- images and CUDA ----------------------------------------------------------------------------
     def cuda_versions(self, release: str, install: str) -> list[str]:
-        rel = self.release(release)
+        """CUDA versions the release is published for on an install route ("image" or "pip")."""
+        rel = self.build_release(release)
+        if rel is None:
+            return []
         if install == "image":
-            return sorted(rel.get("images") or {}, key=version_key)
-        pip = rel.get("pip") or {}
-        return sorted(pip.get("paddle_index") or {}, key=version_key)
+            return sorted(rel.images, key=version_key)
+        return sorted(rel.pip.paddle_index if rel.pip else {}, key=version_key)
 
     def official_image(self, release: str, cuda: str) -> str | None:
-        tag = (self.release(release).get("images") or {}).get(cuda)
-        return self.pinned(f"{self.releases['registry']}/{tag}") if tag else None
+        rel = self.build_release(release)
+        tag = rel.images.get(cuda) if rel else None
+        return self.pinned(f"{self.releases_file.registry}/{tag}") if tag else None
 
-    def cuda_base(self, cuda: str) -> str | None:
-        return self.pinned(self.releases["cuda_bases"].get(cuda))
+    def cuda_base_image(self, cuda: str) -> str | None:
+        """The nvidia/cuda base image of the pip route for a CUDA version."""
+        return self.pinned(self.releases_file.cuda_bases.get(cuda))
 
     def pinned(self, image: str | None) -> str | None:
         """``name:tag@sha256:...`` when base_digests pins the image (builder.tools.pin_bases), else as is."""
-        digest = (self.releases.get("base_digests") or {}).get(image) if image else None
+        digest = self.releases_file.base_digests.get(image) if image else None
         return f"{image}@{digest}" if digest else image
 
     def host_cuda_versions(self, from_version: str) -> list[str]:
-        return [v for v in self.releases["host_cuda_versions"] if version_key(v) >= version_key(from_version)]
+        """Host CUDA versions a worker of this CUDA version runs on: that version and newer."""
+        hosts = self.releases_file.host_cuda_versions
+        return [v for v in hosts if version_key(v) >= version_key(from_version)]
 
+    def newest_release_for(self, archs: set[str]) -> str | None:
+        """The newest release with an official image whose build covers every architecture."""
+        fits = [n for n in self.release_names() if (r := self.build_release(n)) and r.images]
+        fits = [n for n in fits if archs <= set(self.build_release(n).gpu_archs)]  # type: ignore[union-attr]
+        return fits[-1] if fits else None
+
+    def pip_wheel_group(self, archs: set[str]) -> str | None:
+        """The FastDeploy wheel group (pre-2.5 pip indexes) that covers every architecture, or None."""
+        for group, covered in self.releases_file.pip_wheel_groups.items():
+            if archs <= set(covered):
+                return group
+        return None
+
+    # --- quantization -------------------------------------------------------------------------------
+    @property
+    def quantization_archs(self) -> dict[str, list[str]]:
+        """Quantizations that need a GPU architecture -> the architectures that run them."""
+        return {q: list(a) for q, a in self.releases_file.quantization_archs.items()}
+
+    def archs_for_quantization(self, quantization: str | None) -> list[str]:
+        return list(self.releases_file.quantization_archs.get(quantization or "", []))
+
+    def knows_quantization(self, quantization: str | None) -> bool:
+        """Whether the data has a memory factor for the quantization (None: BF16, always known)."""
+        return (quantization or "bf16") in self.releases_file.quantization_memory
+
+    def memory_factor(self, quantization: str | None) -> float:
+        """Weight memory relative to the BF16 checkpoint under a known quantization (None: BF16)."""
+        return self.releases_file.quantization_memory[quantization or "bf16"]
+
+    # --- pools and models ---------------------------------------------------------------------------
+    def pool(self, pool_id: str) -> Pool | None:
+        return self.pools.get(pool_id)
+
+    def pool_archs(self, gpu_ids: Iterable[str]) -> set[str]:
+        """GPU architectures of the pools a variant runs on (negated '-ID' and unknown ids skipped)."""
+        return {p.arch for i in gpu_ids if not i.startswith("-") and (p := self.pool(i))}
+
+    def pools_with_arch(self, archs: Iterable[str]) -> list[str]:
+        """The pool ids whose architecture is one of ``archs``, sorted."""
+        wanted = set(archs)
+        return sorted(i for i, p in self.pools.items() if p.arch in wanted)
+
+    def model(self, model_id: str) -> KnownModel | None:
+        return self.models.get(model_id)
+
+    # --- sizing -------------------------------------------------------------------------------------
     @property
     def headroom_gb(self) -> float:
-        return float(self.releases["image_headroom_gb"])
+        """Disk the base image and the runtime take on a worker, before weights."""
+        return self.releases_file.image_headroom_gb
 
     @property
     def memory_overhead(self) -> float:
-        return float(self.releases["memory_overhead"])
+        return self.releases_file.memory_overhead
 
     @property
     def default_gpu_memory_utilization(self) -> float:
-        return float(self.releases["default_gpu_memory_utilization"])
+        return self.releases_file.default_gpu_memory_utilization
 
-    def quantization_factor(self, quantization: str | None) -> float:
-        return float(self.releases["quantization_memory"].get(quantization or "bf16", 1.0))
+    def weights_gb(self, model_id: str, declared: float | None = None) -> float | None:
+        """BF16 checkpoint size: the variant's ``model.weights_gb``, else models.yaml, else None."""
+        if declared is not None:
+            return declared
+        known = self.model(model_id)
+        return known.weights_gb if known else None
 
-    def quantization_archs(self, quantization: str | None) -> list[str]:
-        return list(self.releases.get("quantization_archs", {}).get(quantization or "", []))
+    def required_memory_gb(self, weights_gb: float, quantization: str | None) -> float:
+        """GPU memory a model needs: weights under the quantization x overhead (activations, KV cache)."""
+        return weights_gb * self.memory_factor(quantization) * self.memory_overhead
 
-    def quantization_arch_table(self) -> dict[str, list[str]]:
-        return {q: list(a) for q, a in (self.releases.get("quantization_archs") or {}).items()}
-
-    def pool_archs(self, gpu_ids: list[str]) -> set[str]:
-        """GPU architectures of the pools a variant runs on (excluded pools, '-ID', skipped)."""
-        return {p["arch"] for i in gpu_ids if not i.startswith("-") and (p := self.pool(i)) and "arch" in p}
-
-    # --- pools and models -------------------------------------------------------------------------
-    def pool(self, pool_id: str) -> dict[str, Any] | None:
-        return self.pools.get(pool_id)
-
-    def model(self, model_id: str) -> dict[str, Any] | None:
-        return self.models.get(model_id)
+    def needed_disk_gb(self, weights_gb: float) -> int:
+        """Container disk for weights plus the image headroom."""
+        return math.ceil(weights_gb * self.releases_file.disk_weights_factor + self.headroom_gb)
 
 
-def _yaml(path: Path) -> Any:
-    return yaml.safe_load(path.read_text(encoding="utf-8"))
+# --- loading -----------------------------------------------------------------------------------------
+
+
+def _typed(model: type[BaseModel], data: Any, file: Path, problems: list[str]) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        for err in exc.errors():
+            problems.append(f"{display(file)}: {format_path(err['loc'])}: {err['msg']}")
+        return None
+
+
+def _read(path: Path, problems: list[str]) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+        return json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        problems.append(f"{display(path)}: cannot be read: {exc}")
+        return None
+
+
+def _cross_checks(releases: ReleasesFile, engine: EngineFlagsFile, files: dict[str, Path]) -> list[str]:
+    """What one file must agree on with another (or with itself)."""
+    rel_file, flags_file = display(files["releases"]), display(files["flags"])
+    problems = [
+        f"{rel_file}: releases.{name}: no flag table for it in {flags_file}"
+        for name in releases.releases
+        if name not in engine.releases
+    ]
+    quantizations = {q for entry in engine.releases.values() for q in entry.quantization}
+    problems += [
+        f"{rel_file}: quantization_memory: no factor for {q!r} (a quantization of {flags_file})"
+        for q in sorted(quantizations - set(releases.quantization_memory) - {"bf16"})
+    ]
+    if "bf16" not in releases.quantization_memory:
+        problems.append(f"{rel_file}: quantization_memory: no factor for 'bf16' (no quantization)")
+    for name, rel in releases.releases.items():
+        index = rel.pip.fastdeploy_index if rel.pip else {}
+        for key in index:
+            if key not in rel.pip.paddle_index and key not in releases.pip_wheel_groups:  # type: ignore[union-attr]
+                problems.append(
+                    f"{rel_file}: releases.{name}.pip.fastdeploy_index.{key}: neither a CUDA version of "
+                    "paddle_index nor a group of pip_wheel_groups"
+                )
+    return problems
 
 
 @lru_cache(maxsize=4)
 def load_compat(compat_dir: Path = COMPAT_DIR, flags_file: Path = ENGINE_FLAGS) -> Compat:
+    """The compatibility data, typed and cross-checked; CompatError lists every problem."""
+    files = {
+        "releases": compat_dir / RELEASES_FILE,
+        "pools": compat_dir / POOLS_FILE,
+        "models": compat_dir / MODELS_FILE,
+        "flags": flags_file,
+    }
+    problems: list[str] = []
+    raw = {key: _read(path, problems) for key, path in files.items()}
+    models = {"releases": ReleasesFile, "pools": PoolsFile, "models": ModelsFile, "flags": EngineFlagsFile}
+    typed = {
+        key: _typed(models[key], raw[key], files[key], problems) for key in files if raw[key] is not None
+    }
+    if not problems:
+        problems = _cross_checks(typed["releases"], typed["flags"], files)
+    if problems:
+        raise CompatError(problems)
     return Compat(
-        releases=_yaml(compat_dir / "fastdeploy_releases.yaml"),
-        pools=_yaml(compat_dir / "gpu_pools.yaml")["pools"],
-        models=_yaml(compat_dir / "models.yaml")["models"],
-        flags=json.loads(flags_file.read_text(encoding="utf-8"))["releases"],
+        releases_file=typed["releases"],
+        pools=typed["pools"].pools,
+        models=typed["models"].models,
+        engine=raw["flags"]["releases"],
     )

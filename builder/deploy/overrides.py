@@ -55,7 +55,7 @@ def parse_overrides(pairs: Sequence[str], resolved: Resolved, compat: Compat) ->
         raise OverrideError(problems)
     base = {"FASTDEPLOY_VERSION": resolved.release, **resolved.env_strings()}
     try:
-        load_settings({**base, **env}, flag_table={"releases": compat.flags}, volume_dir=os.devnull + "/none")
+        load_settings({**base, **env}, flag_table=compat.flag_table(), volume_dir=os.devnull + "/none")
     except SettingsError as exc:
         raise OverrideError([f"--env: {p}" for p in exc.problems]) from None
     return env

@@ -53,7 +53,7 @@ def hub_input(env: str, resolved: Resolved, compat: Compat) -> dict[str, Any]:
     advanced = setting.advanced if resolved.advanced is None else env in resolved.advanced
     spec: dict[str, Any] = {"name": input_label(env), "description": setting.description}
     if setting.kind == "bool":
-        expressible = bool_false_expressible(setting, compat.engine(resolved.release))
+        expressible = bool_false_expressible(setting, compat.engine_release(resolved.release))
         values = ["true", "false"] if expressible else ["true"]
         spec["type"] = "string"
         spec["options"] = [dict(UNSET_OPTION)] + [{"label": v, "value": v} for v in values]
@@ -131,7 +131,7 @@ def runtime_problems(resolved: Resolved, compat: Compat, hub: dict[str, Any]) ->
         for key, value in preset["defaults"].items():
             env[key] = env_value(BY_ENV[key], value) if key in BY_ENV else str(value)
         cases.append((f"preset {preset['name']!r}", env))
-    table = {"releases": compat.flags}
+    table = compat.flag_table()
     problems = []
     for what, env in cases:
         try:

@@ -1,5 +1,5 @@
-"""One variant file from disk to a resolved variant: load (extends) -> parse -> check -> resolve.
-All errors of a file are collected before anything is written."""
+"""One variant file from disk to a resolved variant: load (extends) -> parse -> checks -> resolve.
+All errors of a file (schema and semantic) are collected before anything is written."""
 
 from __future__ import annotations
 
@@ -9,10 +9,11 @@ from pathlib import Path
 from builder.compat import Compat, load_compat
 from builder.errors import ErrorList, UsageError, did_you_mean
 from builder.paths import VARIANTS_DIR, display
+from builder.variant.checks import run_checks
 from builder.variant.loader import Loaded, load_variant, variant_files
 from builder.variant.models import Variant
+from builder.variant.parse import parse
 from builder.variant.resolve import Resolved, resolve
-from builder.variant.validate import check, parse
 
 
 @dataclass(frozen=True)
@@ -27,10 +28,11 @@ def prepare(path: Path, compat: Compat | None = None) -> Prepared:
     compat = compat or load_compat()
     loaded = load_variant(path)
     errors = ErrorList()
-    variant = parse(loaded, errors)
-    if variant is not None:
-        check(variant, loaded, compat, errors)
+    parsed = parse(loaded, errors)
+    if parsed.variant is not None:
+        run_checks(parsed.variant, loaded, compat, errors, parsed.dropped)
     errors.raise_if_any()
+    variant = parsed.variant
     assert variant is not None
     return Prepared(path=loaded.path, loaded=loaded, variant=variant, resolved=resolve(variant, compat))
 

@@ -15,10 +15,9 @@ from builder.variant.settings_spec import (
     BY_ENV,
     ENGINE_FIELDS,
     env_value,
+    offerable_settings,
     offered_choices,
-    unsupported_reason,
 )
-from builder.variant.validate import needed_disk_gb, pip_arch_group, weights_gb
 from worker_runtime.release import parser_spelling
 
 MODELS_ROOT = "/models"
@@ -75,43 +74,41 @@ class Resolved:
         """Settings as environment strings, for the Dockerfile ENV and tests.json."""
         return {env: env_value(BY_ENV[env], value) for env, value in self.settings.items()}
 
-    def choices(self, compat: Compat, key: str) -> list[str]:
-        return compat.release_list(self.release, key)
-
     def offered_choices(self, compat: Compat, env: str) -> list[str]:
         """The values hub.json offers for a choice setting (release list, pool architectures)."""
         return offered_choices(
             BY_ENV[env],
-            compat.engine(self.release),
+            compat.engine_release(self.release),
             compat.pool_archs(self.gpu_ids),
-            compat.quantization_arch_table(),
+            compat.quantization_archs,
         )
 
 
 def resolve(variant: Variant, compat: Compat) -> Resolved:
     eng, model, hub = variant.engine, variant.model, variant.hub
-    release = compat.release(eng.fastdeploy)
-    pools = [compat.pool(p) for p in hub.gpu_ids if not p.startswith("-")]
-    pools = [p for p in pools if p]
+    release = compat.build_release(eng.fastdeploy)
+    assert release is not None, "resolve() takes a checked variant"
+    pools = [p for i in hub.gpu_ids if not i.startswith("-") and (p := compat.pool(i))]
 
     pip = None
     if eng.install == "image":
         base_image = eng.base_image or compat.official_image(eng.fastdeploy, eng.cuda) or ""
     else:
-        base_image = eng.base_image or compat.cuda_base(eng.cuda) or ""
-        data = release["pip"]
-        fd_index = data["fastdeploy_index"]
-        group = eng.cuda if eng.cuda in fd_index else pip_arch_group({p["arch"] for p in pools}) or "80_90"
+        base_image = eng.base_image or compat.cuda_base_image(eng.cuda) or ""
+        data = release.pip
+        assert data is not None, "resolve() takes a checked variant"
+        fd_index = data.fastdeploy_index
+        group = eng.cuda if eng.cuda in fd_index else compat.pip_wheel_group({p.arch for p in pools})
         pip = {
-            "paddlepaddle": data["paddlepaddle"],
-            "paddle_index": data["paddle_index"][eng.cuda],
-            "fastdeploy": data["fastdeploy"],
-            "fastdeploy_index": fd_index[group],
+            "paddlepaddle": data.paddlepaddle,
+            "paddle_index": data.paddle_index[eng.cuda],
+            "fastdeploy": data.fastdeploy,
+            "fastdeploy_index": fd_index[group or next(iter(fd_index))],
         }
 
-    size = weights_gb(variant, compat) or 0.0
+    size = compat.weights_gb(model.id, model.weights_gb) or 0.0
     model_dir = f"{MODELS_ROOT}/{variant.name}" if model.bake else None
-    flags = compat.release_flags(eng.fastdeploy)
+    flags = compat.flag_spellings(eng.fastdeploy)
 
     values: dict[str, Any] = {
         "MODEL": model_dir or model.id,
@@ -124,7 +121,7 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
     for fname, env in ENGINE_FIELDS.items():
         values[env] = getattr(eng, fname)
     for env in ("REASONING_PARSER", "TOOL_CALL_PARSER"):  # the release's spelling, as the runtime emits
-        choices = compat.release_list(eng.fastdeploy, BY_ENV[env].choices_from or "")
+        choices = compat.engine_choices(eng.fastdeploy, BY_ENV[env].choices_from or "")
         if values[env] is not None:
             values[env] = parser_spelling(values[env], choices) or values[env]
     if not eng.extra_args:
@@ -133,15 +130,14 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
     settings = {s.env: values[s.env] for s in BY_ENV.values() if values.get(s.env) is not None}
 
     count = hub.gpu_count or eng.tensor_parallel_size
-    disk = hub.container_disk_gb or needed_disk_gb(size, compat)
+    disk = hub.container_disk_gb or compat.needed_disk_gb(size)
     cudas = hub.allowed_cuda_versions or compat.host_cuda_versions(eng.cuda)
-    engine = compat.engine(eng.fastdeploy)
     exposed = (
-        [s.env for s in BY_ENV.values() if s.in_hub and unsupported_reason(s, engine, eng.fastdeploy) is None]
+        offerable_settings(compat.engine_release(eng.fastdeploy), eng.fastdeploy)
         if hub.expose is None
         else list(hub.expose)
     )
-    first_pool = pools[0]["gpu_type"] if pools else "NVIDIA A40"
+    first_pool = pools[0].gpu_type if pools else "NVIDIA A40"
 
     labels = {
         "org.opencontainers.image.title": variant.title,
@@ -163,7 +159,7 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         cuda=eng.cuda,
         install=eng.install,
         base_image=base_image,
-        python=str(release.get("python", "3.10")),
+        python=release.python,
         pip=pip,
         model_id=model.id,
         model_source=model.source,
@@ -191,4 +187,3 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         source_url=variant.image.source,
         labels=labels,
     )
-

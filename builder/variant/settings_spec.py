@@ -110,6 +110,17 @@ def unsupported_reason(setting: Setting, release: dict[str, Any], version: str) 
     return None
 
 
+def offerable_settings(release: dict[str, Any], version: str) -> list[str]:
+    """The settings hub.json can offer for a release: the runtime offers them and the release takes them."""
+    return [s.env for s in SETTINGS if s.in_hub and unsupported_reason(s, release, version) is None]
+
+
+def settable_in_settings() -> list[str]:
+    """Names `engine.settings` takes: settings without a field of their own, not fixed by the image."""
+    dedicated = set(ENGINE_FIELDS.values()) | set(MODEL_FIELDS)
+    return sorted(s.env for s in SETTINGS if s.in_hub and s.env not in dedicated and s.env not in IMAGE_FIXED)
+
+
 def offered_choices(
     setting: Setting, release: dict[str, Any], pool_archs: set[str], quantization_archs: dict[str, list[str]]
 ) -> list[str]:

@@ -69,7 +69,7 @@ def assert_everything_loads(prepared):
     env = {k: v for k, v in _dockerfile_env(files["Dockerfile"].decode()).items() if k in BY_ENV}
     release = env["FASTDEPLOY_VERSION"]
     assert release == prepared.resolved.release
-    table = {"releases": compat.flags}
+    table = compat.flag_table()
     load_settings(env, flag_table=table, volume_dir="/nonexistent")
     hub = json.loads(files[".runpod/hub.json"])
     for entry in hub["config"]["env"]:
@@ -108,7 +108,7 @@ def test_synthetic_old_release_settings_all_load_in_the_runtime(release, write_v
     )
     hub = assert_everything_loads(prepare(synthetic(write_variant, release, extra=extra)))
     keys = [e["key"] for e in hub["config"]["env"]]
-    flags = load_compat().engine(release)["flags"]
+    flags = load_compat().engine_release(release)["flags"]
     if release in ("2.0.0", "2.1.0"):
         assert "SERVED_MODEL_NAME" not in keys and "TOOL_CALL_PARSER" not in keys
     if release == "2.0.0":

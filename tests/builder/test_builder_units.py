@@ -19,7 +19,6 @@ from builder.image.context import StagingError, stage
 from builder.image.naming import image_labels, image_tags
 from builder.variant.loader import load_variant
 from builder.variant.pipeline import prepare
-from builder.variant.validate import needed_disk_gb, required_memory_gb
 
 
 def test_version_has_one_copy():
@@ -55,22 +54,22 @@ def test_memory_rule_matches_the_reference_table():
     compat = load_compat()
     util = compat.default_gpu_memory_utilization
     # ERNIE 21B: one 48 GB card at wint4; A10-class 24 GB cards need 2 at wint8, 1 at wint4.
-    assert required_memory_gb(42, "wint4", compat) <= 48 * util
-    assert required_memory_gb(42, "wint8", compat) > 24 * util
-    assert required_memory_gb(42, "wint8", compat) <= 2 * 24 * util
-    assert required_memory_gb(42, "wint4", compat) <= 24 * util
+    assert compat.required_memory_gb(42, "wint4") <= 48 * util
+    assert compat.required_memory_gb(42, "wint8") > 24 * util
+    assert compat.required_memory_gb(42, "wint8") <= 2 * 24 * util
+    assert compat.required_memory_gb(42, "wint4") <= 24 * util
     # ERNIE 300B on 80 GB cards: wint4 x4, wint2 x2, wint8 x8; not wint4 x2.
-    assert required_memory_gb(600, "wint4", compat) <= 4 * 80 * util
-    assert required_memory_gb(600, "wint4", compat) > 2 * 80 * util
-    assert required_memory_gb(600, "wint2", compat) <= 2 * 80 * util
-    assert required_memory_gb(600, "wint8", compat) <= 8 * 80 * util
-    assert needed_disk_gb(0.7, compat) == 31
+    assert compat.required_memory_gb(600, "wint4") <= 4 * 80 * util
+    assert compat.required_memory_gb(600, "wint4") > 2 * 80 * util
+    assert compat.required_memory_gb(600, "wint2") <= 2 * 80 * util
+    assert compat.required_memory_gb(600, "wint8") <= 8 * 80 * util
+    assert compat.needed_disk_gb(0.7) == 31
 
 
 def test_resolution_fills_defaults():
     r = prepare(ROOT / "variants" / "ernie-300b-a47b-wint4-tp4.yaml").resolved
     assert r.gpu_count == 4
-    assert r.container_disk_gb == needed_disk_gb(600, load_compat())
+    assert r.container_disk_gb == load_compat().needed_disk_gb(600)
     assert r.allowed_cuda_versions == ["12.6", "12.7", "12.8", "12.9", "13.0"]
     assert r.settings["MODEL"] == "baidu/ERNIE-4.5-300B-A47B-Paddle"
     assert r.settings["MODEL_SOURCE"] == "huggingface"

@@ -1,0 +1,106 @@
+"""The typed shape of the compatibility data: one pydantic model per file, checked when it is loaded.
+
+A typo in a data file (an unknown key, a missing field, a wrong type) is an error naming the file and the
+key path, raised by ``builder.compat.load_compat`` before any variant is read.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+Arch = Annotated[str, Field(pattern=r"^sm[0-9]+$")]  # CUDA compute capability, e.g. sm80
+Digest = Annotated[str, Field(pattern=r"^sha256:[0-9a-f]{64}$")]
+Positive = Annotated[float, Field(gt=0)]
+
+
+class _Table(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# --- fastdeploy_releases.yaml ------------------------------------------------------------------------
+
+
+class PipRoute(_Table):
+    """Install route on an nvidia/cuda base: Paddle and FastDeploy wheels from their indexes."""
+
+    paddlepaddle: str
+    paddle_index: dict[str, str] = Field(description="CUDA version -> Paddle wheel index")
+    fastdeploy: str
+    fastdeploy_index: dict[str, str] = Field(
+        description="CUDA version, or a wheel group of pip_wheel_groups -> FastDeploy wheel index"
+    )
+
+
+class Release(_Table):
+    """What building on one FastDeploy release needs (its flags live in worker_runtime/engine_flags.json)."""
+
+    python: str
+    gpu_archs: list[Arch] = Field(description="architectures the official image / default wheel covers")
+    images: dict[str, str] = Field(default_factory=dict, description="CUDA version -> image tag")
+    pip: PipRoute | None = None
+
+
+class ReleasesFile(_Table):
+    registry: str
+    cuda_bases: dict[str, str]
+    base_digests: dict[str, Digest] = Field(default_factory=dict, description="image reference -> digest")
+    host_cuda_versions: list[str]
+    image_headroom_gb: Positive
+    releases: dict[str, Release]
+    pip_wheel_groups: dict[str, list[Arch]]
+    quantization_memory: dict[str, Positive]
+    quantization_archs: dict[str, list[Arch]]
+    memory_overhead: Positive
+    default_gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)]
+    disk_weights_factor: Positive
+
+
+# --- gpu_pools.yaml ----------------------------------------------------------------------------------
+
+
+class Pool(_Table):
+    memory_gb: Positive = Field(description="memory per card")
+    arch: Arch
+    gpu_type: str = Field(description="a representative card (tests.json gpuTypeId)")
+
+
+class PoolsFile(_Table):
+    pools: dict[str, Pool]
+
+
+# --- models.yaml -------------------------------------------------------------------------------------
+
+
+class KnownModel(_Table):
+    weights_gb: Positive = Field(description="BF16 checkpoint size")
+    params_b: Positive
+    arch: Literal["dense", "moe"]
+    active_b: Positive | None = None
+    context: Annotated[int, Field(gt=0)]
+    format: Literal["paddle", "torch"]
+    multimodal: bool = False
+
+
+class ModelsFile(_Table):
+    models: dict[str, KnownModel]
+
+
+# --- worker_runtime/engine_flags.json (the runtime's; keys the builder does not read are ignored) -------
+
+
+class EngineRelease(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    flags: dict[str, dict[str, Any]]
+    quantization: list[str]
+    reasoning_parsers: list[str]
+    tool_parsers: list[str]
+    load_choices: list[str]
+
+
+class EngineFlagsFile(BaseModel):
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    releases: dict[str, EngineRelease]

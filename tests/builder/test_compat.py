@@ -1,0 +1,143 @@
+"""builder.compat: the data files load typed and cross-checked (a typo names the file and key), and the
+queries and sizing rules that live with the data."""
+
+from __future__ import annotations
+
+import shutil
+
+import pytest
+import yaml
+
+from builder.compat import CompatError, load_compat, version_key
+from builder.compat.tables import KnownModel, Pool, Release
+from builder.errors import BuilderError
+from builder.paths import COMPAT_DIR, ENGINE_FLAGS
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """A copy of the compatibility data; edit(file, change) rewrites one YAML file."""
+    folder = tmp_path / "compat"
+    shutil.copytree(COMPAT_DIR, folder, ignore=shutil.ignore_patterns("*.py", "__pycache__"))
+
+    def edit(name: str, change) -> None:
+        path = folder / name
+        data = yaml.safe_load(path.read_text())
+        change(data)
+        path.write_text(yaml.safe_dump(data))
+
+    return folder, edit
+
+
+def _problems(folder) -> list[str]:
+    with pytest.raises(CompatError) as info:
+        load_compat(folder, ENGINE_FLAGS)
+    assert isinstance(info.value, BuilderError) and info.value.exit_code == 2
+    assert info.value.lines() == [f"error: {p}" for p in info.value.problems]
+    return info.value.problems
+
+
+def test_shipped_data_loads_typed():
+    compat = load_compat()
+    assert isinstance(compat.pool("ADA_24"), Pool) and compat.pool("ADA_24").arch == "sm89"
+    assert isinstance(compat.model("Qwen/Qwen3-8B"), KnownModel)
+    assert isinstance(compat.build_release("2.5.0"), Release)
+    assert compat.release_names() == sorted(compat.release_names(), key=version_key)
+    assert compat.build_release("9.9.9") is None and compat.engine_release("9.9.9") == {}
+
+
+@pytest.mark.parametrize(
+    ("file", "change", "fragment"),
+    [
+        (
+            "gpu_pools.yaml",
+            lambda d: d["pools"]["ADA_24"].update(memory_gbb=24),
+            "gpu_pools.yaml: pools.ADA_24.memory_gbb: Extra inputs are not permitted",
+        ),
+        (
+            "gpu_pools.yaml",
+            lambda d: d["pools"]["ADA_24"].pop("arch"),
+            "gpu_pools.yaml: pools.ADA_24.arch: Field required",
+        ),
+        (
+            "gpu_pools.yaml",
+            lambda d: d["pools"]["ADA_24"].update(arch="ada"),
+            "gpu_pools.yaml: pools.ADA_24.arch: String should match pattern",
+        ),
+        (
+            "models.yaml",
+            lambda d: d["models"]["Qwen/Qwen3-8B"].update(weights_gb="lots"),
+            "models.yaml: models.Qwen/Qwen3-8B.weights_gb: Input should be a valid number",
+        ),
+        (
+            "fastdeploy_releases.yaml",
+            lambda d: d["releases"]["2.5.0"].update(image={"12.6": "x"}),
+            "fastdeploy_releases.yaml: releases.2.5.0.image: Extra inputs are not permitted",
+        ),
+        (
+            "fastdeploy_releases.yaml",
+            lambda d: d["releases"].update({"9.0.0": {"python": "3.10", "gpu_archs": ["sm90"]}}),
+            "fastdeploy_releases.yaml: releases.9.0.0: no flag table for it in",
+        ),
+        (
+            "fastdeploy_releases.yaml",
+            lambda d: d["quantization_memory"].pop("wint4"),
+            "fastdeploy_releases.yaml: quantization_memory: no factor for 'wint4'",
+        ),
+        (
+            "fastdeploy_releases.yaml",
+            lambda d: d["releases"]["2.0.0"]["pip"]["fastdeploy_index"].update({"70_75": "https://x"}),
+            "releases.2.0.0.pip.fastdeploy_index.70_75: neither a CUDA version of paddle_index nor a group",
+        ),
+    ],
+)
+def test_a_typo_in_the_data_names_the_file_and_key(data_dir, file, change, fragment):
+    folder, edit = data_dir
+    edit(file, change)
+    problems = _problems(folder)
+    assert any(fragment in p for p in problems), problems
+
+
+def test_every_problem_of_every_file_at_once(data_dir):
+    folder, edit = data_dir
+    edit("gpu_pools.yaml", lambda d: d["pools"]["ADA_24"].update(memory_gb=-1))
+    edit("models.yaml", lambda d: d["models"]["Qwen/Qwen3-8B"].update(arch="sparse"))
+    problems = _problems(folder)
+    assert len(problems) == 2
+    assert "gpu_pools.yaml: pools.ADA_24.memory_gb" in problems[0]
+    assert "models.yaml: models.Qwen/Qwen3-8B.arch" in problems[1]
+
+
+def test_sizing_rules_live_with_the_data():
+    compat = load_compat()
+    assert compat.weights_gb("Qwen/Qwen3-8B") == 16.4
+    assert compat.weights_gb("Qwen/Qwen3-8B", 20) == 20
+    assert compat.weights_gb("unknown/model") is None
+    assert compat.needed_disk_gb(0.7) == 31  # ceil(0.7 x 1.1 + 30)
+    assert compat.required_memory_gb(10, None) == pytest.approx(10 * 1.0 * compat.memory_overhead)
+    assert compat.required_memory_gb(10, "wint4") == pytest.approx(10 * 0.3 * compat.memory_overhead)
+    assert compat.knows_quantization("wint4") and not compat.knows_quantization("wint3")
+
+
+def test_architecture_queries():
+    compat = load_compat()
+    assert compat.pip_wheel_group({"sm80", "sm90"}) == "80_90"
+    assert compat.pip_wheel_group({"sm86"}) == "86_89"
+    assert compat.pip_wheel_group({"sm80", "sm86"}) is None
+    assert compat.newest_release_for({"sm86"}) == "2.5.0"
+    assert compat.pools_with_arch(["sm90"]) == ["ADA_80_PRO", "HOPPER_141"]
+    assert compat.pool_archs(["ADA_24", "-NVIDIA A40", "NOPE"]) == {"sm89"}
+    assert compat.archs_for_quantization("block_wise_fp8") == ["sm90"]
+    assert compat.archs_for_quantization(None) == []
+
+
+def test_release_queries():
+    compat = load_compat()
+    assert compat.cuda_versions("2.5.0", "image") == ["12.6", "12.9"]
+    assert compat.cuda_versions("2.4.0", "image") == [] and compat.cuda_versions("2.4.0", "pip") == []
+    assert compat.official_image("2.2.0", "12.6").endswith("/fastdeploy-cuda-12.6:2.2.1")
+    assert compat.cuda_base_image("12.6").startswith("nvidia/cuda:12.6")
+    assert compat.host_cuda_versions("12.9") == ["12.9", "13.0"]
+    assert "--max-model-len" in compat.flag_spellings("2.5.0")
+    assert compat.flag_table()["releases"]["2.5.0"] is compat.engine_release("2.5.0")
+    assert "wint4" in compat.engine_choices("2.5.0", "quantization")

@@ -1,0 +1,117 @@
+"""builder.variant.parse and builder.variant.checks: schema and semantic errors of a file together, checks
+composed and skipped when a field they read failed to parse, allowed lists of accepted values only."""
+
+from __future__ import annotations
+
+import typing
+
+import pytest
+from conftest import MINIMAL_VARIANT
+from pydantic import BaseModel
+
+from builder.errors import VariantErrors
+from builder.variant.checks import CHECKS
+from builder.variant.models import Variant
+from builder.variant.parse import _inner_model
+from builder.variant.pipeline import prepare
+
+
+def errors_of(write_variant, name: str, extra: str, model: str = "baidu/ERNIE-4.5-0.3B-Paddle") -> list[str]:
+    text = MINIMAL_VARIANT.replace("{name}", name).replace("baidu/ERNIE-4.5-0.3B-Paddle", model)
+    path = write_variant(name, text + extra)
+    with pytest.raises(VariantErrors) as info:
+        prepare(path)
+    return [str(e) for e in info.value.errors]
+
+
+def _is_field(path: tuple[str, ...]) -> bool:
+    model: typing.Any = Variant
+    for part in path:
+        if not (isinstance(model, type) and issubclass(model, BaseModel)) or part not in model.model_fields:
+            return False
+        model = _inner_model(model.model_fields[part].annotation)
+    return True
+
+
+def test_every_check_reads_fields_of_the_variant():
+    for check in CHECKS:
+        assert check.reads, check
+        for path in check.reads:
+            assert _is_field(path), (check, path)
+
+
+def test_schema_and_semantic_errors_of_a_file_come_together(write_variant):
+    errors = errors_of(
+        write_variant,
+        "both",
+        "engine:\n  quantizaton: wint4\n  quantization: wint3\nhub:\n  gpu_ids: [ADA24]\n",
+    )
+    assert len(errors) == 3, errors
+    assert "engine.quantizaton: unknown key 'quantizaton'" in errors[0]
+    assert "engine.quantization: 'wint3' is not valid for FastDeploy 2.5.0" in errors[1]
+    assert "hub.gpu_ids[0]: 'ADA24' is not a RunPod GPU pool" in errors[2]
+
+
+def test_a_check_whose_field_failed_to_parse_is_skipped(write_variant):
+    # hub.gpu_ids failed: the memory and architecture checks would otherwise judge the default pools.
+    errors = errors_of(
+        write_variant,
+        "skipped",
+        "engine:\n  quantization: wint4\n  cuda: '12.4'\n  tensor_parallel: 2\nhub:\n  gpu_ids: ADA_24\n",
+        model="baidu/ERNIE-4.5-300B-A47B-Paddle",
+    )
+    assert any("engine.tensor_parallel: unknown key" in e for e in errors)
+    assert any("hub.gpu_ids: 'ADA_24' is invalid" in e for e in errors)
+    assert any("engine.cuda: '12.4' is not offered" in e for e in errors)
+    assert not any("cannot hold" in e for e in errors), errors
+    assert len(errors) == 3
+
+
+def test_a_missing_required_field_leaves_only_schema_errors(write_variant):
+    path = write_variant(
+        "missing",
+        MINIMAL_VARIANT.replace("{name}", "missing").replace("title: Test variant\n", "")
+        + "engine:\n  quantization: wint3\n",
+    )
+    with pytest.raises(VariantErrors) as info:
+        prepare(path)
+    assert [str(e).split(": ", 1)[1] for e in info.value.errors] == ["title: is required"]
+
+
+def test_unknown_setting_lists_only_names_engine_settings_takes(write_variant):
+    (error,) = errors_of(write_variant, "setting", "engine:\n  settings:\n    MAX_MODEL_LENN: 5\n")
+    allowed = error.split("allowed: ", 1)[1]
+    assert "REQUEST_TIMEOUT" in allowed
+    assert "MAX_MODEL_LEN" not in allowed and "MODEL" not in allowed.split(", ")  # fields of their own
+    assert "WORKER_DEPS_DIR" not in allowed  # fixed by the image
+
+
+def test_expose_lists_only_what_the_release_offers(write_variant):
+    errors = errors_of(
+        write_variant,
+        "expose",
+        "engine:\n  fastdeploy: 2.0.0\n  install: image\nhub:\n  gpu_ids: [AMPERE_80]\n"
+        "  expose: [MODEL, TOOL_CALL_PARSERS]\n",
+    )
+    (error,) = [e for e in errors if "hub.expose[1]" in e]
+    allowed = error.split("allowed: ", 1)[1]
+    assert "TOOL_CALL_PARSER" not in allowed and "MODEL_REVISION" not in allowed  # not flags of 2.0.0
+
+
+def test_unknown_extra_arg_lists_only_flags_that_may_be_passed(write_variant):
+    (error,) = errors_of(write_variant, "args", "engine:\n  extra_args: [--enable-logprobs]\n")
+    assert "did you mean '--enable-logprob'" in error
+    allowed = error.split("allowed: ", 1)[1]
+    assert "--port" not in allowed and "--max-model-len" not in allowed and "--api-key" not in allowed
+
+
+def test_unknown_release_lists_releases_with_build_data(write_variant):
+    (error,) = errors_of(write_variant, "release", "engine:\n  fastdeploy: 2.6.0\n")
+    assert "allowed: 2.0.0, 2.1.0, 2.2.0, 2.3.0, 2.4.0, 2.5.0" in error
+
+
+def test_image_hint_names_the_newest_release_that_covers_the_pools(write_variant):
+    errors = errors_of(write_variant, "old", "engine:\n  fastdeploy: 2.3.0\nhub:\n  gpu_ids: [ADA_24]\n")
+    assert any(
+        "not covered by the FastDeploy 2.3.0 image" in e and "or FastDeploy 2.5.0" in e for e in errors
+    )
