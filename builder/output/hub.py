@@ -23,7 +23,7 @@ from typing import Any
 
 from builder.compat import Compat
 from builder.variant.resolve import Resolved
-from builder.variant.settings_spec import BY_ENV, bool_false_expressible, env_value
+from builder.variant.settings_spec import BY_ENV, bool_false_expressible, env_value, in_settings_order
 from worker_runtime.settings import SettingsError, load_settings
 
 HUB_CATEGORIES = ("audio", "embedding", "language", "video", "image")
@@ -92,8 +92,7 @@ def hub_json(resolved: Resolved, compat: Compat) -> dict[str, Any]:
             {"name": p["name"], "defaults": {k: p["defaults"][k] for k in p["defaults"]}}
             for p in resolved.presets
         ]
-    order = [s.env for s in BY_ENV.values()]
-    config["env"] = [hub_input(env, resolved, compat) for env in sorted(resolved.expose, key=order.index)]
+    config["env"] = [hub_input(env, resolved, compat) for env in in_settings_order(resolved.expose)]
     out: dict[str, Any] = {
         "title": resolved.title,
         "description": resolved.description,

@@ -8,7 +8,6 @@ words, `tojson` for the JSON manifests (validated after rendering).
 from __future__ import annotations
 
 import json
-import re
 import shlex
 from functools import lru_cache
 from pathlib import Path
@@ -20,10 +19,10 @@ from builder.compat import Compat
 from builder.errors import BuilderError
 from builder.output.hub import check_hub_json, check_tests_json, hub_json, runtime_problems, tests_json
 from builder.paths import RUNTIME_DIR, TEMPLATES_DIR
+from builder.variant.models import CONTROL_CHARS
 from builder.variant.resolve import Resolved
-from builder.variant.settings_spec import BY_ENV
+from builder.variant.settings_spec import BY_ENV, in_settings_order
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
 PLACEHOLDER_MARK = "<!-- build-context placeholder -->"
 # Folders of the build directory whose contents are staged (not rendered): --check and golden files
 # compare only their placeholder.
@@ -40,7 +39,7 @@ class RenderError(BuilderError):
 
 def _refuse_control(value: Any) -> str:
     text = str(value)
-    if _CONTROL.search(text):
+    if CONTROL_CHARS.search(text):
         raise RenderError(f"value {text!r} contains a newline or control character; refused in a Dockerfile")
     return text
 
@@ -78,8 +77,18 @@ def environment(templates_dir: Path = TEMPLATES_DIR) -> jinja2.Environment:
     return env
 
 
-def _runtime_files(runtime_dir: Path) -> dict[str, bytes]:
-    out = {}
+def copied_files(resolved: Resolved, runtime_dir: Path = RUNTIME_DIR) -> dict[str, Path]:
+    """The files of a build directory copied as they are (not rendered): path there -> source file.
+    The worker_runtime/ package (caches left out), its pins, and the fixed files of templates/."""
+    out = {
+        ".dockerignore": TEMPLATES_DIR / "dockerignore",
+        # Run by every data stage of the Dockerfile: fixed times, modes and owners for reproducible layers.
+        "normalize_tree.py": TEMPLATES_DIR / "normalize_tree.py",
+    }
+    if resolved.bake:
+        out["fetch_weights.py"] = TEMPLATES_DIR / "fetch_weights.py"
+    for name in ("requirements.txt", "constraints.txt"):  # the runtime's pins, read by the deps stage
+        out[name] = runtime_dir / name
     for path in sorted(runtime_dir.rglob("*")):
         rel = path.relative_to(runtime_dir)
         if (
@@ -88,7 +97,7 @@ def _runtime_files(runtime_dir: Path) -> dict[str, bytes]:
             or path.suffix in (".pyc", ".pyo")
         ):
             continue
-        out[f"worker_runtime/{rel.as_posix()}"] = path.read_bytes()
+        out[f"worker_runtime/{rel.as_posix()}"] = path
     return out
 
 
@@ -147,7 +156,8 @@ def context(resolved: Resolved, compat: Compat) -> dict[str, Any]:
 
 
 def render_files(resolved: Resolved, compat: Compat, runtime_dir: Path = RUNTIME_DIR) -> dict[str, bytes]:
-    """Every file of the build directory, path -> bytes (staged contents excluded)."""
+    """Every file of the build directory, path -> bytes: the rendered ones and the copied ones (staged
+    weights and wheels excluded)."""
     env = environment()
     ctx = context(resolved, compat)
     text: dict[str, str] = {}
@@ -158,16 +168,12 @@ def render_files(resolved: Resolved, compat: Compat, runtime_dir: Path = RUNTIME
         text["README.md"] = env.get_template("README.md.j2").render(ctx)
         text["handler.py"] = env.get_template("handler.py.j2").render(ctx)
         if resolved.bake:
-            text["fetch_weights.py"] = (TEMPLATES_DIR / "fetch_weights.py").read_text(encoding="utf-8")
             text["weights.json"] = to_json(ctx["weights_spec"]) + "\n"
             text["weights/README.md"] = placeholder("weights")
     except jinja2.UndefinedError as exc:
         raise RenderError(f"template uses an undefined value: {exc}") from exc
     text["wheels/README.md"] = placeholder("wheels")
-    text[".dockerignore"] = (TEMPLATES_DIR / "dockerignore").read_text(encoding="utf-8")
-    # Run by every data stage of the Dockerfile: fixed times, modes and owners for reproducible layers.
-    text["normalize_tree.py"] = (TEMPLATES_DIR / "normalize_tree.py").read_text(encoding="utf-8")
-    expected = sorted(resolved.expose, key=[s.env for s in BY_ENV.values()].index)
+    expected = in_settings_order(resolved.expose)
     problems = [f".runpod/hub.json: {p}" for p in check_hub_json(text[".runpod/hub.json"], expected)]
     problems += [f".runpod/tests.json: {p}" for p in check_tests_json(text[".runpod/tests.json"])]
     # What the image sets and hub.json offers must be what the runtime accepts for the release.
@@ -175,9 +181,7 @@ def render_files(resolved: Resolved, compat: Compat, runtime_dir: Path = RUNTIME
     if problems:
         raise RenderError("rendered manifests are invalid:\n  " + "\n  ".join(problems))
     files = {path: body.encode("utf-8") for path, body in text.items()}
-    for name in ("requirements.txt", "constraints.txt"):  # the runtime's pins, read by the deps stage
-        files[name] = (runtime_dir / name).read_bytes()
-    files.update(_runtime_files(runtime_dir))
+    files.update((rel, source.read_bytes()) for rel, source in copied_files(resolved, runtime_dir).items())
     return dict(sorted(files.items()))
 
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 import yaml
 
+from builder.compat import version_key
 from builder.paths import ENGINE_FLAGS
 
 # Only what the argv builder and the validators need: the rest of the table stays out of images.
@@ -23,13 +24,9 @@ FLAG_KEYS = ("type", "action", "negative_form", "default", "choices", "aliases",
 LIST_KEYS = ("quantization", "reasoning_parsers", "tool_parsers")
 
 
-def _version_key(release: str) -> tuple[int, ...]:
-    return tuple(int(p) for p in release.split("."))
-
-
 def convert(table: dict) -> dict:
     releases = {}
-    for release in sorted(table["releases"], key=_version_key):
+    for release in sorted(table["releases"], key=version_key):
         entry = table["releases"][release]
         flags = {
             name: {k: spec[k] for k in FLAG_KEYS if k in spec}

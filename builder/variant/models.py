@@ -11,11 +11,15 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-_CONTROL = re.compile(r"[\x00-\x1f\x7f]")
+from builder.variant.settings_spec import DEFAULT_RELEASE
+
+# Newlines and control characters: refused in every value a variant gives (they would break a Dockerfile
+# instruction or a manifest); the render filters refuse them again (builder.output.render).
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f]")
 
 
 def _no_control(value: str) -> str:
-    if _CONTROL.search(value):
+    if CONTROL_CHARS.search(value):
         raise ValueError(
             "newlines and control characters are not allowed (the value is placed in Dockerfile "
             "instructions and manifests)"
@@ -72,7 +76,7 @@ class ModelSource(_Strict):
 
 class Engine(_Strict):
     fastdeploy: Text = Field(
-        "2.5.0", description="FastDeploy release (a key of worker_runtime/engine_flags.json)."
+        DEFAULT_RELEASE, description="FastDeploy release (a key of worker_runtime/engine_flags.json)."
     )
     cuda: Text = Field(
         "12.6", description="CUDA version of the base image; one the release is published for."

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shlex
+from collections.abc import Iterable
 from typing import Any
 
 from worker_runtime.engine_args import DROPPED_ENGINE_ENV as _DROPPED_ENGINE_ENV
@@ -12,6 +13,9 @@ from worker_runtime.release import spelling
 from worker_runtime.settings import SETTINGS, Setting
 
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
+# The release a variant gets when it names none: the runtime's own default for FASTDEPLOY_VERSION.
+DEFAULT_RELEASE = str(BY_ENV["FASTDEPLOY_VERSION"].default)
+_ORDER = {env: i for i, env in enumerate(BY_ENV)}
 
 # engine.<field> -> runtime variable
 ENGINE_FIELDS: dict[str, str] = {
@@ -44,6 +48,11 @@ API_KEY_MESSAGE = (
     "cannot be used: the runtime talks to the engine without an Authorization header, so every job would "
     "get 401; the engine listens on 127.0.0.1 only, so protect the endpoint with RunPod's API key instead"
 )
+
+
+def in_settings_order(envs: Iterable[str]) -> list[str]:
+    """Setting names in the runtime's order (SETTINGS): hub.json inputs, ENV lines, README rows."""
+    return sorted(envs, key=_ORDER.__getitem__)
 
 
 def field_for(env: str) -> str | None:

@@ -2,8 +2,9 @@
 
     python -m tests.builder.regen_golden
 
-Golden files hold every rendered file except the copied worker_runtime/ (tested separately against
-the source tree, so runtime changes do not churn the goldens).
+Golden files hold the templated files only: the files a build directory copies as they are
+(worker_runtime/, its pins, the fixed files of templates/: `builder.output.render.copied_files`) are
+checked by hash against their sources instead, so runtime or template-file changes do not churn them.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import shutil
 from pathlib import Path
 
 from builder.compat import load_compat
-from builder.output.render import render_files
+from builder.output.render import copied_files, render_files
 from builder.paths import VARIANTS_DIR
 from builder.variant.pipeline import prepare
 
@@ -21,9 +22,10 @@ GOLDEN_VARIANTS = ("ernie-0.3b", "ernie-21b-a3b-thinking")
 
 
 def golden_files(name: str) -> dict[str, bytes]:
-    prepared = prepare(VARIANTS_DIR / f"{name}.yaml")
-    files = render_files(prepared.resolved, load_compat())
-    return {rel: body for rel, body in files.items() if not rel.startswith("worker_runtime/")}
+    """The templated files of a variant's build directory, path -> bytes."""
+    resolved = prepare(VARIANTS_DIR / f"{name}.yaml").resolved
+    copied = copied_files(resolved)
+    return {rel: body for rel, body in render_files(resolved, load_compat()).items() if rel not in copied}
 
 
 def main() -> int:

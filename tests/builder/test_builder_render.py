@@ -5,6 +5,7 @@ Golden files: regenerate with `python -m tests.builder.regen_golden` (then revie
 
 from __future__ import annotations
 
+import hashlib
 import json
 import shutil
 import subprocess
@@ -14,7 +15,7 @@ from conftest import ROOT
 from regen_golden import GOLDEN_DIR, GOLDEN_VARIANTS, golden_files
 
 from builder.compat import load_compat
-from builder.output.render import RenderError, dockerfile_quote, render_files
+from builder.output.render import RenderError, copied_files, dockerfile_quote, render_files
 from builder.variant.loader import variant_files
 from builder.variant.pipeline import prepare
 from worker_runtime.settings import SETTINGS
@@ -43,19 +44,30 @@ def test_golden(name):
         )
 
 
-def test_runtime_copy_equals_source_tree(rendered):
-    source = {
-        p.relative_to(ROOT).as_posix(): p.read_bytes()
-        for p in sorted((ROOT / "worker_runtime").rglob("*"))
+@pytest.mark.parametrize("name", [p.stem for p in VARIANT_PATHS])
+def test_copied_files_are_their_sources_byte_for_byte(name, rendered):
+    resolved = prepare(ROOT / "variants" / f"{name}.yaml").resolved
+    copied = copied_files(resolved)
+    files = rendered[name]
+    assert {rel for rel in files if rel.startswith("worker_runtime/")} <= set(copied)
+    runtime = {
+        p.relative_to(ROOT).as_posix()
+        for p in (ROOT / "worker_runtime").rglob("*")
         if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
     }
-    for files in rendered.values():
-        copy = {rel: body for rel, body in files.items() if rel.startswith("worker_runtime/")}
-        assert copy == source
-    assert (
-        rendered["ernie-0.3b"]["requirements.txt"]
-        == (ROOT / "worker_runtime" / "requirements.txt").read_bytes()
-    )
+    assert {rel for rel in copied if rel.startswith("worker_runtime/")} == runtime
+    for rel, source in copied.items():
+        assert hashlib.sha256(files[rel]).digest() == hashlib.sha256(source.read_bytes()).digest(), rel
+    assert copied["requirements.txt"] == ROOT / "worker_runtime" / "requirements.txt"
+
+
+def test_golden_files_hold_only_templated_files():
+    for name in GOLDEN_VARIANTS:
+        copied = copied_files(prepare(ROOT / "variants" / f"{name}.yaml").resolved)
+        on_disk = {
+            p.relative_to(GOLDEN_DIR / name).as_posix() for p in (GOLDEN_DIR / name).rglob("*") if p.is_file()
+        }
+        assert not on_disk & set(copied), "regenerate: python -m tests.builder.regen_golden"
 
 
 def _pip_variant(tmp_path):

@@ -35,6 +35,15 @@ def test_reference_pages_name_every_runtime_setting_and_variant_field():
         assert f"| `{name}` |" in variant_page
 
 
+def test_contracts_link_the_settings_page_instead_of_restating_it():
+    from worker_runtime.settings import SETTINGS
+
+    contracts = (ROOT / "docs" / "CONTRACTS.md").read_text(encoding="utf-8")
+    assert "(settings.md)" in contracts
+    restated = [s.env for s in SETTINGS if f"| {s.env} |" in contracts or f"| `{s.env}` |" in contracts]
+    assert restated == [], "CONTRACTS.md restates rows of docs/settings.md"
+
+
 def _pins(path: Path) -> dict[str, str]:
     pins = {}
     for line in path.read_text(encoding="utf-8").splitlines():
