@@ -152,7 +152,7 @@ def test_version(capsys):
 def _fake_docker(monkeypatch, *, fail: set[str] = frozenset()):
     calls: dict[str, list] = {"build": [], "push": []}
 
-    def build_image(context_dir, *, tags, labels, build_args, out):
+    def build_image(context_dir, *, tags, labels, build_args, out, cache_from=()):
         calls["build"].append((context_dir, list(tags), dict(labels), dict(build_args)))
         if any(name in tags[0] for name in fail):
             raise docker.ImageError(f"The base image of {tags[0]} could not be pulled.")
