@@ -1,36 +1,35 @@
-"""Shared helpers for the builder tests: run the CLI as a subprocess, write variant files."""
+"""Fixtures of the builder tests: the CLI in-process (`cli`), variant files written to a temp folder
+(`write_variant`), the check of a refused variant file (`refused`), builder.image.docker without an engine
+(`fake_docker`); every test runs from the repository root. Constants: tests/builder/helpers.py."""
 
 from __future__ import annotations
 
-import subprocess
-import sys
 import textwrap
 from pathlib import Path
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-# The smallest valid variant (format with name=...); tests append the keys they exercise.
-MINIMAL_VARIANT = """\
-# yaml-language-server: $schema=./variant.schema.json
-extends: _base
-name: {name}
-title: Test variant
-description: A variant written by a test.
-model:
-  id: baidu/ERNIE-4.5-0.3B-Paddle
-"""
+from builder.cli import main
+from tests.builder.helpers import ROOT, Ran
 
 
-def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
-    return subprocess.run(
-        [sys.executable, str(ROOT / "build.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=120
-    )
+@pytest.fixture(autouse=True)
+def _in_repository_root(monkeypatch):
+    """Every builder test runs from the repository root (paths in messages are shown relative to it)."""
+    monkeypatch.chdir(ROOT)
 
 
 @pytest.fixture
-def cli():
-    return run_cli
+def cli(capsys):
+    """`build.py ARGS` in-process: `main(argv)`, output captured."""
+
+    def run(*args: str) -> Ran:
+        capsys.readouterr()
+        code = main(list(args))
+        out, err = capsys.readouterr()
+        return Ran(code, out, err)
+
+    return run
 
 
 @pytest.fixture
@@ -46,3 +45,47 @@ def write_variant(tmp_path):
         return path
 
     return write
+
+
+@pytest.fixture
+def refused(cli, write_variant):
+    """refused(case, text, fragments): rendering the file exits 2, names it, shows every fragment, writes
+    nothing, and prints no traceback."""
+
+    def check(case: str, text: str, fragments: list[str]) -> Ran:
+        path = write_variant(case, text.replace("{name}", case))
+        out = path.parent.parent / "out"
+        result = cli("--variant", str(path), "--render-only", "--out", str(out))
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert "Traceback" not in result.stderr
+        assert f"{case}.yaml" in result.stderr
+        for fragment in fragments:
+            assert fragment in result.stderr, f"{fragment!r} not in:\n{result.stderr}"
+        assert not out.exists(), "nothing may be written for an invalid variant"
+        return result
+
+    return check
+
+
+@pytest.fixture
+def fake_docker(monkeypatch):
+    """builder.image.docker without an engine: build_image and push_image record their calls in the
+    returned dict ("build": (context, tags, labels, build args), "push": tags); the build of an image
+    whose first tag contains a name put in its "fail" set raises ImageError."""
+    from builder.image import docker
+
+    calls: dict = {"build": [], "push": [], "fail": set()}
+
+    def build_image(context_dir, *, tags, labels, build_args, out, cache_from=()):
+        calls["build"].append((context_dir, list(tags), dict(labels), dict(build_args)))
+        if any(name in tags[0] for name in calls["fail"]):
+            raise docker.ImageError(f"The base image of {tags[0]} could not be pulled.")
+        return "sha256:image"
+
+    def push_image(tags, *, out):
+        calls["push"].append(list(tags))
+        return {t: "sha256:" + "0" * 64 for t in tags}
+
+    monkeypatch.setattr(docker, "build_image", build_image)
+    monkeypatch.setattr(docker, "push_image", push_image)
+    return calls

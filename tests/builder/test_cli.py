@@ -8,11 +8,10 @@ import json
 import types
 
 import pytest
-from conftest import ROOT
 
 from builder import cli
 from builder.commands import VERBS
-from builder.image import docker
+from tests.builder.helpers import ROOT
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
@@ -149,26 +148,8 @@ def test_version(capsys):
     assert code == 0 and out.startswith("build.py ")
 
 
-def _fake_docker(monkeypatch, *, fail: set[str] = frozenset()):
-    calls: dict[str, list] = {"build": [], "push": []}
-
-    def build_image(context_dir, *, tags, labels, build_args, out, cache_from=()):
-        calls["build"].append((context_dir, list(tags), dict(labels), dict(build_args)))
-        if any(name in tags[0] for name in fail):
-            raise docker.ImageError(f"The base image of {tags[0]} could not be pulled.")
-        return "sha256:image"
-
-    def push_image(tags, *, out):
-        calls["push"].append(list(tags))
-        return {t: "sha256:" + "0" * 64 for t in tags}
-
-    monkeypatch.setattr(docker, "build_image", build_image)
-    monkeypatch.setattr(docker, "push_image", push_image)
-    return calls
-
-
-def test_build_and_push_verbs_equal_the_flag_form(monkeypatch, capsys, tmp_path):
-    calls = _fake_docker(monkeypatch)
+def test_build_and_push_verbs_equal_the_flag_form(fake_docker, capsys, tmp_path):
+    calls = fake_docker
     opts = ["--out", str(tmp_path / "b"), "--registry", "localhost:5000", "--tag", "x1"]
     assert cli.main(["build", "ernie-0.3b", *opts]) == 0
     assert cli.main(["--variant", "ernie-0.3b", *opts]) == 0
@@ -182,8 +163,9 @@ def test_build_and_push_verbs_equal_the_flag_form(monkeypatch, capsys, tmp_path)
     assert calls["push"][1] == calls["push"][0]
 
 
-def test_a_failed_build_exits_1_and_the_other_variants_still_build(monkeypatch, capsys, tmp_path):
-    calls = _fake_docker(monkeypatch, fail={"ernie-0.3b"})
+def test_a_failed_build_exits_1_and_the_other_variants_still_build(fake_docker, capsys, tmp_path):
+    calls = fake_docker
+    calls["fail"].add("ernie-0.3b")
     code, out, err = run(capsys, "build", "ernie-0.3b", "qwen3-8b", "--out", str(tmp_path))
     assert code == 1
     assert [c[1][0].rsplit(":", 1)[1].rsplit("-", 1)[0] for c in calls["build"]] == ["ernie-0.3b", "qwen3-8b"]

@@ -141,3 +141,19 @@ def test_release_queries():
     assert "--max-model-len" in compat.flag_spellings("2.5.0")
     assert compat.flag_table()["releases"]["2.5.0"] is compat.engine_release("2.5.0")
     assert "wint4" in compat.engine_choices("2.5.0", "quantization")
+
+
+def test_memory_rule_matches_the_reference_table():
+    compat = load_compat()
+    util = compat.default_gpu_memory_utilization
+    # ERNIE 21B: one 48 GB card at wint4; A10-class 24 GB cards need 2 at wint8, 1 at wint4.
+    assert compat.required_memory_gb(42, "wint4") <= 48 * util
+    assert compat.required_memory_gb(42, "wint8") > 24 * util
+    assert compat.required_memory_gb(42, "wint8") <= 2 * 24 * util
+    assert compat.required_memory_gb(42, "wint4") <= 24 * util
+    # ERNIE 300B on 80 GB cards: wint4 x4, wint2 x2, wint8 x8; not wint4 x2.
+    assert compat.required_memory_gb(600, "wint4") <= 4 * 80 * util
+    assert compat.required_memory_gb(600, "wint4") > 2 * 80 * util
+    assert compat.required_memory_gb(600, "wint2") <= 2 * 80 * util
+    assert compat.required_memory_gb(600, "wint8") <= 8 * 80 * util
+    assert compat.needed_disk_gb(0.7) == 31

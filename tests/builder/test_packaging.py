@@ -13,7 +13,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import ROOT
+
+from tests.builder.helpers import ROOT
 
 SOURCES = ("pyproject.toml", "README.md", "builder", "worker_runtime", "templates", "variants")
 
@@ -86,3 +87,9 @@ def test_installed_command_renders_what_the_checkout_renders(installed, tmp_path
         capture_output=True, text=True, timeout=60,
     )  # fmt: skip
     assert imported.stdout.split() == [str(installed / "builder" / "paths.py"), "False"]
+
+
+def test_version_has_one_copy():
+    text = (ROOT / "pyproject.toml").read_text()
+    assert 'dynamic = ["version"]' in text and 'version = { attr = "builder.__version__" }' in text
+    assert '\nversion = "' not in text

@@ -6,7 +6,6 @@ from __future__ import annotations
 import typing
 
 import pytest
-from conftest import MINIMAL_VARIANT
 from pydantic import BaseModel
 
 from builder.errors import VariantErrors
@@ -14,6 +13,109 @@ from builder.variant.checks import CHECKS
 from builder.variant.models import Variant
 from builder.variant.parse import _inner_model
 from builder.variant.pipeline import prepare
+from tests.builder.helpers import MINIMAL_VARIANT
+
+GOOD = MINIMAL_VARIANT
+
+CASES = {
+    # case id: (file text, expected fragments of stderr)
+    "api-key-flag": (
+        GOOD + "engine:\n  extra_args: [--api-key, secret]\n",
+        ["engine.extra_args[0]", "'--api-key'", "401", "RunPod's API key"],
+    ),
+    "api-key-flag-equals": (
+        GOOD + "engine:\n  extra_args: [--api-key=secret]\n",
+        ["engine.extra_args[0]", "401"],
+    ),
+    "api-key-env": (
+        GOOD + "engine:\n  env: {FD_API_KEY: secret}\n",
+        ["engine.env.FD_API_KEY", "401", "127.0.0.1"],
+    ),
+    "runtime-owned-port": (
+        GOOD + "engine:\n  extra_args: [--port, '9000']\n",
+        ["engine.extra_args[0]", "chosen by the runtime"],
+    ),
+    "quantization-not-in-release": (
+        GOOD + "engine:\n  quantization: wint3\n",
+        [
+            "engine.quantization",
+            "'wint3'",
+            "not valid for FastDeploy 2.5.0",
+            "allowed: wint2",
+            "did you mean",
+        ],
+    ),
+    "quantization-older-release": (
+        GOOD + "engine:\n  fastdeploy: 2.3.0\n  quantization: mxfp4\n",
+        ["engine.quantization", "'mxfp4'", "FastDeploy 2.3.0"],
+    ),
+    "tp4-on-one-gpu": (
+        GOOD + "engine:\n  tensor_parallel_size: 4\nhub:\n  gpu_ids: [ADA_24]\n  gpu_count: 1\n",
+        ["engine.tensor_parallel_size", "hub.gpu_count (1)"],
+    ),
+    "model-does-not-fit": (
+        GOOD.replace("ERNIE-4.5-0.3B-Paddle", "ERNIE-4.5-300B-A47B-Paddle")
+        + "engine:\n  quantization: wint8\n",
+        ["hub.gpu_ids[0]", "'AMPERE_24'", "cannot hold baidu/ERNIE-4.5-300B-A47B-Paddle at wint8"],
+    ),
+    "quote-breaking-hub-json-key": (
+        GOOD
+        + "hub:\n  gpu_ids: [ADA_24]\n  presets:\n    - name: p\n      defaults: {'MAX_MODEL_LEN\"': 4}\n",
+        ['hub.presets[0].defaults.MAX_MODEL_LEN"', "did you mean 'MAX_MODEL_LEN'"],
+    ),
+    "quote-in-env-name": (
+        GOOD + "engine:\n  env:\n    'A\"B': x\n",
+        ['engine.env.A"B', "not a valid environment"],
+    ),
+    "bad-pool": (GOOD + "hub:\n  gpu_ids: [ADA24]\n", ["hub.gpu_ids[0]", "did you mean 'ADA_24'"]),
+    "fp8-needs-hopper": (
+        GOOD + "engine:\n  quantization: block_wise_fp8\n",
+        ["hub.gpu_ids[0]", "needs sm90"],
+    ),
+    "cuda-not-offered": (
+        GOOD + "engine:\n  cuda: '12.4'\n",
+        ["engine.cuda", "'12.4'", "allowed: 12.6, 12.9"],
+    ),
+    "unknown-release": (GOOD + "engine:\n  fastdeploy: 2.6.0\n", ["engine.fastdeploy", "'2.6.0'", "2.5.0"]),
+    "extra-flag-unknown": (
+        GOOD + "engine:\n  extra_args: [--enable-logprobs]\n",
+        ["engine.extra_args[0]", "not a flag of FastDeploy 2.5.0", "did you mean '--enable-logprob'"],
+    ),
+    "extra-flag-is-a-setting": (
+        GOOD + "engine:\n  extra_args: [--max-model-len, '4096']\n",
+        ["engine.extra_args[0]", "set engine.max_model_len instead"],
+    ),
+    "parser-missing-in-release": (
+        GOOD + "engine:\n  fastdeploy: 2.0.0\n  tool_call_parser: ernie-x1\nhub:\n  gpu_ids: [AMPERE_80]\n",
+        ["engine.tool_call_parser", "FastDeploy 2.0.0 has no tool-call parser"],
+    ),
+    "disk-too-small": (
+        GOOD + "hub:\n  gpu_ids: [ADA_24]\n  container_disk_gb: 5\n",
+        ["hub.container_disk_gb", "needs at least 31"],
+    ),
+    "unknown-setting": (
+        GOOD + "engine:\n  settings:\n    REQUEST_TIMEOUTS: 5\n",
+        ["engine.settings.REQUEST_TIMEOUTS", "did you mean 'REQUEST_TIMEOUT'"],
+    ),
+    "setting-wrong-type": (
+        GOOD + "engine:\n  settings:\n    ENABLE_PREFIX_CACHING: 'yes'\n",
+        ["engine.settings.ENABLE_PREFIX_CACHING", "true or false"],
+    ),
+    "name-differs-from-file": (
+        GOOD.replace("name: {name}", "name: other"),
+        ["name", "must match the file name"],
+    ),
+    "old-image-lacks-ada": (
+        GOOD + "engine:\n  fastdeploy: 2.3.0\n",
+        ["hub.gpu_ids[0]", "(sm86) is not covered by the FastDeploy 2.3.0 image"],
+    ),
+}
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+def test_refused_naming_file_and_field(case, refused):
+    text, fragments = CASES[case]
+    refused(case, text, fragments)
 
 
 def errors_of(write_variant, name: str, extra: str, model: str = "baidu/ERNIE-4.5-0.3B-Paddle") -> list[str]:

@@ -52,3 +52,11 @@ def registry(tmp_path_factory):
     running = dockerlab.start_registry(tmp_path_factory.mktemp("registry"))
     yield running
     running.stop()
+
+
+def pytest_collection_modifyitems(items):
+    """Tests that need the stand-in base (debootstrap from a Debian mirror) or the wheelhouse (pip
+    download) need the network the first time on an engine: marked `network`."""
+    for item in items:
+        if {"standin_base", "wheelhouse"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.network)

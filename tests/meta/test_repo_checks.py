@@ -6,6 +6,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -61,6 +63,7 @@ def test_runtime_constraints_pin_the_requirements():
         assert constraints.get(name) == version, (name, version, constraints.get(name))
 
 
+@pytest.mark.network
 def test_runtime_constraints_are_complete_on_every_supported_python():
     """pip resolves the runtime on 3.10-3.12 with the constraints, and installs nothing unpinned."""
     from builder.tools.lock_runtime import CONSTRAINTS, resolve

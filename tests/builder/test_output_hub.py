@@ -9,13 +9,13 @@ import json
 import re
 
 import pytest
-from conftest import MINIMAL_VARIANT, ROOT
 
 from builder.compat import load_compat
 from builder.errors import VariantErrors
 from builder.output.render import RenderError, render_files
 from builder.variant.loader import variant_files
 from builder.variant.pipeline import prepare
+from tests.builder.helpers import MINIMAL_VARIANT, ROOT
 from worker_runtime.settings import SETTINGS, load_settings
 
 BY_ENV = {s.env: s for s in SETTINGS}

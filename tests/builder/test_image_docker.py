@@ -1,4 +1,4 @@
-"""builder/images.py without a Docker engine: event parsing, error paragraphs, tag handling."""
+"""builder.image.docker without a Docker engine: event parsing, error paragraphs, tag handling."""
 
 from __future__ import annotations
 

@@ -11,13 +11,13 @@ import shutil
 import subprocess
 
 import pytest
-from conftest import ROOT
-from regen_golden import GOLDEN_DIR, GOLDEN_VARIANTS, golden_files
 
 from builder.compat import load_compat
 from builder.output.render import RenderError, copied_files, dockerfile_quote, render_files
 from builder.variant.loader import variant_files
 from builder.variant.pipeline import prepare
+from tests.builder.helpers import MINIMAL_VARIANT, ROOT
+from tests.builder.regen_golden import GOLDEN_DIR, GOLDEN_VARIANTS, golden_files
 from worker_runtime.settings import SETTINGS
 
 VARIANT_PATHS = variant_files(ROOT / "variants")
@@ -225,3 +225,19 @@ def test_render_refuses_value_that_slipped_past_validation():
     bad = dataclasses.replace(resolved, base_image="img\nRUN evil")
     with pytest.raises(RenderError):
         render_files(bad, compat)
+
+
+def test_quote_in_title_is_escaped_not_broken(cli, write_variant):
+    import json
+
+    path = write_variant(
+        "quoted",
+        MINIMAL_VARIANT.replace("{name}", "quoted").replace(
+            "title: Test variant", "title: 'Say \"hi\" \\ $HOME'"
+        ),
+    )
+    out = path.parent.parent / "out"
+    result = cli("--variant", str(path), "--render-only", "--out", str(out))
+    assert result.returncode == 0, result.stderr
+    assert json.loads((out / ".runpod" / "hub.json").read_text())["title"] == 'Say "hi" \\ $HOME'
+    assert 'org.opencontainers.image.title="Say \\"hi\\" \\\\ \\$HOME"' in (out / "Dockerfile").read_text()

@@ -1,16 +1,21 @@
-"""The CLI end to end: rendering, byte-stable output, --all, --check, --list, --print, --matrix, --schema."""
+"""What the verbs do, in-process (builder/commands/): render (complete, byte-stable, --all, the
+.rendered manifest, never deleting unrelated files), check, list, print, matrix, build and push with
+builder.image.docker faked (the real one: tests/docker)."""
 
 from __future__ import annotations
 
 import json
-import shutil
 
 import yaml
-from conftest import ROOT
 
+from builder import __version__
 from builder.variant.loader import variant_files
+from tests.builder.helpers import MINIMAL_VARIANT, ROOT
 
+GOOD = MINIMAL_VARIANT
 VARIANTS = [p.stem for p in variant_files(ROOT / "variants")]
+
+
 EXPECTED = {
     "Dockerfile",
     "handler.py",
@@ -188,54 +193,6 @@ def test_matrix(cli):
     assert [m["variant"] for m in one["include"]] == ["qwen3-8b"]
 
 
-def test_schema_is_committed_and_current(cli):
-    result = cli("--schema")
-    assert result.returncode == 0
-    committed = (ROOT / "variants" / "variant.schema.json").read_text(encoding="utf-8")
-    assert result.stdout == committed, "regenerate: python build.py schema > variants/variant.schema.json"
-    schema = json.loads(committed)
-    assert schema["additionalProperties"] is False
-    assert "description" in schema["properties"]["engine"]
-
-
-def test_variant_files_carry_schema_header():
-    for path in sorted((ROOT / "variants").glob("*.yaml")):
-        first = path.read_text(encoding="utf-8").splitlines()[0]
-        assert first == "# yaml-language-server: $schema=./variant.schema.json", path
-
-
-def test_no_selection_is_a_usage_error(cli):
-    result = cli()
-    assert result.returncode == 2
-    assert "--variant" in result.stderr
-
-
-def test_unknown_variant_name_suggests(cli):
-    result = cli("--variant", "ernie-03b", "--render-only")
-    assert result.returncode == 2
-    assert "ernie-0.3b" in result.stderr and "Traceback" not in result.stderr
-
-
-def test_default_out_is_build_dir(cli, tmp_path):
-    # A copy of the repository's entry points: default output goes to <repo>/build/NAME.
-    repo = tmp_path / "repo"
-    for part in ("builder", "templates", "variants", "worker_runtime"):
-        shutil.copytree(ROOT / part, repo / part, ignore=shutil.ignore_patterns("__pycache__"))
-    shutil.copy(ROOT / "build.py", repo / "build.py")
-    import subprocess
-    import sys
-
-    result = subprocess.run(
-        [sys.executable, "build.py", "--variant", "ernie-0.3b", "--render-only"],
-        cwd=repo,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    assert (repo / "build" / "ernie-0.3b" / "Dockerfile").is_file()
-
-
 def test_unpinned_baked_weights_warn_without_changing_the_exit_code(cli, tmp_path, write_variant):
     result = cli("--variant", "ernie-0.3b", "--render-only", "--out", str(tmp_path / "a"))
     assert result.returncode == 0
@@ -263,3 +220,48 @@ def test_unpinned_baked_weights_warn_without_changing_the_exit_code(cli, tmp_pat
     # Not baked: nothing to pin in the image.
     big = cli("--variant", "ernie-300b-a47b-wint4-tp4", "--render-only", "--out", str(tmp_path / "c"))
     assert big.returncode == 0 and "warning" not in big.stderr
+
+
+def test_errors_of_several_variants_reported_together(cli, write_variant):
+    a = write_variant("one", GOOD.replace("{name}", "one") + "engine:\n  quantization: wint3\n")
+    b = write_variant("two", GOOD.replace("{name}", "two") + "engine:\n  cuda: '11.8'\n")
+    result = cli("--variant", str(a), "--variant", str(b), "--render-only")
+    assert result.returncode == 2
+    assert "one.yaml: engine.quantization" in result.stderr and "two.yaml: engine.cuda" in result.stderr
+
+
+def test_variants_dir_option(cli, write_variant):
+    path = write_variant("ok", GOOD.replace("{name}", "ok"))
+    result = cli("--variants-dir", str(path.parent), "--list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert '"ok"' in result.stdout
+
+
+def test_build_calls_images_with_tags_labels_args(fake_docker, tmp_path, cli):
+    wh = tmp_path / "wh"
+    wh.mkdir()
+    (wh / "runpod-1.12.0-py3-none-any.whl").write_bytes(b"z")
+    result = cli(
+        "push",
+        "ernie-0.3b",
+        "--out",
+        str(tmp_path / "b"),
+        "--registry",
+        "localhost:5000",
+        "--tag",
+        "x1",
+        "--base-image",
+        "local/fd:test",
+        "--wheelhouse",
+        str(wh),
+    )
+    assert result.returncode == 0, result.stderr
+    ((context_dir, tags, labels, args),) = fake_docker["build"]
+    assert context_dir == tmp_path / "b"
+    assert tags[0] == f"localhost:5000/fastdeploy-worker:ernie-0.3b-{__version__}"
+    assert "localhost:5000/fastdeploy-worker:x1" in tags
+    assert args == {"BASE_IMAGE": "local/fd:test"}
+    assert "io.runpod.fastdeploy.variant" in labels
+    assert fake_docker["push"] == [tags]
+    assert (tmp_path / "b" / "wheels" / "runpod-1.12.0-py3-none-any.whl").exists()
+    assert "sha256:" + "0" * 64 in result.stdout
