@@ -177,3 +177,19 @@ def test_relay_with_crlf_and_cuts_inside_characters(words: list[str], cuts: list
     first = [json.loads(e.data) for e in opened if not e.is_done] if openai else [outputs[0]]
     assert any(c["delta"].get("content") for o in first for c in o["choices"])
     assert first[0]["choices"][0]["delta"].get("role") == "assistant"
+
+
+@given(
+    st.lists(CHUNK, max_size=4),
+    st.sampled_from(["1, 2", "[1", "nope", '{"a": 1} {"b": 2}']),
+    st.integers(0, 4),
+)
+def test_fast_path_names_an_invalid_event_like_the_full_parse(
+    chunks: list[dict[str, Any]], bad: str, at: int
+) -> None:
+    payloads = [json.dumps(c, ensure_ascii=False) for c in chunks]
+    payloads.insert(min(at, len(payloads)), bad)
+    block = fastdeploy_block(payloads, [False] * len(payloads), False)
+    fast, slow = _convert_block(block, False), _convert(_parse(block), False)
+    assert fast[0] is None and fast[1] is not None and slow[1] is not None
+    assert fast[1].message == slow[1].message and fast[1].status == slow[1].status == 502
