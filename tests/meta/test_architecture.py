@@ -1,0 +1,158 @@
+"""The structure docs/ARCHITECTURE.md describes: every builder package has a layer there, imports go
+downward only (no sibling imports within a layer), the runtime never imports the builder, the builder reads
+only the runtime's declarative modules, and README's module list names exactly the files of builder/."""
+
+from __future__ import annotations
+
+import ast
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+BUILDER = ROOT / "builder"
+RUNTIME_MODULES_THE_BUILDER_READS = {
+    "worker_runtime",
+    "worker_runtime.settings",
+    "worker_runtime.catalog",
+    "worker_runtime.release",
+    "worker_runtime.engine_args",
+}
+
+
+def layers() -> dict[str, int]:
+    """unit of builder/ (a package folder, or a module file) -> its layer, from ARCHITECTURE.md's table."""
+    out = {}
+    text = (ROOT / "docs" / "ARCHITECTURE.md").read_text(encoding="utf-8")
+    for layer, units in re.findall(r"^\| (\d+) \| ([^|]+) \|", text, re.MULTILINE):
+        for unit in re.findall(r"`([^`]+)`", units):
+            out[unit.rstrip("/")] = int(layer)
+    return out
+
+
+def unit_of(path: Path) -> str:
+    """The top-level unit of builder/ a file belongs to: 'variant' for builder/variant/checks/x.py."""
+    return path.relative_to(BUILDER).parts[0]
+
+
+def imports(path: Path) -> list[tuple[str, int]]:
+    """(imported module, line) of every import in a file, nested ones included, relative ones resolved."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    out = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            out += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parent, base] if base else parent)
+            out.append((base, node.lineno))
+            out += [(f"{base}.{alias.name}", node.lineno) for alias in node.names]
+    return out
+
+
+def target_unit(module: str) -> str | None:
+    """The builder unit an imported name lands in (None: not the builder, or the package itself)."""
+    parts = module.split(".")
+    if parts[0] != "builder" or len(parts) == 1:
+        return None
+    name = parts[1]
+    if (BUILDER / name).is_dir() or (BUILDER / f"{name}.py").is_file():
+        return name if (BUILDER / name).is_dir() else f"{name}.py"
+    return "__init__.py"  # `from builder import __version__`
+
+
+def builder_files() -> list[Path]:
+    return sorted(p for p in BUILDER.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_every_builder_package_has_a_layer():
+    known = layers()
+    units = {unit_of(p) for p in builder_files()}
+    assert units - set(known) == set(), "add the package to the layer table of docs/ARCHITECTURE.md"
+    assert set(known) - units == set(), "docs/ARCHITECTURE.md names a package builder/ does not have"
+
+
+def test_builder_imports_go_downward_only():
+    layer = layers()
+    wrong = []
+    for path in builder_files():
+        source = unit_of(path)
+        for module, line in imports(path):
+            target = target_unit(module)
+            if target is None or target == source:
+                continue
+            if layer[target] > layer[source] or (layer[target] == layer[source]):
+                where = f"{path.relative_to(ROOT)}:{line}"
+                wrong.append(
+                    f"{where}: {source} (layer {layer[source]}) imports {module} (layer {layer[target]})"
+                )
+    assert wrong == [], "\n".join(wrong)
+
+
+def test_the_runtime_never_imports_the_builder():
+    wrong = [
+        f"{path.relative_to(ROOT)}:{line}: {module}"
+        for path in sorted((ROOT / "worker_runtime").rglob("*.py"))
+        for module, line in imports(path)
+        if module.split(".")[0] == "builder"
+    ]
+    assert wrong == []
+
+
+def test_the_builder_reads_only_the_runtimes_declarative_modules():
+    wrong = []
+    for path in builder_files():
+        for module, line in imports(path):
+            if module.split(".")[0] != "worker_runtime":
+                continue
+            parent = ".".join(module.split(".")[:2])
+            if (
+                module not in RUNTIME_MODULES_THE_BUILDER_READS
+                and parent not in RUNTIME_MODULES_THE_BUILDER_READS
+            ):
+                wrong.append(f"{path.relative_to(ROOT)}:{line}: {module}")
+    assert wrong == []
+
+
+def test_importing_the_cli_loads_no_runtime_dependency_nor_the_docker_sdk():
+    code = "import sys, builder.cli; print(sorted({m.split('.')[0] for m in sys.modules}))"
+    result = subprocess.run(
+        [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=True
+    )
+    loaded = set(ast.literal_eval(result.stdout))
+    assert loaded & {"runpod", "aiohttp", "docker", "openai", "requests"} == set()
+
+
+def _readme_lists() -> dict[str, set[str]]:
+    """README "How it works": builder folder -> the file and folder names its bullet lists."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = text[text.index("## How it works") : text.index("## The command line")]
+    listed: dict[str, set[str]] = {}
+    for bullet in re.split(r"\n- ", section)[1:]:
+        head = re.match(r"`(builder/[^`]*)`", bullet)
+        if head:
+            names = re.findall(r"`([\w.]+(?:\.py|\.yaml|/))`", bullet[head.end() :])
+            listed[head.group(1).rstrip("/")] = set(names)
+    return listed
+
+
+def test_readme_module_list_agrees_with_the_builder_folder():
+    listed = _readme_lists()
+    folders = sorted(p for p in [BUILDER, *BUILDER.rglob("*")] if p.is_dir() and p.name != "__pycache__")
+    assert set(listed) == {p.relative_to(ROOT).as_posix() for p in folders}, "one README bullet per folder"
+    for folder in folders:
+        actual = {
+            p.name + ("/" if p.is_dir() else "")
+            for p in folder.iterdir()
+            if p.name != "__pycache__"
+            and p.name != "__init__.py"
+            and (p.is_dir() or p.suffix in (".py", ".yaml"))
+        }
+        names = listed[folder.relative_to(ROOT).as_posix()] - {"__init__.py"}
+        where = f"README 'How it works', `{folder.relative_to(ROOT)}/`"
+        assert names <= actual, f"{where} lists what is not there: {sorted(names - actual)}"
+        assert actual <= names, f"{where} does not list: {sorted(actual - names)}"
