@@ -12,6 +12,7 @@ FlashBoot, network volumes, execution timeout). So a changed `--env` is one PATC
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -216,29 +217,39 @@ class PlanError(BuilderError):
     exit_code = 1
 
 
-def template_step(name: str, fields: dict[str, Any], current: dict[str, Any] | None) -> Step:
+def _step(
+    kind: str,
+    name: str,
+    collection: str,
+    fields: dict[str, Any],
+    current: dict[str, Any] | None,
+    create: Callable[[], Request],
+) -> Step:
+    """Create when RunPod has nothing by that name, keep when nothing differs, else PATCH the changes."""
     if current is None:
-        return Step("template", name, "create", template_create(name, fields))
+        return Step(kind, name, "create", create())
     changes = diff(current, fields)
-    tid = str(current["id"])
+    rid = str(current["id"])
     if not changes:
-        return Step("template", name, "keep", None, (), tid)
+        return Step(kind, name, "keep", None, (), rid)
     return Step(
-        "template", name, "update", Request("PATCH", f"/v2/templates/{tid}", patch_body(fields, changes)),
-        tuple(changes), tid,
+        kind, name, "update", Request("PATCH", f"{collection}/{rid}", patch_body(fields, changes)),
+        tuple(changes), rid,
     )  # fmt: skip
+
+
+def template_step(name: str, fields: dict[str, Any], current: dict[str, Any] | None) -> Step:
+    return _step("template", name, "/v2/templates", fields, current, lambda: template_create(name, fields))
 
 
 def endpoint_step(
     name: str, template_id: str, fields: dict[str, Any], current: dict[str, Any] | None
 ) -> Step:
-    if current is None:
-        return Step("endpoint", name, "create", endpoint_create(name, template_id, fields))
-    changes = diff(current, fields)
-    eid = str(current["id"])
-    if not changes:
-        return Step("endpoint", name, "keep", None, (), eid)
-    return Step(
-        "endpoint", name, "update", Request("PATCH", f"/v2/serverless/{eid}", patch_body(fields, changes)),
-        tuple(changes), eid,
-    )  # fmt: skip
+    return _step(
+        "endpoint",
+        name,
+        "/v2/serverless",
+        fields,
+        current,
+        lambda: endpoint_create(name, template_id, fields),
+    )

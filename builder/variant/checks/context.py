@@ -22,19 +22,9 @@ class Context:
     compat: Compat
     errors: ErrorList
 
-    def add(
-        self,
-        path: tuple[str | int, ...],
-        message: str,
-        value: Any = None,
-        allowed: Iterable[Any] = (),
-        *,
-        suggest: bool = True,
-        show_value: bool = True,
-    ) -> None:
-        """One problem at a field path, named with the file that set the field."""
-        file = self.loaded.file_for(path)
-        self.errors.add(file, path, message, value, allowed, suggest=suggest, show_value=show_value)
+    def add(self, path: tuple[str | int, ...], message: str, *args: Any, **kwargs: Any) -> None:
+        """One problem at a field path (as ErrorList.add), named with the file that set the field."""
+        self.errors.add(self.loaded.file_for(path), path, message, *args, **kwargs)
 
     @property
     def release(self) -> str:
