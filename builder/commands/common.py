@@ -104,8 +104,8 @@ def prepare_all(paths: list[Path]) -> list[Prepared]:
             prepared.append(prepare(path, compat))
         except VariantErrors as exc:
             errors.extend(exc.errors)
-    if errors:
-        raise VariantErrors(errors)
+    if errors:  # a base file's error is one error, however many variants extend it
+        raise VariantErrors(list({str(e): e for e in errors}.values()))
     return prepared
 
 

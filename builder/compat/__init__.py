@@ -171,6 +171,12 @@ class Compat:
     def model(self, model_id: str) -> KnownModel | None:
         return self.models.get(model_id)
 
+    def model_files(self, model_id: str) -> list[str]:
+        """File names FastDeploy reads from the model's folder (its format's, or the common ones)."""
+        files = self.releases_file.model_files
+        known = self.model(model_id)
+        return [*files.get("common", []), *(files.get(known.format, []) if known else [])]
+
     # --- sizing -------------------------------------------------------------------------------------
     @property
     def headroom_gb(self) -> float:

@@ -33,6 +33,11 @@ class PipRoute(_Table):
     )
 
 
+class Bound(_Table):
+    minimum: float | None = None
+    maximum: float | None = None
+
+
 class Release(_Table):
     """What building on one FastDeploy release needs (its flags live in worker_runtime/engine_flags.json)."""
 
@@ -40,6 +45,9 @@ class Release(_Table):
     gpu_archs: list[Arch] = Field(description="architectures the official image / default wheel covers")
     images: dict[str, str] = Field(default_factory=dict, description="CUDA version -> image tag")
     pip: PipRoute | None = None
+    startup_bounds: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], Bound] = Field(
+        default_factory=dict, description="runtime setting -> bounds the release asserts beyond the runtime's"
+    )
 
 
 class ReleasesFile(_Table):
@@ -55,6 +63,9 @@ class ReleasesFile(_Table):
     memory_overhead: Positive
     default_gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)]
     disk_weights_factor: Positive
+    model_files: dict[Literal["common", "paddle", "torch"], list[str]] = Field(
+        description="files FastDeploy reads from a model folder, by checkpoint format"
+    )
 
 
 # --- gpu_pools.yaml ----------------------------------------------------------------------------------

@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from builder.variant.settings_spec import DEFAULT_RELEASE
+from builder.variant.settings_spec import DEFAULT_RELEASE, bounds
 
 # Newlines and control characters: refused in every value a variant gives (they would break a Dockerfile
 # instruction or a manifest); the render filters refuse them again (builder.output.render).
@@ -57,7 +57,8 @@ class ModelSource(_Strict):
     )
     allow_patterns: list[Text] = Field(
         default_factory=list,
-        description="Glob patterns of repository files to download (empty: every file).",
+        description="Glob patterns of repository files to download (empty: every file); they must let "
+        "through every file FastDeploy reads (config, tokenizer, chat_template.jinja).",
     )
     gated: bool = Field(
         False,
@@ -89,19 +90,23 @@ class Engine(_Strict):
         None, description="Override the resolved base image (default from the compatibility data)."
     )
     quantization: Text | None = Field(None, description="Quantization (--quantization); unset serves BF16.")
+    # Bounds: the runtime's settings (worker_runtime/catalog.py); a release's own: builder/compat data.
     tensor_parallel_size: int = Field(
-        1, ge=1, le=16, description="GPUs the model is split across (= hub gpuCount)."
+        1, **bounds("TENSOR_PARALLEL_SIZE"), description="GPUs the model is split across (= hub gpuCount)."
     )
-    max_model_len: int | None = Field(None, ge=1, description="Maximum context length (--max-model-len).")
-    max_num_seqs: int | None = Field(None, ge=1, description="Concurrent sequences (--max-num-seqs).")
+    max_model_len: int | None = Field(
+        None, **bounds("MAX_MODEL_LEN"), description="Maximum context length (--max-model-len)."
+    )
+    max_num_seqs: int | None = Field(
+        None, **bounds("MAX_NUM_SEQS"), description="Concurrent sequences (--max-num-seqs)."
+    )
     gpu_memory_utilization: float | None = Field(
         None,
-        ge=0.05,
-        le=0.99,
+        **bounds("GPU_MEMORY_UTILIZATION"),
         description="Fraction of GPU memory for the engine (--gpu-memory-utilization).",
     )
     max_concurrency: int | None = Field(
-        None, ge=1, description="Jobs a worker takes at once (MAX_CONCURRENCY)."
+        None, **bounds("MAX_CONCURRENCY"), description="Jobs a worker takes at once (MAX_CONCURRENCY)."
     )
     reasoning_parser: Text | None = Field(None, description="Reasoning parser (--reasoning-parser).")
     tool_call_parser: Text | None = Field(None, description="Tool-call parser (--tool-call-parser).")

@@ -55,6 +55,14 @@ def in_settings_order(envs: Iterable[str]) -> list[str]:
     return sorted(envs, key=_ORDER.__getitem__)
 
 
+def bounds(env: str) -> dict[str, float]:
+    """The runtime's bounds of a numeric setting as pydantic Field arguments (ge/le): one copy of each
+    bound, FastDeploy's startup assertions included (MAX_MODEL_LEN >= 16, MAX_NUM_SEQS <= 256)."""
+    setting = BY_ENV[env]
+    out = {"ge": setting.minimum, "le": setting.maximum}
+    return {k: v for k, v in out.items() if v is not None}
+
+
 def field_for(env: str) -> str | None:
     """Where a variant sets this variable, if it has a dedicated field."""
     for field, name in ENGINE_FIELDS.items():

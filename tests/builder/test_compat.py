@@ -119,6 +119,16 @@ def test_sizing_rules_live_with_the_data():
     assert compat.knows_quantization("wint4") and not compat.knows_quantization("wint3")
 
 
+def test_files_fastdeploy_reads_from_a_model_folder():
+    compat = load_compat()
+    ernie, qwen = compat.model_files("baidu/ERNIE-4.5-0.3B-Paddle"), compat.model_files("Qwen/Qwen3-8B")
+    assert {"config.json", "chat_template.jinja", "tokenizer.model"} <= set(ernie)
+    assert {"config.json", "chat_template.jinja", "vocab.json", "merges.txt"} <= set(qwen)
+    assert "tokenizer.model" not in qwen and "chat_template.jinja" in compat.model_files("unknown/model")
+    assert compat.build_release("2.0.0").startup_bounds["TENSOR_PARALLEL_SIZE"].maximum == 8
+    assert compat.build_release("2.5.0").startup_bounds == {}
+
+
 def test_architecture_queries():
     compat = load_compat()
     assert compat.pip_wheel_group({"sm80", "sm90"}) == "80_90"

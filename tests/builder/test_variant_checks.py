@@ -19,6 +19,18 @@ GOOD = MINIMAL_VARIANT
 
 CASES = {
     # case id: (file text, expected fragments of stderr)
+    "tp-beyond-what-2.0-asserts": (
+        GOOD + "engine:\n  fastdeploy: 2.0.0\n  tensor_parallel_size: 12\nhub:\n  gpu_ids: [AMPERE_80]\n",
+        ["engine.tensor_parallel_size", "12 must be at most 8: FastDeploy 2.0.0 asserts it at startup"],
+    ),
+    "patterns-drop-the-chat-template": (
+        GOOD + "  allow_patterns: ['*.json', '*.safetensors', '*.model']\n",
+        [
+            "model.allow_patterns",
+            "leave out chat_template.jinja",
+            "which FastDeploy reads from the model folder",
+        ],
+    ),
     "api-key-flag": (
         GOOD + "engine:\n  extra_args: [--api-key, secret]\n",
         ["engine.extra_args[0]", "'--api-key'", "401", "RunPod's API key"],
@@ -217,3 +229,29 @@ def test_image_hint_names_the_newest_release_that_covers_the_pools(write_variant
     assert any(
         "not covered by the FastDeploy 2.3.0 image" in e and "or FastDeploy 2.5.0" in e for e in errors
     )
+
+
+def test_shipped_download_patterns_cover_every_file_fastdeploy_reads():
+    from fnmatch import fnmatch
+
+    from builder.compat import load_compat
+    from builder.variant.loader import variant_files
+    from tests.builder.helpers import ROOT
+
+    compat = load_compat()
+    for path in variant_files(ROOT / "variants"):
+        model = prepare(path, compat).variant.model
+        names = compat.model_files(model.id)
+        assert "chat_template.jinja" in names and "config.json" in names
+        for name in names if model.allow_patterns else []:
+            assert any(fnmatch(name, p) for p in model.allow_patterns), (path.name, name)
+
+
+def test_engine_bounds_are_the_runtimes():
+    from builder.variant.models import Engine
+    from worker_runtime.settings import SETTINGS
+
+    by_env = {s.env: s for s in SETTINGS}
+    schema = Engine.model_json_schema()["properties"]
+    assert schema["max_num_seqs"]["anyOf"][0]["maximum"] == by_env["MAX_NUM_SEQS"].maximum == 256
+    assert schema["max_model_len"]["anyOf"][0]["minimum"] == by_env["MAX_MODEL_LEN"].minimum == 16

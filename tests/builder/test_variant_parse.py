@@ -11,6 +11,14 @@ GOOD = MINIMAL_VARIANT
 
 CASES = {
     # case id: (file text, expected fragments of stderr)
+    "max-num-seqs-over-256": (
+        GOOD + "engine:\n  max_num_seqs: 300\n",
+        ["engine.max_num_seqs", "300 is invalid: Input should be less than or equal to 256"],
+    ),
+    "max-model-len-under-16": (
+        GOOD + "engine:\n  max_model_len: 8\n",
+        ["engine.max_model_len", "8 is invalid: Input should be greater than or equal to 16"],
+    ),
     "unknown-key": (
         GOOD + "engine:\n  quantizaton: wint4\n",
         ["engine.quantizaton", "unknown key 'quantizaton'", "did you mean 'quantization'"],

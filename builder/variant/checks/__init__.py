@@ -19,6 +19,7 @@ from builder.variant.models import Variant
 
 CHECKS: tuple[Check, ...] = (
     model.name_matches_file,
+    model.download_keeps_what_fastdeploy_reads,
     *release.CHECKS,
     *settings.CHECKS,
     *pools.CHECKS,

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from fnmatch import fnmatch
+
 from builder.variant.checks.context import Context, check
 
 
@@ -11,6 +13,27 @@ def name_matches_file(ctx: Context) -> None:
     stem = ctx.loaded.path.stem
     if ctx.loaded.path.parent.is_dir() and ctx.variant.name != stem:
         ctx.add(("name",), f"must match the file name ({stem!r})", ctx.variant.name, [stem])
+
+
+@check("model.id", "model.allow_patterns")
+def download_keeps_what_fastdeploy_reads(ctx: Context) -> None:
+    """model.allow_patterns let through every file FastDeploy reads from the model folder."""
+    patterns = ctx.variant.model.allow_patterns
+    if not patterns:
+        return  # every file is downloaded
+    left_out = [
+        name
+        for name in ctx.compat.model_files(ctx.variant.model.id)
+        if not any(fnmatch(name, p) for p in patterns)
+    ]
+    if left_out:
+        ctx.add(
+            ("model", "allow_patterns"),
+            f"leave out {', '.join(left_out)}, which FastDeploy reads from the model folder; add patterns "
+            "for them (e.g. '*.jinja' for chat_template.jinja)",
+            list(patterns),
+            suggest=False,
+        )
 
 
 @check("model.bake", "model.source")

@@ -139,4 +139,28 @@ def extra_args(ctx: Context) -> None:
                 ctx.errors.errors[-1] = replace(ctx.errors.errors[-1], suggestion=problem.close[0])
 
 
-CHECKS = (release_route, release_lists, release_flags, extra_args)
+NUMERIC_FIELDS = {f: env for f, env in ENGINE_FIELDS.items() if BY_ENV[env].kind in ("int", "float")}
+
+
+@check("engine.fastdeploy", "engine.settings", *(f"engine.{f}" for f in NUMERIC_FIELDS))
+def release_bounds(ctx: Context) -> None:
+    """Numeric values within the bounds the release asserts at startup beyond the runtime's own."""
+    build = ctx.compat.build_release(ctx.release) if ctx.release_ok else None
+    if build is None or not build.startup_bounds:
+        return
+    values = [(("engine", f), env, getattr(ctx.variant.engine, f)) for f, env in NUMERIC_FIELDS.items()]
+    values += [(("engine", "settings", env), env, v) for env, v in ctx.variant.engine.settings.items()]
+    for path, env, value in values:
+        bound = build.startup_bounds.get(env)
+        if bound is None or isinstance(value, bool) or not isinstance(value, int | float):
+            continue
+        if bound.minimum is not None and value < bound.minimum:
+            problem = f"must be at least {bound.minimum:g}"
+        elif bound.maximum is not None and value > bound.maximum:
+            problem = f"must be at most {bound.maximum:g}"
+        else:
+            continue
+        ctx.add(path, f"{problem}: FastDeploy {ctx.release} asserts it at startup", value, suggest=False)
+
+
+CHECKS = (release_route, release_lists, release_flags, extra_args, release_bounds)
