@@ -42,7 +42,10 @@ def build_one(args: argparse.Namespace, item: Rendered, *, push: bool) -> int:
     build_args = {"BASE_IMAGE": args.base_image} if args.base_image else {}
     try:
         cache = docker.pull_cache(args.cache_from, out=sys.stdout) if args.cache_from else []
-        image_id = docker.build_image(
+        build_image = docker.build_image
+        if args.builder == "buildkit":
+            from builder.image.buildkit import build_image_buildkit as build_image
+        image_id = build_image(
             item.out, tags=tags, labels=labels, build_args=build_args, out=sys.stdout, cache_from=cache
         )
         print(f"built {r.name}: {image_id}")

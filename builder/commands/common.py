@@ -77,6 +77,13 @@ def add_image_options(p: argparse.ArgumentParser) -> None:
         metavar="IMAGE",
         help="pull IMAGE (when it exists) and reuse its layers; a later push skips the layers it holds",
     )
+    g.add_argument(
+        "--builder",
+        choices=("classic", "buildkit"),
+        default="classic",
+        help="classic: the engine's classic builder through its API (default, any engine); buildkit: the "
+        "Docker CLI's BuildKit (buildx plugin or a client before 23.0), stages in parallel; same layers",
+    )
 
 
 # --- from the selection to rendered files ---------------------------------------------------------------

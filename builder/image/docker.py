@@ -266,6 +266,11 @@ def _secrets() -> list[str | None]:
     return [os.environ.get("REGISTRY_PASSWORD"), os.environ.get("HF_TOKEN")]
 
 
+def secrets_of_env() -> list[str | None]:
+    """Values never to print: the registry password and the Hugging Face token of the environment."""
+    return _secrets()
+
+
 def build_image(
     context_dir: Path,
     *,

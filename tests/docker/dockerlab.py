@@ -8,6 +8,12 @@ No image can be pulled in CI, so everything an image build needs is made locally
 * a wheelhouse of the runtime's pinned requirements for that Python (cached under .cache/ in the repo);
 * a small fake model directory for ``--weights-from``;
 * a real registry (Debian's ``docker-registry``) on 127.0.0.1.
+
+Services are started here rather than with pytest-docker's compose fixtures: those drive ``docker compose``
+(or the end-of-life ``docker-compose`` 1.x, the only Compose Debian packages, whose PyPI release pins
+``docker<6`` and ``PyYAML<6`` against this project's pins), every compose service needs an image, and no
+image can be pulled here (the registry would need an image built from the debootstrap rootfs first); the
+worker containers are per test (own env, shared memory, signals), not one project's services.
 """
 
 from __future__ import annotations

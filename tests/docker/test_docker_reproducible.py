@@ -79,6 +79,7 @@ def build(docker_client, standin_base, wheelhouse, logged_registry, nonces, snap
         base: str | None = None,
         repo: Path | None = None,
         umask: int | None = None,
+        extra: tuple[str, ...] = (),
     ) -> Built:
         if base is None:
             nonce = uuid.uuid4().hex[:10]
@@ -90,6 +91,7 @@ def build(docker_client, standin_base, wheelhouse, logged_registry, nonces, snap
             "--variant", VARIANT, "--base-image", base, "--weights-from", str(weights),
             "--wheelhouse", str(wheelhouse), "--out", str(out_dir),
             "--registry", f"{logged_registry.address}/{REPOSITORY}", "--tag", f"{name}-{nonces[-1]}",
+            *extra,
         ]  # fmt: skip
         old = os.umask(umask) if umask is not None else None
         try:
@@ -245,3 +247,16 @@ def test_buildkit_gives_the_same_layers_as_the_classic_builder(
     history = docker_client.api.history(tag)
     sizes = [entry["Size"] for entry in history[: len(history) - len(docker_client.api.history(base))]]
     assert len([size for size in sizes if size]) == len(a), sizes
+
+
+def test_build_py_with_buildkit_gives_the_same_data_layers(docker_client, build, fake_weights, first):
+    """`--builder buildkit` (the Docker CLI, fed the same normalized context) from a fresh state."""
+    built = build("bkcli", fake_weights, extra=("--builder", "buildkit"))
+    a = dockerlab.layer_ids(docker_client, first.tag, first.base)
+    b = dockerlab.layer_ids(docker_client, built.tag, built.base)
+    assert [layer for layer in b if layer in a] == a
+    labels = docker_client.images.get(built.tag).labels
+    assert (
+        labels["io.runpod.fastdeploy.layer.weights"]
+        == docker_client.images.get(first.tag).labels["io.runpod.fastdeploy.layer.weights"]
+    )

@@ -66,7 +66,7 @@ def test_pins_what_the_registry_serves_and_renders_it(docker_client, standin_bas
     data["cuda_bases"]["12.6"] = ref
     (tmp_path / "compat" / "fastdeploy_releases.yaml").write_text(yaml.safe_dump(data), encoding="utf-8")
     compat = load_compat(tmp_path / "compat")
-    assert compat.cuda_base("12.6") == f"{ref}@{pushed}"
+    assert compat.cuda_base_image("12.6") == f"{ref}@{pushed}"
     load_compat.cache_clear()
 
 

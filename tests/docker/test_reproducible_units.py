@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from builder.compat import load_compat
-from builder.image import context_tar, layer_inputs
+from builder.image import buildkit, context_tar, layer_inputs
 from builder.output.render import placeholder
 from builder.paths import VARIANTS_DIR
 from builder.variant.pipeline import prepare
@@ -136,3 +136,27 @@ def test_layer_labels_of_an_in_build_download(staged):
     (out / "weights" / "README.md").write_text(placeholder("weights"))
     weights = json.loads(layer_inputs.layer_labels(out, resolved, None)[layer_inputs.WEIGHTS])
     assert "files" not in weights and weights["allow_patterns"] == list(resolved.allow_patterns)
+
+
+def test_buildkit_command_line(tmp_path):
+    argv = buildkit.buildkit_argv(
+        ["docker", "buildx", "build", "--load"],
+        tags=["r/x:1", "r/x:2"],
+        labels={"a": "b c"},
+        build_args={"BASE_IMAGE": "base:1"},
+        cache_from=["r/x:prev"],
+        iidfile=tmp_path / "iid",
+    )
+    assert argv[:4] == ["docker", "buildx", "build", "--load"] and argv[-1] == "-"  # context on stdin
+    text = " ".join(argv)
+    assert "--tag r/x:1 --tag r/x:2" in text and "--label a=b c" in text
+    assert "--build-arg BASE_IMAGE=base:1 --build-arg BUILDKIT_INLINE_CACHE=1" in text
+    assert "--cache-from r/x:prev" in text
+
+
+def test_buildkit_failure_message_and_from_phase():
+    lines = ["#5 [2/3] RUN false\n", "#5 ERROR: exit 1\n", "------\n", "error: failed to solve: x\n"]
+    assert buildkit.failure_message(lines) == "failed to solve: x"
+    assert buildkit.failure_message([]) == "the docker command failed without output"
+    assert buildkit.from_failure("failed to solve with frontend: failed to create LLB definition: x")
+    assert not buildkit.from_failure("failed to solve: process did not complete")
