@@ -13,6 +13,9 @@ whatever else loads the machine loads both alike (``--alternate``: one worker af
 order alternating between repeats). The stand-in stamps each token with its emission time, so the
 delay from the engine to the platform's receipt of the POST carrying it is measured per token.
 
+``--aa`` runs the runtime's handler in both slots: the spread of its ratios is what this machine can
+resolve (on a loaded 2-core host, ratios of an A/A run swing by tens of percent).
+
 Worker CPU is the worker's process tree without the engine. Exits 1 when a job fails or a token is
 lost or duplicated, never because of a timing.
 """
@@ -359,6 +362,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="store_false",
         help="run the two workers one after the other (default: both at once, so load hits both alike)",
     )
+    parser.add_argument(
+        "--aa",
+        action="store_true",
+        help="A/A run: the runtime's handler in both slots, to see the spread this machine gives",
+    )
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     args.k = [int(x) for x in str(args.k).split(",") if x.strip()]
@@ -370,7 +378,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     if args.serve_bare:
         return serve_bare()
-    workers = {"ours": start_worker("ours", False, args), "bare": start_worker("bare", True, args)}
+    workers = {"ours": start_worker("ours", False, args), "bare": start_worker("bare", not args.aa, args)}
     failures: list[str] = []
     try:
         for w in workers.values():
@@ -378,7 +386,8 @@ def main(argv: list[str] | None = None) -> int:
         print(
             f"platform mode, {args.tokens} tokens per stream at {args.rate:g} tok/s, "
             f"{args.post_cost * 1000:g} ms per stream POST, {args.repeat} run(s) per phase; "
-            f"worker pids: ours {workers['ours'].proc.pid}, bare {workers['bare'].proc.pid}",
+            f"worker pids: ours {workers['ours'].proc.pid}, bare {workers['bare'].proc.pid}"
+            + (" (A/A: the 'bare' slot runs the runtime's handler too)" if args.aa else ""),
             flush=True,
         )
         for k in args.k:
