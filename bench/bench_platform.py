@@ -394,11 +394,11 @@ def main(argv: list[str] | None = None) -> int:
             for route in args.routes:
                 samples = {"ours": Sample(), "bare": Sample()}
                 for rep in range(args.repeat):
+                    names = ["ours", "bare"] if rep % 2 == 0 else ["bare", "ours"]  # who goes first
                     if args.together:
-                        names = ["ours", "bare"]
                         run_phase([workers[n] for n in names], route, k, args, [samples[n] for n in names])
                         continue
-                    for name in ["ours", "bare"] if rep % 2 == 0 else ["bare", "ours"]:
+                    for name in names:
                         run_phase([workers[name]], route, k, args, [samples[name]])
                 print(f"K={k} {route} streams", flush=True)
                 print(HEADER)
