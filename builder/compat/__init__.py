@@ -127,8 +127,11 @@ class Compat:
 
     def newest_release_for(self, archs: set[str]) -> str | None:
         """The newest release with an official image whose build covers every architecture."""
-        fits = [n for n in self.release_names() if (r := self.build_release(n)) and r.images]
-        fits = [n for n in fits if archs <= set(self.build_release(n).gpu_archs)]  # type: ignore[union-attr]
+        fits = [
+            name
+            for name in self.release_names()
+            if (rel := self.build_release(name)) and rel.images and archs <= set(rel.gpu_archs)
+        ]
         return fits[-1] if fits else None
 
     def pip_wheel_group(self, archs: set[str]) -> str | None:
@@ -244,9 +247,10 @@ def _cross_checks(releases: ReleasesFile, engine: EngineFlagsFile, files: dict[s
     if "bf16" not in releases.quantization_memory:
         problems.append(f"{rel_file}: quantization_memory: no factor for 'bf16' (no quantization)")
     for name, rel in releases.releases.items():
-        index = rel.pip.fastdeploy_index if rel.pip else {}
-        for key in index:
-            if key not in rel.pip.paddle_index and key not in releases.pip_wheel_groups:  # type: ignore[union-attr]
+        if rel.pip is None:
+            continue
+        for key in rel.pip.fastdeploy_index:
+            if key not in rel.pip.paddle_index and key not in releases.pip_wheel_groups:
                 problems.append(
                     f"{rel_file}: releases.{name}.pip.fastdeploy_index.{key}: neither a CUDA version of "
                     "paddle_index nor a group of pip_wheel_groups"
