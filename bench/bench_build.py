@@ -267,7 +267,7 @@ def run(client, opts, standin, wheels, nonce, tmp: Path, registry) -> None:
     bk_ids = {layer.diff_id for layer in bk_layers}
     shared = [i for i, layer in enumerate(cold_layers) if layer.diff_id in bk_ids]
     others = [layer for layer in bk_layers if layer.diff_id not in {c.diff_id for c in cold_layers}]
-    print("BuildKit, same directory, clean state:", flush=True)
+    print("BuildKit, clean state:", flush=True)
     print(f"  time / cold (classic)            {bk_seconds / cold.seconds:7.2f}", flush=True)
     print(f"  classic layers it has too        {len(shared)} of {len(cold_layers)} {shared}", flush=True)
     print(f"  its other layers                 {len(others)} (steps that add no file)", flush=True)

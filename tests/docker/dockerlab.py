@@ -9,11 +9,13 @@ No image can be pulled in CI, so everything an image build needs is made locally
 * a small fake model directory for ``--weights-from``;
 * a real registry (Debian's ``docker-registry``) on 127.0.0.1.
 
-Services are started here rather than with pytest-docker's compose fixtures: those drive ``docker compose``
-(or the end-of-life ``docker-compose`` 1.x, the only Compose Debian packages, whose PyPI release pins
-``docker<6`` and ``PyYAML<6`` against this project's pins), every compose service needs an image, and no
-image can be pulled here (the registry would need an image built from the debootstrap rootfs first); the
-worker containers are per test (own env, shared memory, signals), not one project's services.
+Services are started here, not with pytest-docker's compose fixtures (``docker_services``,
+``wait_until_responsive``): those run ``docker compose``, which neither Docker CLI here has, or the
+end-of-life ``docker-compose`` 1.x (Debian's 1.29.2; its PyPI release needs ``docker<6`` and ``PyYAML<6``,
+against this project's pins); a compose service needs an image and none can be pulled here (the registry
+would first need an image made from the debootstrap rootfs); and the worker containers are per test (own
+environment, shared memory, signals), not services of one compose project. What they would replace is
+the registry's start and a bounded wait loop.
 """
 
 from __future__ import annotations

@@ -34,6 +34,7 @@ class Built:
     tag: str
     base: str
     out_dir: Path
+    output: str = ""
 
 
 @pytest.fixture(scope="module")
@@ -101,7 +102,7 @@ def build(docker_client, standin_base, wheelhouse, logged_registry, nonces, snap
                 os.umask(old)
         assert result.returncode == 0, result.stdout[-6000:]
         tag = next(t for t in dockerlab.tags_from_output(result.stdout) if t.endswith(f"{name}-{nonces[-1]}"))
-        return Built(tag=tag, base=base, out_dir=out_dir)
+        return Built(tag=tag, base=base, out_dir=out_dir, output=result.stdout)
 
     return run
 
@@ -259,4 +260,23 @@ def test_build_py_with_buildkit_gives_the_same_data_layers(docker_client, build,
     assert (
         labels["io.runpod.fastdeploy.layer.weights"]
         == docker_client.images.get(first.tag).labels["io.runpod.fastdeploy.layer.weights"]
+    )
+
+
+def test_cache_from_pulls_an_earlier_image_and_skips_a_missing_one(
+    docker_client, build, fake_weights, first, logged_registry
+):
+    from builder.image.docker import push_image
+
+    push_image([first.tag], out=io.StringIO())
+    docker_client.images.remove(first.tag)  # only the registry has it now
+    missing = f"{logged_registry.address}/{REPOSITORY}/never-pushed:none"
+    built = build(
+        "cached", fake_weights, base=first.base, extra=("--cache-from", first.tag, "--cache-from", missing)
+    )
+    assert f"Pulling {first.tag}" in built.output
+    assert f"{missing} is not available" in built.output
+    assert docker_client.images.get(first.tag)  # pulled back
+    assert dockerlab.layer_ids(docker_client, built.tag, first.base) == dockerlab.layer_ids(
+        docker_client, first.tag, first.base
     )
