@@ -160,3 +160,36 @@ def test_buildkit_failure_message_and_from_phase():
     assert buildkit.failure_message([]) == "the docker command failed without output"
     assert buildkit.from_failure("failed to solve with frontend: failed to create LLB definition: x")
     assert not buildkit.from_failure("failed to solve: process did not complete")
+
+
+def _template_module(name: str):
+    spec = importlib.util.spec_from_file_location(name, TEMPLATES / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_in_build_download_path_leaves_a_normalized_tree(tmp_path, monkeypatch):
+    """The weights stage's download branch: files under ROOT + dest, the client's .cache/ dropped, times
+    and modes fixed (the client here is a stand-in writing what huggingface_hub leaves in local_dir)."""
+    fetch, nt = _template_module("fetch_weights"), _normalize_tree()
+
+    def fake_download(spec, dest):
+        (dest / ".cache" / "huggingface" / "download").mkdir(parents=True)
+        (dest / ".cache" / "huggingface" / "download" / "model.safetensors.lock").write_text("")
+        (dest / "model.safetensors").write_bytes(b"t" * 64)
+        (dest / "config.json").write_text("{}")
+        (dest / "config.json").chmod(0o600)
+
+    monkeypatch.setattr(fetch, "download", fake_download)
+    spec = tmp_path / "weights.json"
+    spec.write_text(
+        json.dumps({"repo": "org/model", "revision": "abc", "source": "huggingface", "dest": "/models/m"})
+    )
+    root = tmp_path / "layer"
+    assert fetch.main(str(spec), str(root)) == 0
+    nt.normalize(root)
+    names = sorted(str(p.relative_to(root)) for p in root.rglob("*"))
+    assert names == ["models", "models/m", "models/m/config.json", "models/m/model.safetensors"]
+    assert {os.lstat(p).st_mtime for p in root.rglob("*")} == {nt.DEFAULT_EPOCH}
+    assert (root / "models" / "m" / "config.json").stat().st_mode & 0o777 == 0o644
