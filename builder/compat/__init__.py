@@ -205,9 +205,15 @@ class Compat:
         """GPU memory a model needs: weights under the quantization x overhead (activations, KV cache)."""
         return weights_gb * self.memory_factor(quantization) * self.memory_overhead
 
+    @property
+    def min_free_disk_fraction(self) -> float:
+        """Share of the container disk that must stay free for the RunPod SDK's host check."""
+        return self.releases_file.min_free_disk_fraction
+
     def needed_disk_gb(self, weights_gb: float) -> int:
-        """Container disk for weights plus the image headroom."""
-        return math.ceil(weights_gb * self.releases_file.disk_weights_factor + self.headroom_gb)
+        """Container disk for weights plus the image headroom, with the SDK's free share left over."""
+        used = weights_gb * self.releases_file.disk_weights_factor + self.headroom_gb
+        return math.ceil(used / (1 - self.min_free_disk_fraction))
 
 
 # --- loading -----------------------------------------------------------------------------------------

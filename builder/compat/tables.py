@@ -63,6 +63,9 @@ class ReleasesFile(_Table):
     memory_overhead: Positive
     default_gpu_memory_utilization: Annotated[float, Field(gt=0, le=1)]
     disk_weights_factor: Positive
+    min_free_disk_fraction: Annotated[float, Field(ge=0, lt=1)] = Field(
+        description="share of the container disk the RunPod SDK's disk check wants free"
+    )
     model_files: dict[Literal["common", "paddle", "torch"], list[str]] = Field(
         description="files FastDeploy reads from a model folder, by checkpoint format"
     )

@@ -113,7 +113,7 @@ def test_sizing_rules_live_with_the_data():
     assert compat.weights_gb("Qwen/Qwen3-8B") == 16.4
     assert compat.weights_gb("Qwen/Qwen3-8B", 20) == 20
     assert compat.weights_gb("unknown/model") is None
-    assert compat.needed_disk_gb(0.7) == 31  # ceil(0.7 x 1.1 + 30)
+    assert compat.needed_disk_gb(0.7) == 35  # ceil((0.7 x 1.1 + 30) / 0.9)
     assert compat.required_memory_gb(10, None) == pytest.approx(10 * 1.0 * compat.memory_overhead)
     assert compat.required_memory_gb(10, "wint4") == pytest.approx(10 * 0.3 * compat.memory_overhead)
     assert compat.knows_quantization("wint4") and not compat.knows_quantization("wint3")
@@ -166,4 +166,14 @@ def test_memory_rule_matches_the_reference_table():
     assert compat.required_memory_gb(600, "wint4") > 2 * 80 * util
     assert compat.required_memory_gb(600, "wint2") <= 2 * 80 * util
     assert compat.required_memory_gb(600, "wint8") <= 8 * 80 * util
-    assert compat.needed_disk_gb(0.7) == 31
+    assert compat.needed_disk_gb(0.7) == 35
+
+
+def test_default_disk_leaves_the_sdk_its_free_share_after_the_weights():
+    """runpod 1.12 ends a platform worker when under 10% of / is free (rp_system_fitness.py L124-150)."""
+    compat = load_compat()
+    assert compat.min_free_disk_fraction == pytest.approx(0.10)
+    for weights in (0.7, 16.4, 42, 600, 1000):
+        disk = compat.needed_disk_gb(weights)
+        used = weights * compat.releases_file.disk_weights_factor + compat.headroom_gb
+        assert (disk - used) / disk >= compat.min_free_disk_fraction

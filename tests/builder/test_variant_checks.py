@@ -103,7 +103,7 @@ CASES = {
     ),
     "disk-too-small": (
         GOOD + "hub:\n  gpu_ids: [ADA_24]\n  container_disk_gb: 5\n",
-        ["hub.container_disk_gb", "needs at least 31"],
+        ["hub.container_disk_gb", "needs at least 35"],
     ),
     "unknown-setting": (
         GOOD + "engine:\n  settings:\n    REQUEST_TIMEOUTS: 5\n",

@@ -46,7 +46,7 @@ def memory(ctx: Context) -> None:
 
 @check(*MODEL, "model.bake", "hub.container_disk_gb")
 def disk(ctx: Context) -> None:
-    """A container disk the variant sets holds the weights plus the image headroom."""
+    """A container disk the variant sets holds the weights plus the image headroom, 10% left free."""
     size, disk_gb = ctx.weights_gb, ctx.variant.hub.container_disk_gb
     if size is None or disk_gb is None:
         return
@@ -56,7 +56,8 @@ def disk(ctx: Context) -> None:
         ctx.add(
             ("hub", "container_disk_gb"),
             f"is too small for the {what} ({size:g} GB) plus {ctx.compat.headroom_gb:g} GB image "
-            f"headroom; needs at least {needed}",
+            f"headroom with {ctx.compat.min_free_disk_fraction:.0%} of the disk left free (the RunPod "
+            f"SDK stops a worker below that); needs at least {needed}",
             disk_gb,
             suggest=False,
         )
