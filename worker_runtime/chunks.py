@@ -65,6 +65,8 @@ def _merge_delta(into: dict[str, Any], new: dict[str, Any]) -> None:
 
 def _merge_field(into: dict[str, Any], key: str, value: Any) -> None:
     """Merge one field of a choice or delta: append text, join lists, keep the last scalar."""
+    if value is None and key != "role" and key in into:
+        return  # what every branch below does with a None (most fields of most chunks)
     old = into.get(key)
     if key in TEXT_FIELDS and isinstance(value, str) and (old is None or isinstance(old, str)):
         into[key] = (old or "") + value
