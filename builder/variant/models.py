@@ -157,7 +157,10 @@ class Hub(_Strict):
     )
     gpu_count: int | None = Field(None, ge=1, description="GPUs per worker; default: tensor_parallel_size.")
     container_disk_gb: int | None = Field(
-        None, ge=1, description="Container disk; default: weights plus the base image headroom."
+        None,
+        ge=1,
+        description="Container disk; default: weights plus the base image headroom, with 10% of the disk "
+        "left free (the RunPod SDK stops a worker below that).",
     )
     allowed_cuda_versions: list[Text] | None = Field(
         None, description="Host CUDA versions; default: the image's CUDA version and newer."
