@@ -11,6 +11,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+# The FastDeploy release an image without FASTDEPLOY_VERSION is taken to hold (the builder's default too).
+DEFAULT_RELEASE = "2.5.0"
+
 
 @dataclass(frozen=True)
 class Setting:
@@ -207,7 +210,7 @@ SETTINGS: tuple[Setting, ...] = (
         "FASTDEPLOY_VERSION",
         "str",
         "FastDeploy release inside the image; decides which flags are emitted.",
-        default="2.5.0",
+        default=DEFAULT_RELEASE,
         in_hub=False,
     ),
     Setting(
@@ -250,7 +253,7 @@ class Settings:
     engine_args: tuple[str, ...] = ()
     engine_startup_timeout: float = 1800.0
     request_timeout: float = 600.0
-    fastdeploy_version: str = "2.5.0"
+    fastdeploy_version: str = DEFAULT_RELEASE
     worker_deps_dir: str | None = None
 
     def value(self, env: str) -> Any:

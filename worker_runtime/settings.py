@@ -12,7 +12,7 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from worker_runtime.catalog import SETTINGS, SETTINGS_BY_ENV, Setting, Settings
+from worker_runtime.catalog import DEFAULT_RELEASE, SETTINGS, SETTINGS_BY_ENV, Setting, Settings
 from worker_runtime.release import (
     FLAGS_FILE,
     PARSER_CHOICES,
@@ -132,7 +132,7 @@ def load_settings(
     problems: list[str] = []
     values: dict[str, Any] = {}
 
-    version = (environ.get("FASTDEPLOY_VERSION") or "").strip() or "2.5.0"
+    version = (environ.get("FASTDEPLOY_VERSION") or "").strip() or DEFAULT_RELEASE
     release = releases.get(version)
     if release is None:
         problems.append(

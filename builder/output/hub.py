@@ -31,6 +31,13 @@ INPUT_TYPES = ("string", "number", "boolean", "huggingface")
 UNSET_OPTION = {"label": "(engine default)", "value": ""}
 
 
+def unset_option(setting: Any) -> dict[str, str]:
+    """The "leave it unset" option: the engine decides, unless the worker has a default of its own."""
+    if setting.default is None or setting.default == "":
+        return dict(UNSET_OPTION)
+    return {"label": f"(worker default: {env_value(setting, setting.default)})", "value": ""}
+
+
 def input_label(env: str) -> str:
     words = env.lower().split("_")
     special = {
@@ -56,7 +63,7 @@ def hub_input(env: str, resolved: Resolved, compat: Compat) -> dict[str, Any]:
         expressible = bool_false_expressible(setting, compat.engine_release(resolved.release))
         values = ["true", "false"] if expressible else ["true"]
         spec["type"] = "string"
-        spec["options"] = [dict(UNSET_OPTION)] + [{"label": v, "value": v} for v in values]
+        spec["options"] = [unset_option(setting)] + [{"label": v, "value": v} for v in values]
         spec["default"] = "" if value is None else env_value(setting, bool(value))
     elif setting.kind in ("int", "float"):
         spec["type"] = "number"
@@ -70,7 +77,7 @@ def hub_input(env: str, resolved: Resolved, compat: Compat) -> dict[str, Any]:
         spec["type"] = "string"
         if setting.kind == "choice":
             allowed = resolved.offered_choices(compat, env)
-            spec["options"] = [dict(UNSET_OPTION)] + [{"label": v, "value": v} for v in allowed]
+            spec["options"] = [unset_option(setting)] + [{"label": v, "value": v} for v in allowed]
         if value is not None:
             spec["default"] = env_value(setting, value)
         elif setting.kind == "choice":

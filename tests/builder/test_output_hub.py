@@ -136,6 +136,18 @@ def test_bool_settings_without_a_value_default_to_engine_default():
         assert "falseValue" not in spec
 
 
+def test_unset_option_of_a_setting_with_a_worker_default_names_that_default():
+    """Leaving STOP_ON_DISCONNECT unset means the worker's default (true), not the engine's."""
+    hub = json.loads(
+        render_files(prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved, load_compat())[
+            ".runpod/hub.json"
+        ]
+    )
+    spec = {e["key"]: e["input"] for e in hub["config"]["env"]}["STOP_ON_DISCONNECT"]
+    assert spec["options"][0] == {"label": "(worker default: true)", "value": ""}
+    assert spec["default"] == "true"
+
+
 def test_bool_setting_set_by_the_variant_is_its_default(write_variant):
     path = synthetic(
         write_variant, "2.3.0", engine="  settings: {ENABLE_PREFIX_CACHING: false}\n", name="t-bool"
