@@ -113,7 +113,7 @@ class EngineArgProblem:
 
     kind: str  # "api-key" | "runtime" (the runtime sets it) | "setting" (a Setting owns it) | "unknown"
     option: str
-    setting: str | None = None  # kind "setting": the variable that owns the option
+    setting: str | None = None  # "setting": the owner; "unknown": the owner of a close option, if any
     close: tuple[str, ...] = ()  # kind "unknown": accepted options close to it, best first
 
 
@@ -141,7 +141,12 @@ def check_engine_arg(option: str, release: Mapping[str, Any]) -> EngineArgProble
         return EngineArgProblem("runtime", option)
     known = accepted_options(release)
     if option not in known:
-        return EngineArgProblem("unknown", option, close=close_options(option, known))
+        # Suggest only what may be used: a close option that a Setting owns is named by its setting.
+        owned = owned_options(release)
+        close = close_options(option, known)
+        usable = tuple(o for o in close if o not in owned and o not in RUNTIME_FLAGS and o != "--api-key")
+        owners = [owned[o] for o in close if o in owned]
+        return EngineArgProblem("unknown", option, setting=owners[0] if owners else None, close=usable)
     return None
 
 
@@ -159,7 +164,8 @@ def engine_args_problem(option: str, release: Mapping[str, Any], version: str) -
         return f"ENGINE_ARGS may not set {option}: use the {problem.setting} setting instead"
     if problem.kind == "runtime":
         return f"ENGINE_ARGS may not set {option}: the runtime manages it"
-    hint = f" (did you mean {', '.join(problem.close)}?)" if problem.close else ""
+    ideas = [*problem.close, *([f"the {problem.setting} setting"] if problem.setting else [])]
+    hint = f" (did you mean {', '.join(ideas)}?)" if ideas else ""
     return f"ENGINE_ARGS flag {option} is not accepted by FastDeploy {version}{hint}"
 
 

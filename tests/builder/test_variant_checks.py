@@ -91,7 +91,7 @@ CASES = {
     "unknown-release": (GOOD + "engine:\n  fastdeploy: 2.6.0\n", ["engine.fastdeploy", "'2.6.0'", "2.5.0"]),
     "extra-flag-unknown": (
         GOOD + "engine:\n  extra_args: [--enable-logprobs]\n",
-        ["engine.extra_args[0]", "not a flag of FastDeploy 2.5.0", "did you mean '--enable-logprob'"],
+        ["engine.extra_args[0]", "not a flag of FastDeploy 2.5.0", "did you mean 'engine.settings.LOGPROBS'"],
     ),
     "extra-flag-is-a-setting": (
         GOOD + "engine:\n  extra_args: [--max-model-len, '4096']\n",
@@ -214,9 +214,10 @@ def test_expose_lists_only_what_the_release_offers(write_variant):
 
 def test_unknown_extra_arg_lists_only_flags_that_may_be_passed(write_variant):
     (error,) = errors_of(write_variant, "args", "engine:\n  extra_args: [--enable-logprobs]\n")
-    assert "did you mean '--enable-logprob'" in error
-    allowed = error.split("allowed: ", 1)[1]
-    assert "--port" not in allowed and "--max-model-len" not in allowed and "--api-key" not in allowed
+    # The close flag --enable-logprob belongs to the LOGPROBS setting: that is suggested, not the flag.
+    assert "did you mean 'engine.settings.LOGPROBS'" in error
+    allowed = error.split("allowed: ", 1)[1].split(", ")
+    assert not {"--port", "--max-model-len", "--api-key", "--enable-logprob"} & set(allowed)
 
 
 def test_unknown_release_lists_releases_with_build_data(write_variant):

@@ -132,7 +132,9 @@ def test_release_rejects_what_it_cannot_express(env: dict[str, str]) -> None:
 @pytest.mark.parametrize(
     ("args", "fragment"),
     [
-        ("--enable-logprobs", "not accepted by FastDeploy 2.5.0 (did you mean --enable-logprob"),
+        # The close flag belongs to a setting: the setting is suggested, never a flag that is refused.
+        ("--enable-logprobs", "not accepted by FastDeploy 2.5.0 (did you mean the LOGPROBS setting?)"),
+        ("--enable-early-stp", "not accepted by FastDeploy 2.5.0 (did you mean --enable-early-stop"),
         ("--port 9", "may not set --port: the runtime manages it"),
         ("--model other", "may not set --model: use the MODEL setting instead"),
     ],

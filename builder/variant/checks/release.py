@@ -135,8 +135,11 @@ def extra_args(ctx: Context) -> None:
         else:
             usable = sorted(o for o in accepted_options(release) if check_engine_arg(o, release) is None)
             ctx.add(path, f"is not a flag of FastDeploy {ctx.release}", flag, usable, suggest=False)
-            if problem.close:
-                ctx.errors.errors[-1] = replace(ctx.errors.errors[-1], suggestion=problem.close[0])
+            idea = problem.close[0] if problem.close else None
+            if idea is None and problem.setting:
+                idea = field_for(problem.setting) or f"engine.settings.{problem.setting}"
+            if idea:
+                ctx.errors.errors[-1] = replace(ctx.errors.errors[-1], suggestion=idea)
 
 
 NUMERIC_FIELDS = {f: env for f, env in ENGINE_FIELDS.items() if BY_ENV[env].kind in ("int", "float")}
