@@ -235,6 +235,17 @@ def wait_until(predicate: Any, what: str, timeout: float = WAIT) -> None:
         time.sleep(0.05)
 
 
+def decoding_stops(rt: RuntimeProcess, unread_before: float = 0.0) -> None:
+    """The engine decodes nothing any more: no request running, the token count stands still, and
+    what it decoded for the client that left is a few tokens, not the rest of the answer."""
+    wait_until(lambda: rt.engine_metrics()["fastdeploy:num_requests_running"] == 0, "decoding to stop")
+    before = rt.engine_metrics()["standin_generated_tokens_total"]
+    time.sleep(0.3)  # 30 token times
+    after = rt.engine_metrics()
+    assert after["standin_generated_tokens_total"] == before
+    assert after["standin_unread_tokens_total"] - unread_before < 50, after
+
+
 def host_fails_system_checks() -> str | None:
     """Why this machine would fail runpod 1.12's system fitness checks (rp_system_fitness.py, with its
     default thresholds: 10% of / free, 4 GB of memory available, 8.8.8.8:53 reachable), or None."""

@@ -4,13 +4,13 @@ stopped by the platform stops the engine's generation, and the SDK's host checks
 from __future__ import annotations
 
 import tempfile
-import time
 from collections.abc import Iterator
 
 import pytest
 
 from .conftest import (
     RuntimeProcess,
+    decoding_stops,
     fitness_env,
     host_fails_system_checks,
     process_alive,
@@ -34,17 +34,6 @@ def slow() -> Iterator[Worker]:
     finally:
         worker.rt.stop()
         worker.api.close()
-
-
-def decoding_stops(rt: RuntimeProcess, unread_before: float = 0.0) -> None:
-    """The engine decodes nothing any more: no request running, the token count stands still, and
-    what it decoded for the client that left is a few tokens, not the rest of the answer."""
-    wait_until(lambda: rt.engine_metrics()["fastdeploy:num_requests_running"] == 0, "decoding to stop")
-    before = rt.engine_metrics()["standin_generated_tokens_total"]
-    time.sleep(0.3)  # 30 token times
-    after = rt.engine_metrics()
-    assert after["standin_generated_tokens_total"] == before
-    assert after["standin_unread_tokens_total"] - unread_before < 50, after
 
 
 @pytest.mark.parametrize(

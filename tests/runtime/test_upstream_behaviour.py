@@ -18,7 +18,7 @@ import pytest
 from worker_runtime.engine_args import EnginePorts, engine_argv
 from worker_runtime.settings import SettingsError, load_flag_table, load_settings
 
-from .conftest import WAIT, RuntimeProcess, http, listening_ports, process_alive, wait_until
+from .conftest import WAIT, RuntimeProcess, decoding_stops, http, listening_ports, process_alive, wait_until
 
 pytestmark = pytest.mark.integration
 MESSAGES = [{"role": "user", "content": "hello"}]
@@ -41,17 +41,6 @@ def completed(rt: RuntimeProcess, job_input: Any) -> list[Any]:
     body = runsync(rt, job_input)
     assert body["status"] == "COMPLETED", body
     return body["output"]
-
-
-def decoding_stops(rt: RuntimeProcess, unread_before: float = 0.0) -> None:
-    """The engine decodes nothing any more: no request running, the token count stands still, and
-    what it decoded for the client that left is a few tokens, not the rest of the answer."""
-    wait_until(lambda: rt.engine_metrics()["fastdeploy:num_requests_running"] == 0, "decoding to stop")
-    before = rt.engine_metrics()["standin_generated_tokens_total"]
-    time.sleep(0.3)  # 30 token times
-    after = rt.engine_metrics()
-    assert after["standin_generated_tokens_total"] == before
-    assert after["standin_unread_tokens_total"] - unread_before < 50, after
 
 
 # ----------------------------------------------------------------------------- 1. cancel and timeout
