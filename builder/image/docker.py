@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import os
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -271,6 +271,23 @@ def secrets_of_env() -> list[str | None]:
     return _secrets()
 
 
+def _follow(
+    stream: Iterable[Mapping[str, Any]],
+    progress: BuildProgress | PushProgress,
+    out: TextIO,
+    paragraph: Callable[[str], str],
+) -> None:
+    """Show the engine's build or push events as progress; its first error ends it as ImageError."""
+    for event in stream:
+        message = event_error(event)
+        if message:
+            raise ImageError(paragraph(redact(message, _secrets())))
+        text = progress.feed(event)
+        if text:
+            out.write(redact(text, _secrets()))
+            out.flush()
+
+
 def build_image(
     context_dir: Path,
     *,
@@ -306,21 +323,17 @@ def build_image(
             pull=False,
             cache_from=list(cache_from) or None,
         )
-        for event in stream:
-            message = event_error(event)
-            if message:
-                raise ImageError(
-                    build_error_paragraph(
-                        redact(message, _secrets()),
-                        step=progress.current_step,
-                        in_from_step=progress.in_from_step(),
-                        base_image=base_image,
-                    )
-                )
-            text = progress.feed(event)
-            if text:
-                out.write(redact(text, _secrets()))
-                out.flush()
+        _follow(
+            stream,
+            progress,
+            out,
+            lambda message: build_error_paragraph(
+                message,
+                step=progress.current_step,
+                in_from_step=progress.in_from_step(),
+                base_image=base_image,
+            ),
+        )
     except APIError as exc:
         message = redact(str(exc.explanation or exc), _secrets())
         raise ImageError(
@@ -359,14 +372,7 @@ def push_image(tags: Sequence[str], *, out: TextIO) -> dict[str, str]:
         progress = PushProgress()
         try:
             stream = client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth)
-            for event in stream:
-                message = event_error(event)
-                if message:
-                    raise ImageError(push_error_paragraph(redact(message, _secrets()), tag=ref))
-                text = progress.feed(event)
-                if text:
-                    out.write(redact(text, _secrets()))
-                    out.flush()
+            _follow(stream, progress, out, lambda message, ref=ref: push_error_paragraph(message, tag=ref))
         except APIError as exc:
             message = redact(str(exc.explanation or exc), _secrets())
             raise ImageError(push_error_paragraph(message, tag=ref)) from None
