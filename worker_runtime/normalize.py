@@ -217,30 +217,29 @@ def _wants_logprobs(route: str, body: dict[str, Any]) -> bool:
     return _given(body, "prompt_logprobs")
 
 
-def _native(job_input: dict[str, Any], model_name: str) -> EngineRequest:
-    unknown = sorted(set(job_input) - NATIVE_KEYS)
+def _refuse_unknown(
+    given: dict[str, Any], allowed: frozenset[str], what: str, param: str | None = None
+) -> None:
+    """A 400 naming every unknown key and the accepted ones."""
+    unknown = sorted(map(str, set(given) - allowed))
     if unknown:
         raise JobError(
             400,
-            f"Unknown job input keys: {', '.join(map(str, unknown))}; "
-            f"allowed: {', '.join(sorted(NATIVE_KEYS))}",
+            f"Unknown {what}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
             code="invalid_input",
+            param=param,
         )
+
+
+def _native(job_input: dict[str, Any], model_name: str) -> EngineRequest:
+    _refuse_unknown(job_input, NATIVE_KEYS, "job input keys")
     if "messages" in job_input and "prompt" in job_input:
         raise input_error('Give either "messages" or "prompt", not both')
     stream = _stream_flag(job_input.get("stream"), "stream")
     params = job_input.get("sampling_params") or {}
     if not isinstance(params, dict):
         raise input_error(f'"sampling_params" must be a JSON object, got {type(params).__name__}')
-    bad = sorted(set(params) - SAMPLING_KEYS)
-    if bad:
-        raise JobError(
-            400,
-            f"Unknown sampling_params: {', '.join(map(str, bad))}; "
-            f"allowed: {', '.join(sorted(SAMPLING_KEYS))}",
-            code="invalid_input",
-            param="sampling_params",
-        )
+    _refuse_unknown(params, SAMPLING_KEYS, "sampling_params", param="sampling_params")
     body: dict[str, Any] = dict(params)
     for key in ("tools", "tool_choice", "chat_template_kwargs", "disable_chat_template", "request_id"):
         if key in job_input:
