@@ -1,7 +1,7 @@
 """Streaming through the RunPod SDK's real job loop (platform mode), against a bare relay; prints ratios.
 
     PYTHONPATH=.:tests/engine_standin python bench/bench_platform.py [--k 8,64,128,256] [--tokens 256]
-        [--rate 200] [--post-cost 0.02] [--repeat 1]
+        [--rate 200] [--post-cost 0.02] [--repeat 1] [--sdk-log-level INFO]
 
 Two workers run side by side, each ``python -m worker_runtime`` in platform mode with its own engine
 stand-in and its own fake RunPod job API (tests/runtime/fake_platform.py, in a process of its own:
@@ -196,6 +196,8 @@ def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
         # The SDK's host checks test the machine, not the worker.
         RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
         RUNPOD_SKIP_GPU_CHECK="true",
+        # The same SDK log level for both workers (at DEBUG the SDK prints every output twice).
+        RUNPOD_LOG_LEVEL=args.sdk_log_level,
     )
     cmd = (
         [sys.executable, str(Path(__file__).resolve()), "--serve-bare"]
@@ -366,6 +368,11 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--aa",
         action="store_true",
         help="A/A run: the runtime's handler in both slots, to see the spread this machine gives",
+    )
+    parser.add_argument(
+        "--sdk-log-level",
+        default="INFO",
+        help="RUNPOD_LOG_LEVEL of both workers (default INFO, the runtime's default; DEBUG is the SDK's)",
     )
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)

@@ -15,7 +15,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 
 from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
 from worker_runtime.ports import free_ports
@@ -23,6 +23,10 @@ from worker_runtime.settings import Settings, SettingsError, load_flag_table, lo
 from worker_runtime.supervisor import DEFAULT_LOG_DIR, EngineStartError, Supervisor, log_tail, shm_warning
 
 DEATH_DRAIN_SECONDS = 5.0  # time for in-flight jobs to report their failure before we exit
+# At its own default, DEBUG, the runpod SDK prints every streamed output twice and a line per stream
+# POST (rp_job.py, rp_http.py in 1.12): work per yield on the one loop that relays all of this
+# worker's streams, and logs that hold the whole answer. INFO keeps its per-job lines.
+SDK_LOG_LEVEL = "INFO"
 
 
 def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
@@ -48,6 +52,13 @@ def start_engine(settings: Settings) -> Supervisor:
     assert supervisor.proc is not None
     print(f"engine pid {supervisor.proc.pid}, logs in {log_dir}", flush=True)
     return supervisor
+
+
+def sdk_log_env(environ: Mapping[str, str]) -> dict[str, str]:
+    """The runpod SDK's log level, set before it is imported (it reads it then): the user's
+    RUNPOD_LOG_LEVEL, else their RUNPOD_DEBUG_LEVEL (the SDK's older name), else ``SDK_LOG_LEVEL``."""
+    level = environ.get("RUNPOD_LOG_LEVEL") or environ.get("RUNPOD_DEBUG_LEVEL") or SDK_LOG_LEVEL
+    return {"RUNPOD_LOG_LEVEL": level}
 
 
 def exit_on_engine_death(supervisor: Supervisor, in_flight: Callable[[], int]) -> None:
@@ -128,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         asyncio.run(serve(handler, settings.max_concurrency, host, args.port))
         return 0
 
+    os.environ.update(sdk_log_env(os.environ))
     import runpod
 
     runpod.serverless.start(

@@ -400,3 +400,18 @@ def test_python_310_compatible() -> None:
         timeout=120,
     )
     assert out.returncode == 0, out.stdout + out.stderr
+
+
+@pytest.mark.parametrize(
+    ("env", "level"),
+    [
+        ({}, "INFO"),
+        ({"RUNPOD_DEBUG_LEVEL": "DEBUG"}, "DEBUG"),
+        ({"RUNPOD_LOG_LEVEL": "WARN", "RUNPOD_DEBUG_LEVEL": "DEBUG"}, "WARN"),
+        ({"RUNPOD_LOG_LEVEL": "", "RUNPOD_DEBUG_LEVEL": ""}, "INFO"),  # empty is unset, not a crash
+    ],
+)
+def test_sdk_log_level_defaults_to_info(env: dict[str, str], level: str) -> None:
+    from worker_runtime.__main__ import sdk_log_env
+
+    assert sdk_log_env(env) == {"RUNPOD_LOG_LEVEL": level}
