@@ -41,6 +41,11 @@ class JobError(Exception):
     def openai_error(self) -> dict[str, Any]:
         return {"message": self.message, "type": self.type, "param": self.param, "code": self.code}
 
+    def sse_event(self) -> str:
+        """The SSE event that ends a failed OpenAI stream: the error with the job's status."""
+        body = {"error": {**self.openai_error(), "status": self.status}}
+        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+
     def payload(self) -> str:
         extra = {} if self.engine_status is None else {"engine_status": self.engine_status}
         return json.dumps({**self.openai_error(), "status": self.status, **extra}, ensure_ascii=False)

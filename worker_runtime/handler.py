@@ -4,7 +4,7 @@ Outputs: non-stream -> one yielded OpenAI response object; OpenAI stream -> SSE 
 several per yield when they arrived together); native stream -> one OpenAI chunk object per yield
 (chunks that arrived together merged, see chunks.py). A failure yields ``{"error": <JSON text>}``
 (see errors.py) and ends the job as failed; an OpenAI stream that fails once the engine answered 200
-first yields the error as an SSE event (``error_event``), the only way an OpenAI client learns of it.
+first yields the error as an SSE event (``JobError.sse_event``), the only way an OpenAI client learns of it.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from worker_runtime.normalize import COMPLETIONS, EngineRequest, normalize
 from worker_runtime.sse import Event, EventSplitter, SSEParser, plain_events
 from worker_runtime.supervisor import Supervisor, log_tail
 
+DONE_EVENT = b"data: [DONE]\n\n"
+FINISH_REASON = b'"finish_reason"'
 # A stream error event has no HTTP status of its own: derive one from its type.
 STATUS_FOR_TYPE = {"invalid_request_error": 400, "timeout_error": 504}
 
@@ -220,16 +222,10 @@ async def _relay(runtime: Runtime, resp: aiohttp.ClientResponse, openai: bool) -
             yield item
     except JobError as err:
         if openai:
-            yield error_event(err)
+            yield err.sse_event()
         raise
     finally:
         await outputs.aclose()
-
-
-def error_event(err: JobError) -> str:
-    """The SSE event that ends a failed OpenAI stream (the engine's error, with the job's status)."""
-    body = {"error": {**err.openai_error(), "status": err.status}}
-    return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
 
 
 async def _relay_events(runtime: Runtime, content: Any, openai: bool) -> AsyncIterator[Any]:
@@ -282,10 +278,11 @@ async def _read(runtime: Runtime, content: Any) -> bytes:
 
 def _may_end(data: bytes) -> bool:
     """Whether ``data`` may hold a stream's last chunk: a finish reason set, or no choice at all."""
-    at = data.rfind(b'"finish_reason"')
+    at = data.rfind(FINISH_REASON)
     if at < 0:
         return True
-    return not data[at + 15 : at + 24].lstrip(b": ").startswith(b"null")
+    after = at + len(FINISH_REASON)
+    return not data[after : after + 9].lstrip(b": ").startswith(b"null")
 
 
 def _parse(block: bytes) -> list[Event]:
@@ -324,12 +321,10 @@ def _convert_block(block: bytes, openai: bool) -> tuple[Any, JobError | None, bo
     plain = plain_events(block)
     if plain is None or b'"error"' in plain:
         return _convert(_parse(block), openai)
-    done_at = plain.find(b"data: [DONE]\n\n")  # in plain framing, only ever at an event's start
+    done_at = plain.find(DONE_EVENT)  # in plain framing, only ever at an event's start
     done = done_at >= 0
-    if done:
-        plain = plain[: done_at + len(b"data: [DONE]\n\n")]
-    if not openai and done:
-        plain = plain[:done_at]  # a native stream's [DONE] only ends it
+    if done:  # nothing after [DONE]; a native stream's [DONE] only ends it
+        plain = plain[: done_at + len(DONE_EVENT)] if openai else plain[:done_at]
     text = plain.decode("utf-8", errors="replace")
     if openai:
         return (text or None), None, done

@@ -246,10 +246,7 @@ class LocalServer:
                 # The handler ends a failed stream with an error event of its own; any other failure
                 # still reaches the client as one, so the openai SDK raises.
                 if not last.startswith('data: {"error"'):
-                    err = JobError.from_payload(item["error"])
-                    error = {**err.openai_error(), "status": err.status}
-                    body = json.dumps({"error": error}, ensure_ascii=False)
-                    await resp.write(f"data: {body}\n\n".encode())
+                    await resp.write(JobError.from_payload(item["error"]).sse_event().encode())
                 break
             last = str(item)
             await resp.write(last.encode("utf-8"))
