@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from worker_runtime.errors import JobError, input_error
@@ -119,20 +119,11 @@ def normalize(job_input: Any, model_name: str, *, logprobs: bool = True) -> Engi
     elif "messages" in job_input or "prompt" in job_input:
         request = _native(job_input, model_name)
     else:
-        request = None
-    if request is not None:
-        if request.body is not None:
-            return EngineRequest(
-                request.method,
-                request.route,
-                _sampling(request.route, request.body, logprobs),
-                request.stream,
-                request.openai,
-                request.notes,
-            )
+        keys = ", ".join(sorted(map(str, job_input)))[:300] or "none"
+        raise input_error(f"Job input has no messages, prompt or openai_route (keys: {keys})")
+    if request.body is None:
         return request
-    keys = ", ".join(sorted(map(str, job_input)))[:300] or "none"
-    raise input_error(f"Job input has no messages, prompt or openai_route (keys: {keys})")
+    return replace(request, body=_sampling(request.route, request.body, logprobs))
 
 
 def _openai(job_input: dict[str, Any], model_name: str) -> EngineRequest:
