@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import TextIO
 
 from builder.image import context_tar
-from builder.image.docker import ImageError, base_image_of, build_error_paragraph, redact, secrets_of_env
+from builder.image.docker import (
+    ImageError,
+    base_image_of,
+    build_error_paragraph,
+    redact,
+    report_built,
+    require_tags,
+    secrets_of_env,
+)
 
 
 def _docker_clis() -> list[str]:
@@ -115,8 +123,7 @@ def build_image_buildkit(
     cache_from: Sequence[str] = (),
 ) -> str:
     """Build ``context_dir`` with BuildKit, apply every tag, return the image id (``sha256:...``)."""
-    if not tags:
-        raise ImageError("No tag was given for the image build; at least one name:tag is needed.")
+    require_tags(tags)
     found = buildkit_cli()
     if found is None:
         raise ImageError(
@@ -171,8 +178,5 @@ def build_image_buildkit(
         raise ImageError(
             "BuildKit finished without reporting an image id; the output above shows what happened."
         )
-    out.write(f"Built {image_id}\n")
-    for tag in tags:
-        out.write(f"  tagged {tag}\n")
-    out.flush()
+    report_built(out, image_id, tags)
     return image_id

@@ -262,13 +262,23 @@ def _registry_auth() -> dict[str, str] | None:
     return None
 
 
-def _secrets() -> list[str | None]:
+def secrets_of_env() -> list[str | None]:
+    """Values never to print: the registry password and the Hugging Face token of the environment."""
     return [os.environ.get("REGISTRY_PASSWORD"), os.environ.get("HF_TOKEN")]
 
 
-def secrets_of_env() -> list[str | None]:
-    """Values never to print: the registry password and the Hugging Face token of the environment."""
-    return _secrets()
+def require_tags(tags: Sequence[str]) -> None:
+    """Either builder needs a first tag to build under."""
+    if not tags:
+        raise ImageError("No tag was given for the image build; at least one name:tag is needed.")
+
+
+def report_built(out: TextIO, image_id: str, tags: Sequence[str]) -> None:
+    """What either builder prints once the image exists (tests and CI logs read these lines)."""
+    out.write(f"Built {image_id}\n")
+    for tag in tags:
+        out.write(f"  tagged {tag}\n")
+    out.flush()
 
 
 def _follow(
@@ -281,10 +291,10 @@ def _follow(
     for event in stream:
         message = event_error(event)
         if message:
-            raise ImageError(paragraph(redact(message, _secrets())))
+            raise ImageError(paragraph(redact(message, secrets_of_env())))
         text = progress.feed(event)
         if text:
-            out.write(redact(text, _secrets()))
+            out.write(redact(text, secrets_of_env()))
             out.flush()
 
 
@@ -302,8 +312,7 @@ def build_image(
     ``cache_from``: local images whose layers the classic builder may reuse (see :func:`pull_cache`)."""
     from docker.errors import APIError, DockerException
 
-    if not tags:
-        raise ImageError("No tag was given for the image build; at least one name:tag is needed.")
+    require_tags(tags)
     parsed = [split_tag(tag) for tag in tags]
     base_image = base_image_of(Path(context_dir), build_args)
     client = _client()
@@ -335,7 +344,7 @@ def build_image(
             ),
         )
     except APIError as exc:
-        message = redact(str(exc.explanation or exc), _secrets())
+        message = redact(str(exc.explanation or exc), secrets_of_env())
         raise ImageError(
             build_error_paragraph(
                 message, step=progress.current_step, in_from_step=True, base_image=base_image
@@ -351,10 +360,7 @@ def build_image(
     image = client.images.get(progress.image_id)
     for repository, tag in parsed[1:]:
         image.tag(repository, tag)
-    out.write(f"Built {image.id}\n")
-    for tag in tags:
-        out.write(f"  tagged {tag}\n")
-    out.flush()
+    report_built(out, str(image.id), tags)
     return str(image.id)
 
 
@@ -374,7 +380,7 @@ def push_image(tags: Sequence[str], *, out: TextIO) -> dict[str, str]:
             stream = client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth)
             _follow(stream, progress, out, lambda message, ref=ref: push_error_paragraph(message, tag=ref))
         except APIError as exc:
-            message = redact(str(exc.explanation or exc), _secrets())
+            message = redact(str(exc.explanation or exc), secrets_of_env())
             raise ImageError(push_error_paragraph(message, tag=ref)) from None
         except DockerException as exc:
             raise ImageError(engine_unreachable_paragraph(exc)) from None
@@ -409,10 +415,12 @@ def pull_cache(refs: Sequence[str], *, out: TextIO) -> list[str]:
             client.api.pull(repository, tag=tag, auth_config=auth)
             client.images.get(ref)
         except (ImageNotFound, NotFound) as exc:
-            out.write(f"  {ref} is not available ({redact(str(exc), _secrets())}); building without it\n")
+            why = redact(str(exc), secrets_of_env())
+            out.write(f"  {ref} is not available ({why}); building without it\n")
             continue
         except APIError as exc:
-            out.write(f"  {ref} could not be pulled ({redact(str(exc), _secrets())}); building without it\n")
+            why = redact(str(exc), secrets_of_env())
+            out.write(f"  {ref} could not be pulled ({why}); building without it\n")
             continue
         except DockerException as exc:
             raise ImageError(engine_unreachable_paragraph(exc)) from None
