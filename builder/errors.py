@@ -13,6 +13,17 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+# What a secret (registry password, API key, model-hub token) becomes in anything printed or raised.
+MASK = "***"
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """``text`` with every non-empty secret replaced by ``MASK``, in the order given."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, MASK)
+    return text
+
 
 def did_you_mean(value: Any, choices: Iterable[Any]) -> str | None:
     """The closest choice to a misspelt value, or None."""

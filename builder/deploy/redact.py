@@ -6,7 +6,8 @@ import re
 from collections.abc import Iterable
 from typing import Any
 
-MASK = "***"
+from builder.errors import MASK, redact
+
 # Env names whose values are credentials (HF_TOKEN, *_API_KEY, *_PASSWORD, ...): shown masked in diffs.
 SECRET_NAME = re.compile(
     r"(TOKEN|SECRET|PASSWORD|PASSWD|API_KEY|APIKEY|ACCESS_KEY|PRIVATE_KEY|CREDENTIAL)", re.I
@@ -30,9 +31,7 @@ class Redactor:
             self.secrets = sorted([*self.secrets, secret], key=len, reverse=True)
 
     def text(self, value: str) -> str:
-        for secret in self.secrets:
-            value = value.replace(secret, MASK)
-        return value
+        return redact(value, self.secrets)
 
     def body(self, value: Any) -> Any:
         """A copy of a JSON body with write-only fields and secret-looking env values masked."""

@@ -21,12 +21,12 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import TextIO
 
+from builder.errors import redact
 from builder.image import context_tar
 from builder.image.docker import (
     ImageError,
     base_image_of,
     build_error_paragraph,
-    redact,
     report_built,
     require_tags,
     secrets_of_env,

@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, redact
 from builder.output.render import placeholder
 from builder.variant.resolve import Resolved
 
@@ -90,10 +90,6 @@ def _host_download_kept(weights: Path, resolved: Resolved) -> bool:
         return False
 
 
-def _redact(text: str, secret: str) -> str:
-    return text.replace(secret, "***") if secret else text
-
-
 def host_download(weights: Path, resolved: Resolved, token: str, log=print) -> None:
     """Download a gated model on the host into weights/; every failure is one StagingError paragraph
     (the token is never printed)."""
@@ -114,7 +110,7 @@ def host_download(weights: Path, resolved: Resolved, token: str, log=print) -> N
             token=token,
         )
     except Exception as exc:  # HTTP, auth, network and disk errors all end the same way
-        detail = " ".join(_redact(str(exc), token).split())[:400]
+        detail = " ".join(redact(str(exc), [token]).split())[:400]
         raise StagingError(
             f"downloading the gated model {resolved.model_id} (revision {resolved.revision or 'main'}) on "
             f"this host failed ({type(exc).__name__}: {detail}). Check that HF_TOKEN is valid and that its "

@@ -19,7 +19,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import Any, TextIO
 
-from builder.errors import BuilderError
+from builder.errors import BuilderError, redact
 from builder.image import context_tar
 
 # Socket read timeout for the engine: a build step may run for many minutes without printing anything.
@@ -96,14 +96,6 @@ def base_image_of(context_dir: Path, build_args: Mapping[str, str]) -> str | Non
         return match.group(1).strip("\"'")
     match = re.search(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", text, re.MULTILINE | re.IGNORECASE)
     return match.group(1) if match else None
-
-
-def redact(text: str, secrets: Iterable[str | None]) -> str:
-    """Replace every non-empty secret in ``text`` with ``***``."""
-    for secret in secrets:
-        if secret:
-            text = text.replace(secret, "***")
-    return text
 
 
 def event_error(event: Mapping[str, Any]) -> str | None:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from builder.compat import CompatError
-from builder.errors import BuilderError, ErrorList, UsageError, VariantErrors, did_you_mean
+from builder.errors import BuilderError, ErrorList, UsageError, VariantErrors, did_you_mean, redact
 from builder.image.context import StagingError
 from builder.image.docker import ImageError
 from builder.output.render import RenderError
@@ -36,3 +36,7 @@ def test_every_error_the_cli_reports_carries_its_exit_status():
         assert issubclass(cls, BuilderError) and cls.exit_code == 2, cls
     assert issubclass(ImageError, BuilderError) and ImageError.exit_code == 1
     assert ImageError("The registry refused.").lines() == ["error: The registry refused."]
+
+
+def test_redact():
+    assert redact("token hf_secret and pw", ["hf_secret", None, ""]) == "token *** and pw"

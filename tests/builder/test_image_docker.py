@@ -16,7 +16,6 @@ from builder.image.docker import (
     build_error_paragraph,
     event_error,
     push_error_paragraph,
-    redact,
     registry_of,
     split_tag,
 )
@@ -159,10 +158,6 @@ def test_refused_push_paragraph():
     assert "ghcr.io" in text and "docker login ghcr.io" in text and "REGISTRY_USERNAME" in text
     other = push_error_paragraph("connection refused", tag="127.0.0.1:1/w:t")
     assert "reachable" in other
-
-
-def test_redact():
-    assert redact("token hf_secret and pw", ["hf_secret", None, ""]) == "token *** and pw"
 
 
 def test_no_engine_is_one_paragraph(monkeypatch, tmp_path):
