@@ -152,10 +152,10 @@ UNORDERED = ("gpu.allowedCudaVersions", "allowedCudaVersions", "networkVolumes")
 EMPTY_WHEN_MISSING = {"env": {}, "networkVolumes": [], "registry": None}
 
 
-def _flat(fields: dict[str, Any], keys: list[str], source: dict[str, Any] | None) -> dict[str, Any]:
+def _flat(values: dict[str, Any]) -> dict[str, Any]:
+    """The fields with the nested ones spread out under dotted paths."""
     out: dict[str, Any] = {}
-    for key in keys:
-        value = fields.get(key) if source is None else source.get(key, EMPTY_WHEN_MISSING.get(key, MISSING))
+    for key, value in values.items():
         if key in NESTED and isinstance(value, dict):
             for sub, v in value.items():
                 out[f"{key}.{sub}"] = v
@@ -166,8 +166,8 @@ def _flat(fields: dict[str, Any], keys: list[str], source: dict[str, Any] | None
 
 def diff(current: dict[str, Any], desired: dict[str, Any]) -> list[Change]:
     """Fields of `desired` whose value differs in `current` (a RunPod object), dotted paths in order."""
-    want = _flat(desired, list(desired), None)
-    have = _flat(desired, list(desired), current)
+    want = _flat(desired)
+    have = _flat({key: current.get(key, EMPTY_WHEN_MISSING.get(key, MISSING)) for key in desired})
     # Sub-keys RunPod has that the deploy no longer wants (an env override removed, a scaler field).
     for path in have:
         if path not in want and path.split(".")[0] in ("env", "scaling"):
