@@ -7,6 +7,7 @@ result POST, exactly as the SDK sends them.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import signal
 import tempfile
@@ -66,6 +67,18 @@ def start_worker(name: str, **extra: str) -> Worker:
     # machine passes them, so that a worker that breaks them fails here too (fitness_env).
     env.update(fitness_env())
     return Worker(name, api, RuntimeProcess([], env, None))
+
+
+@contextlib.contextmanager
+def running_worker(name: str, **extra: str) -> Iterator[Worker]:
+    """A platform worker taking jobs, stopped with its fake job API at the end."""
+    worker = start_worker(name, **extra)
+    try:
+        worker.wait_taking()
+        yield worker
+    finally:
+        worker.rt.stop()
+        worker.api.close()
 
 
 WORKERS = {

@@ -18,22 +18,17 @@ from .conftest import (
     wait_until,
 )
 from .fake_platform import FakePlatform
-from .test_platform_mode import Worker, output_of, start_worker
+from .test_platform_mode import Worker, output_of, running_worker
 
 pytestmark = pytest.mark.integration
 
 
 @pytest.fixture(scope="module")
 def slow() -> Iterator[Worker]:
-    worker = start_worker(
+    with running_worker(
         "slow", FD_STANDIN_TOKEN_DELAY="0.01", FD_STANDIN_ANSWER_TOKENS="600", MAX_CONCURRENCY="2"
-    )
-    try:
-        worker.wait_taking()
+    ) as worker:
         yield worker
-    finally:
-        worker.rt.stop()
-        worker.api.close()
 
 
 @pytest.mark.parametrize(

@@ -17,7 +17,7 @@ import pytest
 
 from .conftest import WAIT, RuntimeProcess, http
 from .fake_platform import API_KEY
-from .test_platform_mode import Worker, error_of, start_worker
+from .test_platform_mode import Worker, error_of, running_worker
 
 pytestmark = pytest.mark.integration
 MESSAGES = [{"role": "user", "content": "Say something with 你好 and 🚀"}]
@@ -64,13 +64,8 @@ def test_local_endpoint_stream_error_raises_in_the_openai_sdk(local_runtime: Any
 
 @pytest.fixture(scope="module")
 def worker() -> Iterator[Worker]:
-    w = start_worker("stream-errors", **FAULT)
-    try:
-        w.wait_taking()
+    with running_worker("stream-errors", **FAULT) as w:
         yield w
-    finally:
-        w.rt.stop()
-        w.api.close()
 
 
 def test_platform_mode_stream_error_raises_in_the_openai_sdk(worker: Worker) -> None:

@@ -295,18 +295,11 @@ def test_no_orphans_after_sigterm(local_runtime) -> None:
     assert_gone(gpu, rt, "GPU worker")
 
 
-def test_no_orphans_after_sigterm_during_loading(local_runtime) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl_c"])
+def test_no_orphans_after_a_stop_signal_while_loading(local_runtime, signum: int) -> None:
     rt = local_runtime(wait_ready=False, FD_STANDIN_LOAD_DELAY="30")
     gpu = rt.gpu_worker_pid()
-    rt.proc.send_signal(signal.SIGTERM)
-    rt.wait_exit()
-    assert_gone(gpu, rt, "GPU worker")
-
-
-def test_no_orphans_after_ctrl_c_while_loading(local_runtime) -> None:
-    rt = local_runtime(wait_ready=False, FD_STANDIN_LOAD_DELAY="30")
-    gpu = rt.gpu_worker_pid()
-    rt.proc.send_signal(signal.SIGINT)
+    rt.proc.send_signal(signum)
     rt.wait_exit()
     assert_gone(gpu, rt, "GPU worker")
 
