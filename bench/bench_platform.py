@@ -28,6 +28,7 @@ import json
 import multiprocessing
 import os
 import re
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -166,7 +167,7 @@ class Worker:
                 pass
         return total
 
-    def stop(self) -> None:
+    def stop(self, keep_log: bool = False) -> None:
         if self.proc.poll() is None:
             self.proc.terminate()
             try:
@@ -175,6 +176,10 @@ class Worker:
                 self.proc.kill()
                 self.proc.wait(10)
         self.api.close()
+        if keep_log:
+            print(f"worker {self.name}'s log: {self.log}")
+        else:
+            shutil.rmtree(self.log.parent, ignore_errors=True)
 
 
 def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
@@ -415,7 +420,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(ratios(samples["ours"], samples["bare"]), flush=True)
     finally:
         for w in workers.values():
-            w.stop()
+            w.stop(keep_log=bool(failures) or sys.exc_info()[0] is not None)
     if failures:
         print(f"{len(failures)} failed or incomplete jobs:", *failures[:20], sep="\n  ")
         return 1

@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import atexit
+import gc
 import os
 import shlex
 import signal
@@ -130,6 +131,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     exit_on_engine_death(supervisor, lambda: runtime.in_flight)
     handler = make_handler(runtime)
+    tune_gc()
 
     if args.local:
         from worker_runtime.local_server import default_host, serve
@@ -150,6 +152,25 @@ def main(argv: list[str] | None = None) -> int:
         }
     )
     return 0
+
+
+# CPython's defaults are (700, 10, 10). See tune_gc.
+GC_THRESHOLDS = (20_000, 50, 100)
+
+
+def tune_gc() -> None:
+    """Fewer garbage collections while serving: each one pauses every job of the worker.
+
+    What is loaded by now lives as long as the worker: frozen, full collections no longer scan it.
+    The SDK keeps a job's outputs until the job ends (``return_aggregate_stream``), so a native
+    stream's chunk objects pile up in the young generations and, at the default thresholds, set off
+    a collection every few hundred tokens. Measured with bench/bench_platform.py (K=128 native
+    streams): GC time in the worker 1.0 s -> 0.1 s per run, worker CPU per token -9 %, no pause
+    over 25 ms (70 ms before). Cyclic garbage waits longer (at most ~20,000 young objects).
+    """
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*GC_THRESHOLDS)
 
 
 if __name__ == "__main__":

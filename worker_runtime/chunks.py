@@ -22,6 +22,7 @@ from typing import Any
 # String fields that carry one piece per chunk (FastDeploy adds the last three with return_token_ids).
 TEXT_FIELDS = ("content", "reasoning_content", "text", "raw_prediction", "completion_tokens", "prompt_tokens")
 LOGPROB_FIELDS = ("logprobs", "draft_logprobs")
+_NUMBERS = (int, float)  # exact types (a bool is not one): a number field keeps its last value
 
 
 def merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
@@ -52,14 +53,31 @@ def merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
 
 def _merge_choice(into: dict[str, Any], new: dict[str, Any]) -> None:
     for key, value in new.items():
-        if key == "delta" and isinstance(value, dict) and isinstance(into.get("delta"), dict):
+        if value is None:
+            if key != "role" and key in into:
+                continue  # most fields of most chunks: nothing to merge
+        elif key == "delta" and type(value) is dict and type(into.get("delta")) is dict:
             _merge_delta(into["delta"], value)
-        else:
-            _merge_field(into, key, value)
+            continue
+        elif type(value) in _NUMBERS and key != "role":
+            into[key] = value  # index, arrival_time: the last one
+            continue
+        _merge_field(into, key, value)
 
 
 def _merge_delta(into: dict[str, Any], new: dict[str, Any]) -> None:
     for key, value in new.items():
+        if value is None:
+            if key != "role" and key in into:
+                continue
+        elif type(value) is str and key in TEXT_FIELDS:
+            old = into.get(key)
+            if old is None or type(old) is str:  # a token's text: the common case, inline
+                into[key] = (old or "") + value
+                continue
+        elif key == "role":
+            into[key] = into.get(key) or value
+            continue
         _merge_field(into, key, value)
 
 

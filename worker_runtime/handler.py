@@ -10,7 +10,6 @@ first yields the error as an SSE event (``JobError.sse_event``), the only way an
 from __future__ import annotations
 
 import asyncio
-import json
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -19,6 +18,7 @@ import aiohttp
 from worker_runtime.chunks import merge_chunks, summed_usage
 from worker_runtime.engine_client import EngineClient
 from worker_runtime.errors import JobError, engine_http_error
+from worker_runtime.fastjson import loads
 from worker_runtime.normalize import COMPLETIONS, EngineRequest, normalize
 from worker_runtime.sse import Event, EventSplitter, SSEParser, plain_events
 from worker_runtime.supervisor import Supervisor, log_tail
@@ -165,7 +165,7 @@ async def _call(runtime: Runtime, request: EngineRequest, upstream: Upstream) ->
         if resp.status != 200:
             raw = await resp.read()
             try:
-                body: Any = json.loads(raw)
+                body: Any = loads(raw)
             except ValueError:
                 body = raw.decode("utf-8", errors="replace")
             finished = True
@@ -174,7 +174,7 @@ async def _call(runtime: Runtime, request: EngineRequest, upstream: Upstream) ->
             raw = await resp.read()
             finished = True
             try:
-                obj = json.loads(raw)
+                obj = loads(raw)
             except ValueError:
                 raise JobError(502, f"FastDeploy sent invalid JSON: {raw[:300]!r}", "server_error") from None
             yield obj
@@ -200,7 +200,7 @@ def _event_error(event: Event) -> JobError | None:
     if '"error"' not in event.data:
         return None
     try:
-        obj = json.loads(event.data)
+        obj = loads(event.data)
     except ValueError:
         return None
     if not isinstance(obj, dict) or "error" not in obj:
@@ -277,12 +277,16 @@ async def _read(runtime: Runtime, content: Any) -> bytes:
 
 
 def _may_end(data: bytes) -> bool:
-    """Whether ``data`` may hold a stream's last chunk: a finish reason set, or no choice at all."""
-    at = data.rfind(FINISH_REASON)
+    """Whether ``data`` may end with a stream's last chunk: it ends with a whole event that sets a
+    finish reason or has no choice at all (a usage chunk)."""
+    if not data.endswith(b"\n"):
+        return False  # it ends inside an event: a later read completes it anyway
+    last = data[data.rfind(b"\n\n", 0, len(data) - 2) + 1 :]
+    at = last.rfind(FINISH_REASON)
     if at < 0:
         return True
     after = at + len(FINISH_REASON)
-    return not data[after : after + 9].lstrip(b": ").startswith(b"null")
+    return not last[after : after + 9].lstrip(b": ").startswith(b"null")
 
 
 def _parse(block: bytes) -> list[Event]:
@@ -300,7 +304,7 @@ def _empty_opening(event: Event) -> bool:
     if event.is_done:
         return False
     try:
-        obj = json.loads(event.data)
+        obj = loads(event.data)
         choices = obj["choices"]
         fields = ("content", "reasoning_content", "tool_calls", "text", "finish_reason")
         return (
@@ -315,47 +319,53 @@ def _empty_opening(event: Event) -> bool:
 def _convert_block(block: bytes, openai: bool) -> tuple[Any, JobError | None, bool]:
     """(output for one yield or None, error that ends the job, [DONE] seen) for whole events.
 
-    The common block, plain ``data:`` events without an error, is decoded once and, for OpenAI
-    streams, passed on as it is; the rest goes through the full parser.
+    The common block, plain ``data:`` events without an error, takes a fast path: an OpenAI stream's
+    is passed on as it is (decoded once), a native stream's events are parsed in one call; anything
+    else, or anything the fast path cannot read, goes through the full parser.
     """
+    if b'"error"' not in block:
+        fast = _plain_openai(block) if openai else _plain_native(block)
+        if fast is not None:
+            return fast
+    return _convert(_parse(block), openai)
+
+
+def _plain_openai(block: bytes) -> tuple[Any, JobError | None, bool] | None:
     plain = plain_events(block)
-    if plain is None or b'"error"' in plain:
-        return _convert(_parse(block), openai)
+    if plain is None:
+        return None
     done_at = plain.find(DONE_EVENT)  # in plain framing, only ever at an event's start
-    done = done_at >= 0
-    if done:  # nothing after [DONE]; a native stream's [DONE] only ends it
-        plain = plain[: done_at + len(DONE_EVENT)] if openai else plain[:done_at]
-    text = plain.decode("utf-8", errors="replace")
-    if openai:
-        return (text or None), None, done
-    if not text:
+    if done_at >= 0:
+        plain = plain[: done_at + len(DONE_EVENT)]  # nothing after [DONE]
+    return (plain.decode("utf-8", errors="replace") or None), None, done_at >= 0
+
+
+def _plain_native(block: bytes) -> tuple[Any, JobError | None, bool] | None:
+    """The merged chunk of a block of plain ``data: {...}`` events, parsed as one JSON array.
+
+    Plain events are ``data: <payload>`` lines, each followed by a blank line (FastDeploy's stray
+    space before it dropped), so the payloads are exactly what lies between ``\n\ndata: ``
+    separators. Any other framing (comments, CR line ends, ``event:`` fields, multi-line data) leaves
+    a payload that is not one JSON value, the parse fails or counts differently, and None sends the
+    block to the full parser, which also names an invalid event.
+    """
+    body = block.replace(b" \n\n", b"\n\n") if b" \n\n" in block else block
+    if not body.startswith(b"data: ") or not body.endswith(b"\n\n"):
+        return None
+    payloads = body[6:-2].split(b"\n\ndata: ")
+    done = b"[DONE]" in payloads
+    if done:  # a native stream's [DONE] only ends it; nothing after it counts
+        payloads = payloads[: payloads.index(b"[DONE]")]
+    if not payloads:
         return None, None, done
     try:
-        objs = _parse_events(text)
-    except ValueError as exc:
-        return None, JobError(502, f"FastDeploy sent an invalid event: {exc}", "server_error"), done
+        objs = loads(b"[" + b",".join(payloads) + b"]")
+    except ValueError:
+        return None
+    if not isinstance(objs, list) or len(objs) != len(payloads):
+        return None
     chunks = [obj for obj in objs if isinstance(obj, dict)]
     return (merge_chunks(chunks) if chunks else None), None, done
-
-
-def _parse_events(text: str) -> list[Any]:
-    """The JSON of each plain event of ``text``, parsed as one array (one decoder call per yield).
-
-    Plain data lines hold no newline, so the events' separators are exactly ``\n\ndata: ``.
-    """
-    payloads = text[len("data: ") : -2].split("\n\ndata: ")
-    try:
-        objs = json.loads("[" + ",".join(payloads) + "]")
-    except ValueError:
-        objs = None
-    if isinstance(objs, list) and len(objs) == len(payloads):
-        return objs
-    for data in payloads:  # one event is not a JSON value of its own: name it
-        try:
-            json.loads(data)
-        except ValueError:
-            raise ValueError(repr(data[:300])) from None
-    raise ValueError(repr(text[:300]))
 
 
 def _convert(batch: list[Event], openai: bool) -> tuple[Any, JobError | None, bool]:
@@ -379,7 +389,7 @@ def _convert(batch: list[Event], openai: bool) -> tuple[Any, JobError | None, bo
     chunks = []
     for event in kept:
         try:
-            obj = json.loads(event.data)
+            obj = loads(event.data)
         except ValueError:
             return (
                 None,

@@ -4,7 +4,8 @@ Images install ``-r requirements.txt -c constraints.txt``, so two builds months 
 packages. The lock is resolved for FastDeploy's Python (3.10, manylinux x86_64, wheels only); a test checks
 that it also resolves on 3.11 and 3.12. Needs network access to the package index:
 
-    python -m builder.tools.lock_runtime
+    python -m builder.tools.lock_runtime            # keeps the current pins, adds what is new
+    python -m builder.tools.lock_runtime --upgrade  # resolves every package afresh
 """
 
 from __future__ import annotations
@@ -57,8 +58,17 @@ def resolve(python: str, constraints: Path | None = None) -> list[str]:
     )
 
 
-def main() -> int:
-    pins = resolve("3.10")
+def main(argv: list[str] | None = None) -> int:
+    upgrade = "--upgrade" in (sys.argv[1:] if argv is None else argv)
+    # Adding a requirement should not move every other pin: resolve within the current lock first.
+    pins = None
+    if not upgrade and CONSTRAINTS.is_file():
+        try:
+            pins = resolve("3.10", CONSTRAINTS)
+        except RuntimeError as exc:
+            print(f"the current pins do not fit the requirements, resolving afresh:\n{exc}")
+    if pins is None:
+        pins = resolve("3.10")
     CONSTRAINTS.write_text(HEADER.format(python="3.10") + "\n".join(pins) + "\n", encoding="utf-8")
     print(f"wrote {CONSTRAINTS.name}: {len(pins)} packages")
     return 0

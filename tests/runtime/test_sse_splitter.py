@@ -10,10 +10,12 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker_runtime.handler import _convert, _convert_block, _parse
+from worker_runtime import fastjson
+from worker_runtime.handler import _convert, _convert_block, _may_end, _parse
 from worker_runtime.sse import EventSplitter, SSEParser, plain_events
 
 from .test_properties import chunked, relay
@@ -193,3 +195,54 @@ def test_fast_path_names_an_invalid_event_like_the_full_parse(
     fast, slow = _convert_block(block, False), _convert(_parse(block), False)
     assert fast[0] is None and fast[1] is not None and slow[1] is not None
     assert fast[1].message == slow[1].message and fast[1].status == slow[1].status == 502
+
+
+@given(events(), st.booleans())
+def test_any_framing_converts_like_the_full_parse(event: tuple[bytes, list[str]], openai: bool) -> None:
+    """Comments, event fields, CR line ends and multi-line data leave the fast path, never fool it."""
+    raw, _data = event
+    block = fastdeploy_block(['{"choices": []}'], [True], False) + raw
+
+    def plain(result: tuple[Any, Any, bool]) -> tuple[Any, Any, bool]:
+        out, err, done = result
+        return out, (err.status, err.message) if err is not None else None, done
+
+    assert plain(_convert_block(block, openai)) == plain(_convert(_parse(block), openai))
+
+
+def test_native_fast_path_reads_what_pythons_json_writes() -> None:
+    """``NaN``/``-Infinity`` (json.dumps of a float overflow) and lone surrogates: orjson refuses them,
+    the standard parser does not, and the job must not fail on them."""
+    chunk = {"choices": [{"index": 0, "delta": {"content": "\ud83d"}, "logprobs": {"lp": [float("-inf")]}}]}
+    block = fastdeploy_block([json.dumps(chunk)], [True], True)
+    out, err, done = _convert_block(block, False)
+    assert err is None and done and out["choices"][0]["logprobs"]["lp"] == [float("-inf")]
+    assert out == _convert(_parse(block), False)[0]
+
+
+def test_fastjson_loads_like_json() -> None:
+    assert fastjson.loads(b'{"a": [1, 2.5, null, "\xc3\xa9"]}') == {"a": [1, 2.5, None, "é"]}
+    assert fastjson.loads("NaN") != fastjson.loads("NaN")  # a float NaN, as json gives
+    for bad in (b"{", b"[1,]", b"nope", b"\xff"):
+        with pytest.raises(ValueError):
+            fastjson.loads(bad)
+
+
+STOP = b'data: {"choices": [{"finish_reason": "stop"}]}\n\n'
+NULL = b'data: {"choices": [{"finish_reason": null}]}\n\n'
+
+
+@pytest.mark.parametrize(
+    ("data", "may_end"),
+    [
+        (NULL, False),  # mid-stream
+        (STOP, True),  # the last token's chunk
+        (STOP.replace(b"\n\n", b" \n\n"), True),
+        (NULL + b'data: {"choices": [], "usage": {}}\n\n', True),  # a usage chunk
+        (STOP + b'data: {"choi', False),  # ends inside an event
+        (STOP + NULL, False),
+    ],
+)
+def test_may_end_looks_at_the_last_whole_event(data: bytes, may_end: bool) -> None:
+    """One loop turn is spent waiting for [DONE] only after a chunk that can be the last one."""
+    assert _may_end(data) is may_end

@@ -415,3 +415,18 @@ def test_sdk_log_level_defaults_to_info(env: dict[str, str], level: str) -> None
     from worker_runtime.__main__ import sdk_log_env
 
     assert sdk_log_env(env) == {"RUNPOD_LOG_LEVEL": level}
+
+
+def test_tune_gc_freezes_startup_objects_and_raises_thresholds() -> None:
+    import gc
+
+    from worker_runtime.__main__ import GC_THRESHOLDS, tune_gc
+
+    before = gc.get_threshold()
+    try:
+        tune_gc()
+        assert gc.get_threshold() == GC_THRESHOLDS and gc.get_freeze_count() > 0
+        assert all(new >= old for new, old in zip(GC_THRESHOLDS, before, strict=True))
+    finally:
+        gc.unfreeze()
+        gc.set_threshold(*before)
