@@ -20,7 +20,7 @@ from worker_runtime.engine_client import EngineClient
 from worker_runtime.errors import JobError, engine_http_error
 from worker_runtime.fastjson import loads
 from worker_runtime.normalize import COMPLETIONS, EngineRequest, normalize
-from worker_runtime.sse import Event, EventSplitter, SSEParser, plain_events
+from worker_runtime.sse import Event, EventSplitter, SSEParser, plain_events, plain_payloads
 from worker_runtime.supervisor import Supervisor, log_tail
 
 DONE_EVENT = b"data: [DONE]\n\n"
@@ -341,18 +341,12 @@ def _plain_openai(block: bytes) -> tuple[Any, JobError | None, bool] | None:
 
 
 def _plain_native(block: bytes) -> tuple[Any, JobError | None, bool] | None:
-    """The merged chunk of a block of plain ``data: {...}`` events, parsed as one JSON array.
-
-    Plain events are ``data: <payload>`` lines, each followed by a blank line (FastDeploy's stray
-    space before it dropped), so the payloads are exactly what lies between ``\n\ndata: ``
-    separators. Any other framing (comments, CR line ends, ``event:`` fields, multi-line data) leaves
-    a payload that is not one JSON value, the parse fails or counts differently, and None sends the
-    block to the full parser, which also names an invalid event.
-    """
-    body = block.replace(b" \n\n", b"\n\n") if b" \n\n" in block else block
-    if not body.startswith(b"data: ") or not body.endswith(b"\n\n"):
+    """The merged chunk of a block of plain ``data: {...}`` events, its payloads parsed as one JSON
+    array; None when a payload is not one JSON value (other framing, or an invalid event), so that
+    the full parser takes the block and names what is wrong."""
+    payloads = plain_payloads(block)
+    if payloads is None:
         return None
-    payloads = body[6:-2].split(b"\n\ndata: ")
     done = b"[DONE]" in payloads
     if done:  # a native stream's [DONE] only ends it; nothing after it counts
         payloads = payloads[: payloads.index(b"[DONE]")]

@@ -8,8 +8,8 @@ split across network reads is never broken.
 ``EventSplitter`` is the cheap front end of a stream relay: it finds where the whole events of the
 bytes received so far end, without decoding or parsing them, so a relay can pass a block of whole
 events on as received. ``plain_events`` says whether a block is in the plain ``data: ...`` framing
-that needs no rewriting (FastDeploy's, once its stray spaces are dropped); other blocks go through
-``SSEParser``.
+that needs no rewriting (FastDeploy's, once its stray spaces are dropped), and ``plain_payloads``
+splits such a block into its events' data; other blocks go through ``SSEParser``.
 """
 
 from __future__ import annotations
@@ -139,6 +139,24 @@ def plain_events(block: bytes) -> bytes | None:
     FastDeploy ends some event lines with a space (``data: {...} \\n\\n``): that space is dropped.
     CR line ends, comments, ``event:`` fields, multi-line data and the like give None.
     """
-    if b" \n\n" in block:
-        block = block.replace(b" \n\n", b"\n\n")
+    block = _without_stray_spaces(block)
     return block if _PLAIN.fullmatch(block) else None
+
+
+def plain_payloads(block: bytes) -> list[bytes] | None:
+    """The data of each event of ``block`` (whole events) if it looks like plain framing, else None.
+
+    Cheaper than ``plain_events``: no full match. Plain events are ``data: <payload>`` lines, each
+    followed by a blank line, so the payloads are exactly what lies between ``\\n\\ndata: ``
+    separators. Other framing (comments, CR line ends, ``event:`` fields, multi-line data) can still
+    pass and leave a payload holding line breaks and field names: a caller parsing each payload as
+    one JSON value finds that out and falls back to ``SSEParser``.
+    """
+    body = _without_stray_spaces(block)
+    if not body.startswith(b"data: ") or not body.endswith(b"\n\n"):
+        return None
+    return body[len(b"data: ") : -2].split(b"\n\ndata: ")
+
+
+def _without_stray_spaces(block: bytes) -> bytes:
+    return block.replace(b" \n\n", b"\n\n") if b" \n\n" in block else block
