@@ -51,32 +51,29 @@ def merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
     return out
 
 
-def _merge_choice(into: dict[str, Any], new: dict[str, Any]) -> None:
+def _merge_choice(into: dict[str, Any], new: dict[str, Any], *, delta: bool = False) -> None:
+    """Merge one choice (``delta``: one choice's delta) into ``into``.
+
+    Nearly every field of a stream chunk is a None, a token's text or a number: settled here, in
+    line (the per-token path); everything else goes through the general rule, ``_merge_field``.
+    """
     for key, value in new.items():
         if value is None:
             if key != "role" and key in into:
-                continue  # most fields of most chunks: nothing to merge
-        elif key == "delta" and type(value) is dict and type(into.get("delta")) is dict:
-            _merge_delta(into["delta"], value)
-            continue
-        elif type(value) in _NUMBERS and key != "role":
-            into[key] = value  # index, arrival_time: the last one
-            continue
-        _merge_field(into, key, value)
-
-
-def _merge_delta(into: dict[str, Any], new: dict[str, Any]) -> None:
-    for key, value in new.items():
-        if value is None:
-            if key != "role" and key in into:
-                continue
-        elif type(value) is str and key in TEXT_FIELDS:
-            old = into.get(key)
-            if old is None or type(old) is str:  # a token's text: the common case, inline
-                into[key] = (old or "") + value
-                continue
+                continue  # nothing to merge
         elif key == "role":
             into[key] = into.get(key) or value
+            continue
+        elif type(value) is str and key in TEXT_FIELDS:
+            old = into.get(key)
+            if old is None or type(old) is str:
+                into[key] = (old or "") + value
+                continue
+        elif type(value) in _NUMBERS:
+            into[key] = value  # index, arrival_time: the last one
+            continue
+        elif not delta and key == "delta" and isinstance(value, dict) and isinstance(into.get(key), dict):
+            _merge_choice(into[key], value, delta=True)
             continue
         _merge_field(into, key, value)
 
