@@ -285,10 +285,11 @@ def assert_gone(pid: int, rt: RuntimeProcess, what: str) -> None:
         time.sleep(0.05)
 
 
-def test_no_orphans_after_sigterm(local_runtime) -> None:
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["sigterm", "ctrl_c"])
+def test_no_orphans_after_a_stop_signal(local_runtime, signum: int) -> None:
     rt = local_runtime()
     engine, gpu = rt.engine_pid(), rt.gpu_worker_pid()
-    rt.proc.send_signal(signal.SIGTERM)
+    rt.proc.send_signal(signum)
     assert rt.wait_exit() == 0
     assert engine is not None
     assert_gone(engine, rt, "engine")
@@ -301,16 +302,6 @@ def test_no_orphans_after_a_stop_signal_while_loading(local_runtime, signum: int
     gpu = rt.gpu_worker_pid()
     rt.proc.send_signal(signum)
     rt.wait_exit()
-    assert_gone(gpu, rt, "GPU worker")
-
-
-def test_no_orphans_after_ctrl_c(local_runtime) -> None:
-    rt = local_runtime()
-    engine, gpu = rt.engine_pid(), rt.gpu_worker_pid()
-    rt.proc.send_signal(signal.SIGINT)
-    assert rt.wait_exit() == 0
-    assert engine is not None
-    assert_gone(engine, rt, "engine")
     assert_gone(gpu, rt, "GPU worker")
 
 
