@@ -30,10 +30,8 @@ from __future__ import annotations
 
 import argparse
 import io
-import os
 import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -115,16 +113,9 @@ def pushed(registry, tag: str) -> tuple[int, int, int]:
 
 def buildkit_build(context: Path, base: str, tag: str) -> float:
     """Seconds for a BuildKit build (the Docker CLI) of a rendered, staged build directory."""
-    argv, env = dockerlab.buildkit_command()
+    command = dockerlab.buildkit_command()
     started = time.monotonic()
-    result = subprocess.run(
-        [*argv, "--build-arg", f"BASE_IMAGE={base}", "-t", tag, str(context)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=3600,
-        stdin=subprocess.DEVNULL,
-    )
+    result = dockerlab.cli_build(command, base, tag, context, timeout=3600)
     if result.returncode != 0:
         sys.stderr.write((result.stdout + result.stderr)[-6000:])
         raise SystemExit("BuildKit build failed")

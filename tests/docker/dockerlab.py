@@ -474,6 +474,17 @@ def classic_command() -> tuple[list[str], dict[str, str]]:
     return [_docker_clis()[0], "build"], {"DOCKER_BUILDKIT": "0"}
 
 
+def cli_build(
+    command: tuple[list[str], dict[str, str]], base: str, tag: str, context: Path, timeout: float = 1800
+) -> subprocess.CompletedProcess[str]:
+    """Build ``context`` on ``base`` with a docker CLI (``buildkit_command()`` or ``classic_command()``)."""
+    argv, env = command
+    return subprocess.run(
+        [*argv, "--build-arg", f"BASE_IMAGE={base}", "-t", tag, str(context)],
+        env={**os.environ, **env}, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL,
+    )  # fmt: skip
+
+
 # ---------------------------------------------------------------------------------------------------------
 # Images: layers, sizes, saved content
 # ---------------------------------------------------------------------------------------------------------

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import io
-import os
 import subprocess
 import uuid
 from pathlib import Path
@@ -141,13 +140,6 @@ def test_debian_cli_builds_with_buildkit(standin_base, tmp_path, unique):
     ctx = _context(tmp_path, "COPY hello.txt /hello.txt\n")
     argv, env = dockerlab.buildkit_command()
     tag = f"fdrw-test/bk:{unique}"
-    result = subprocess.run(
-        [*argv, "--build-arg", f"BASE_IMAGE={standin_base}", "-t", tag, str(ctx)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        stdin=subprocess.DEVNULL,
-    )
+    result = dockerlab.cli_build((argv, env), standin_base, tag, ctx, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     subprocess.run([argv[0], "rmi", tag], capture_output=True, timeout=60, check=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import io
 import os
 import shutil
-import subprocess
 import time
 import uuid
 from dataclasses import dataclass
@@ -229,16 +228,8 @@ def test_buildkit_gives_the_same_layers_as_the_classic_builder(
     nonces.append(nonce)
     dockerlab.prune_build_cache(docker_client)
     base = dockerlab.fresh_base(docker_client, standin_base, nonce)
-    argv, env = dockerlab.buildkit_command()
     tag = f"fdrw-test/repro-buildkit:{nonce}"
-    result = subprocess.run(
-        [*argv, "--build-arg", f"BASE_IMAGE={base}", "-t", tag, str(first.out_dir)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=1800,
-        stdin=subprocess.DEVNULL,
-    )
+    result = dockerlab.cli_build(dockerlab.buildkit_command(), base, tag, first.out_dir)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     a = dockerlab.layer_ids(docker_client, first.tag, first.base)
     b = dockerlab.layer_ids(docker_client, tag, base)

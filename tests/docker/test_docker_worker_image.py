@@ -10,7 +10,6 @@ classic builder.
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import uuid
 from dataclasses import dataclass
@@ -310,19 +309,10 @@ def test_code_change_reuses_and_does_not_repush_weights(docker_client, image, co
     assert f"{short}: Pushed" not in code_change
 
 
-def cli_build(command: tuple[list[str], dict[str, str]], base: str, tag: str, context: Path):
-    """Build the rendered directory with a docker CLI (BuildKit or classic) instead of the SDK."""
-    argv, env = command
-    return subprocess.run(
-        [*argv, "--build-arg", f"BASE_IMAGE={base}", "-t", tag, str(context)],
-        env={**os.environ, **env}, capture_output=True, text=True, timeout=1800, stdin=subprocess.DEVNULL,
-    )  # fmt: skip
-
-
 def test_buildkit_builds_the_rendered_directory(standin_base, built, session_tag):
     argv, env = dockerlab.buildkit_command()
     tag = f"fdrw-test/buildkit:{session_tag}"
-    result = cli_build((argv, env), standin_base, tag, built.context)
+    result = dockerlab.cli_build((argv, env), standin_base, tag, built.context)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
     check = subprocess.run(
         [argv[0], "run", "--rm", "--entrypoint", "python3", tag, "-c",
@@ -337,6 +327,6 @@ def test_buildkit_builds_the_rendered_directory(standin_base, built, session_tag
 def test_classic_builder_cli_builds_the_rendered_directory(standin_base, built, session_tag):
     argv, env = dockerlab.classic_command()
     tag = f"fdrw-test/classic:{session_tag}"
-    result = cli_build((argv, env), standin_base, tag, built.context)
+    result = dockerlab.cli_build((argv, env), standin_base, tag, built.context)
     subprocess.run([argv[0], "rmi", tag], capture_output=True, timeout=120)
     assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
