@@ -10,6 +10,7 @@ that it also resolves on 3.11 and 3.12. Needs network access to the package inde
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -59,7 +60,11 @@ def resolve(python: str, constraints: Path | None = None) -> list[str]:
 
 
 def main(argv: list[str] | None = None) -> int:
-    upgrade = "--upgrade" in (sys.argv[1:] if argv is None else argv)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--upgrade", action="store_true", help="resolve every package afresh")
+    upgrade = parser.parse_args(argv).upgrade
     # Adding a requirement should not move every other pin: resolve within the current lock first.
     pins = None
     if not upgrade and CONSTRAINTS.is_file():
