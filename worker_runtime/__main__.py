@@ -38,9 +38,25 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
     return parser.parse_known_args(argv)
 
 
-def start_engine(settings: Settings) -> Supervisor:
+def own_ports(args: argparse.Namespace, sdk_argv: list[str]) -> set[int]:
+    """The ports this worker will listen on itself, which the engine must not take: --local's
+    port, or the runpod SDK's test API port (runpod/serverless/__init__.py, v1.12.0, lines 56-64:
+    ``--rp_serve_api``, ``--rp_api_port`` default 8000)."""
+    if args.local:
+        return {args.port}
+    sdk = argparse.ArgumentParser(add_help=False)
+    sdk.add_argument("--rp_serve_api", action="store_true")
+    sdk.add_argument("--rp_api_port", default="8000")
+    known, _ = sdk.parse_known_args(sdk_argv)
+    if known.rp_serve_api and str(known.rp_api_port).isdigit():
+        return {int(known.rp_api_port)}
+    return set()
+
+
+def start_engine(settings: Settings, reserved: set[int]) -> Supervisor:
     release = load_flag_table()["releases"][settings.fastdeploy_version]
-    http, metrics, queue, cache = free_ports(4)
+    # The worker binds its own port only once the engine is up: until then it looks free.
+    http, metrics, queue, cache = free_ports(4, exclude=reserved)
     argv = engine_argv(settings, release, EnginePorts(http, metrics, queue, cache), sys.executable)
     log_dir = os.environ.get("FD_LOG_DIR") or DEFAULT_LOG_DIR
     env = engine_env(settings, os.environ, log_dir)
@@ -90,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
     if warning:
         print(warning, flush=True)
 
-    supervisor = start_engine(settings)
+    supervisor = start_engine(settings, own_ports(args, rest))
     atexit.register(supervisor.stop)
 
     main_pid = os.getpid()

@@ -430,3 +430,49 @@ def test_tune_gc_freezes_startup_objects_and_raises_thresholds() -> None:
     finally:
         gc.unfreeze()
         gc.set_threshold(*before)
+
+
+@pytest.mark.parametrize(
+    ("argv", "ports"),
+    [
+        (["--local", "--port", "9000"], {9000}),
+        (["--local"], {8000}),
+        (["--rp_serve_api", "--rp_api_port", "9001"], {9001}),
+        (["--rp_serve_api"], {8000}),  # the SDK's default
+        (["--rp_api_port", "9001"], set()),  # no test API: the SDK listens on nothing
+        ([], set()),
+    ],
+)
+def test_own_ports_are_the_ones_the_worker_will_listen_on(argv: list[str], ports: set[int]) -> None:
+    from worker_runtime.__main__ import own_ports, parse_args
+
+    args, rest = parse_args(argv)
+    assert own_ports(args, rest) == ports
+
+
+def test_free_ports_skips_excluded_ports_and_closes_every_socket(monkeypatch) -> None:
+    """The kernel may hand out a port the worker is about to bind (it looks free until then):
+    an engine on the worker's own port made the worker fail with EADDRINUSE."""
+    from worker_runtime import ports
+
+    handed = iter([8000, 8001, 8003, 8002, 8004])
+
+    class Sock:
+        def __init__(self, *_: object) -> None:
+            self.port = 0
+            self.closed = False
+            opened.append(self)
+
+        def bind(self, addr: tuple[str, int]) -> None:
+            self.port = next(handed)
+
+        def getsockname(self) -> tuple[str, int]:
+            return ("127.0.0.1", self.port)
+
+        def close(self) -> None:
+            self.closed = True
+
+    opened: list[Sock] = []
+    monkeypatch.setattr(ports.socket, "socket", Sock)
+    assert ports.free_ports(3, exclude={8000, 8003}) == [8001, 8002, 8004]
+    assert len(opened) == 5 and all(s.closed for s in opened)
