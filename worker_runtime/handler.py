@@ -5,6 +5,7 @@ several per yield when they arrived together); native stream -> one OpenAI chunk
 (chunks that arrived together merged, see chunks.py). A failure yields ``{"error": <JSON text>}``
 (see errors.py) and ends the job as failed; an OpenAI stream that fails once the engine answered 200
 first yields the error as an SSE event (``JobError.sse_event``), the only way an OpenAI client learns of it.
+Each output goes out as a str or dict subclass whose text form is cheap (outputs.py).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from worker_runtime.engine_client import EngineClient
 from worker_runtime.errors import JobError, engine_http_error
 from worker_runtime.fastjson import loads
 from worker_runtime.normalize import COMPLETIONS, EngineRequest, normalize
+from worker_runtime.outputs import platform_output
 from worker_runtime.sse import Event, EventSplitter, SSEParser, plain_events, plain_payloads
 from worker_runtime.supervisor import Supervisor, log_tail
 
@@ -106,7 +108,7 @@ def make_handler(runtime: Runtime) -> Callable[[dict[str, Any]], AsyncIterator[A
         try:
             job_input = job.get("input") if isinstance(job, dict) else None
             async for item in run_job(runtime, job_input, upstream):
-                yield item
+                yield platform_output(item)
         finally:
             runtime.in_flight -= 1
             if task is not None:
