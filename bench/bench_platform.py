@@ -6,7 +6,7 @@
 Two workers run side by side, each ``python -m worker_runtime`` in platform mode with its own engine
 stand-in and its own fake RunPod job API (tests/runtime/fake_platform.py, in a process of its own:
 batch job take, every stream POST answered after ``--post-cost`` seconds): one with the runtime's
-handler, one with a bare relay written here (each raw chunk yielded as received, nothing parsed: the
+handler, one with a bare relay (bench/bare_relay.py: each raw chunk yielded as received, nothing parsed: the
 cost floor of any handler).
 For each K, K OpenAI-route streams, then K native streams, go to both workers at once, so that
 whatever else loads the machine loads both alike (``--alternate``: one worker after the other, the
@@ -23,7 +23,6 @@ lost or duplicated, never because of a timing.
 from __future__ import annotations
 
 import argparse
-import codecs
 import json
 import multiprocessing
 import os
@@ -33,16 +32,16 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine_standin")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine_standin"), str(ROOT / "bench")]
 
 import psutil  # noqa: E402
+from bare_relay import bare_make_handler  # noqa: E402
 
 from tests.runtime.fake_platform import FakePlatform, Job, Post  # noqa: E402
 
@@ -52,24 +51,6 @@ WAIT = 600.0  # upper bound of one phase
 
 
 # ----------------------------------------------------------------------------- the bare worker
-
-
-def bare_make_handler(runtime: Any) -> Callable[[dict[str, Any]], AsyncIterator[str]]:
-    """The floor: forward the engine's bytes as they come (decoded, as JSON needs text), cutting events."""
-    from worker_runtime.normalize import normalize
-
-    async def handler(job: dict[str, Any]) -> AsyncIterator[str]:
-        request = normalize(job["input"], runtime.model_name)
-        session = runtime.client.session()
-        url = runtime.client.url(request.route)
-        async with session.request(request.method, url, json=request.body) as resp:
-            decoder = codecs.getincrementaldecoder("utf-8")()
-            async for data in resp.content.iter_any():
-                text = decoder.decode(data)
-                if text:
-                    yield text
-
-    return handler
 
 
 def serve_bare() -> int:

@@ -152,14 +152,8 @@ def plain_payloads(block: bytes) -> list[bytes] | None:
     pass and leave a payload holding line breaks and field names: a caller parsing each payload as
     one JSON value finds that out and falls back to ``SSEParser``.
     """
-    if not block.startswith(b"data: "):
-        return None
-    if block.endswith(b" \n\n"):
-        # FastDeploy's own framing, a stray space ending every event: split on it, no copy first
-        # (half the cost). An event without it stays inside a payload, which then fails to parse.
-        return block[len(b"data: ") : -3].split(b" \n\ndata: ")
     body = _without_stray_spaces(block)
-    if not body.endswith(b"\n\n"):
+    if not body.startswith(b"data: ") or not body.endswith(b"\n\n"):
         return None
     return body[len(b"data: ") : -2].split(b"\n\ndata: ")
 

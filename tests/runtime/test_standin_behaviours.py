@@ -235,6 +235,17 @@ def test_logprobs_need_enable_logprob(standin) -> None:
     assert status == 200, body
 
 
+@pytest.mark.parametrize(("path", "body"), [(CHAT, {"messages": MESSAGES}), (COMPLETIONS, {"prompt": "hi"})])
+def test_only_the_chat_opening_chunk_has_a_stray_space(standin, path: str, body: dict[str, Any]) -> None:
+    """2.5 writes ``data: {...} \\n\\n`` for the chat opening chunk only (serving_chat.py L372)."""
+    s = standin()
+    status, text = s.request("POST", path, {**body, "max_tokens": 3, "stream": True})
+    assert status == 200
+    events = [e for e in text.split("\n\n") if e]
+    spaced = [i for i, e in enumerate(events) if e.endswith(" ")]
+    assert spaced == ([0] if path == CHAT else []) and events[-1] == "data: [DONE]"
+
+
 def test_one_usage_chunk_per_finished_completions_choice(standin) -> None:
     s = standin()
     body = {"prompt": ["a", "bb"], "n": 2, "max_tokens": 5, "stream_options": {"include_usage": True}}

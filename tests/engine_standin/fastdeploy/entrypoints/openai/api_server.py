@@ -1,8 +1,8 @@
 """Stand-in for ``fastdeploy.entrypoints.openai.api_server`` (see the package docstring for knobs).
 
 A small asyncio HTTP/1.1 server (keep-alive, chunked SSE) that answers like FastDeploy 2.x:
-``data: {...} \\n\\n`` events with the stray space, a first chunk with role and empty contents,
-``arrival_time``, a usage-only final chunk, error events inside a 200 stream, ``[DONE]``.
+``data: {...}\\n\\n`` events, a first chat chunk with role, empty contents and a stray space before
+its blank line, ``arrival_time``, a usage-only final chunk, error events inside a 200 stream, ``[DONE]``.
 
 Each behaviour names the FastDeploy source it mirrors, as ``path Lnn`` relative to the ``fastdeploy``
 package of FastDeploy's branch release/2.5 at commit 474174bb (setup.py: 2.5.0), the commit the runtime's
@@ -823,10 +823,13 @@ class StandIn:
             b"transfer-encoding: chunked\r\nserver: uvicorn\r\n\r\n"
         )
 
-        async def event(payload: bytes, split: bool = False) -> None:
+        async def event(payload: bytes, split: bool = False, stray_space: bool = False) -> None:
             if run.gone:
                 return  # nobody reads: decoding goes on (or stops), nothing is written
-            data = b"data: " + payload + b" \n\n"  # FastDeploy's stray space before the blank line
+            # Only the chat stream's opening chunk has a space before the blank line
+            # (serving_chat.py L372); every other event has none (serving_chat.py L492, L517, L527,
+            # L534; serving_completion.py L515, L605, L645, L654, L663).
+            data = b"data: " + payload + (b" \n\n" if stray_space else b"\n\n")
             if split:
                 # Cut inside a multi-byte UTF-8 character when there is one, so that one character
                 # straddles two chunks (and usually two TCP writes).
@@ -893,7 +896,7 @@ class StandIn:
 
         if chat:
             first = {"role": "assistant", "content": "", "reasoning_content": ""}
-            await event(chunk(0, first, None))
+            await event(chunk(0, first, None), stray_space=True)
         sent = 0
         failed: list[str] = []
 
