@@ -11,6 +11,7 @@ Each output goes out as a str or dict subclass whose text form is cheap (outputs
 from __future__ import annotations
 
 import asyncio
+import re
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
@@ -27,6 +28,7 @@ from worker_runtime.supervisor import Supervisor, log_tail
 
 DONE_EVENT = b"data: [DONE]\n\n"
 FINISH_REASON = b'"finish_reason"'
+NO_CHOICES = re.compile(rb'"choices"\s*:\s*\[\s*\]')  # a usage chunk (both routes, 2.5)
 # A stream error event has no HTTP status of its own: derive one from its type.
 STATUS_FOR_TYPE = {"invalid_request_error": 400, "timeout_error": 504}
 
@@ -280,13 +282,18 @@ async def _read(runtime: Runtime, content: Any) -> bytes:
 
 def _may_end(data: bytes) -> bool:
     """Whether ``data`` may end with a stream's last chunk: it ends with a whole event that sets a
-    finish reason or has no choice at all (a usage chunk)."""
+    finish reason or has no choice at all (a usage chunk).
+
+    FastDeploy 2.5 leaves ``finish_reason`` out of every chunk but a choice's last (its chunks are
+    dumped with ``exclude_unset``, and the field is set only when the choice finishes:
+    serving_chat.py L430-464, serving_completion.py L559-584): a chunk without one is mid-stream.
+    """
     if not data.endswith(b"\n"):
         return False  # it ends inside an event: a later read completes it anyway
     last = data[data.rfind(b"\n\n", 0, len(data) - 2) + 1 :]
     at = last.rfind(FINISH_REASON)
     if at < 0:
-        return True
+        return NO_CHOICES.search(last) is not None
     after = at + len(FINISH_REASON)
     return not last[after : after + 9].lstrip(b": ").startswith(b"null")
 

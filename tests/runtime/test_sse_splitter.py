@@ -241,6 +241,11 @@ NULL = b'data: {"choices": [{"finish_reason": null}]}\n\n'
         (NULL + b'data: {"choices": [], "usage": {}}\n\n', True),  # a usage chunk
         (STOP + b'data: {"choi', False),  # ends inside an event
         (STOP + NULL, False),
+        # FastDeploy 2.5's own chunks: no finish_reason until a choice finishes, a compact usage chunk
+        (b'data: {"choices":[{"index":0,"delta":{"content":"a"},"arrival_time":1.0}]}\n\n', False),
+        (b'data: {"choices":[{"index":0,"text":"a","arrival_time":1.0}],"metrics":null}\n\n', False),
+        (b'data: {"choices":[],"usage":{"prompt_tokens":3}}\n\n', True),
+        (b'data: {"error": {"message": "boom"}}\n\n', False),  # the job ends at the error anyway
     ],
 )
 def test_may_end_looks_at_the_last_whole_event(data: bytes, may_end: bool) -> None:

@@ -851,40 +851,76 @@ class StandIn:
             finish_reason: str | None,
             text_piece: str = "",
             thought: str | None = None,
+            opening: bool = False,
         ) -> bytes:
-            if chat:
-                choice: dict[str, Any] = {
-                    "index": index,
-                    "delta": delta,
-                    "logprobs": None,
-                    "finish_reason": finish_reason,
-                    "arrival_time": time.time(),
-                }
+            # 2.5 dumps every chunk with exclude_unset: a field is written only when the server set
+            # it, in the model's field order (protocol.py L308-437). finish_reason is set only on a
+            # choice's last chunk (serving_chat.py L453-464, serving_completion.py L578-584).
+            if chat and opening:
+                # serving_chat.py L326-336: index, delta and prompt_logprobs only.
+                choice: dict[str, Any] = {"index": index, "delta": delta, "prompt_logprobs": None}
+                out = {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]}
+            elif chat:
+                # serving_chat.py L430-437
+                choice = {"index": index, "delta": delta, "logprobs": None, "draft_logprobs": None}
+                if finish_reason is not None:
+                    choice["finish_reason"] = finish_reason
+                choice["arrival_time"] = time.time()
+                choice["speculate_metrics"] = None
+                # The chunk object of L248-254: id, object, created, model, choices.
+                out = {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]}
             else:
+                # serving_completion.py L559-575; CompletionStreamResponse(id, created, model,
+                # choices, metrics) at L596-602, so no "object" and a "metrics": null.
                 choice = {
                     "index": index,
                     "text": text_piece,
-                    "logprobs": None,
-                    "finish_reason": finish_reason,
                     "arrival_time": time.time(),
+                    "logprobs": None,
+                    "draft_logprobs": None,
+                    "prompt_logprobs": None,
+                    "prompt_token_ids": None,
+                    "completion_token_ids": None,
+                    "completion_tokens": None,
+                    "reasoning_content": thought,
                 }
-                if self.reasoning:
-                    choice["reasoning_content"] = thought
-            return json.dumps(
-                {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]},
-                ensure_ascii=False,
-            ).encode("utf-8")
+                if finish_reason is not None:
+                    choice["finish_reason"] = finish_reason
+                choice["tool_calls"] = None
+                choice["speculate_metrics"] = None
+                out = {"id": rid, "created": created, "model": model, "choices": [choice], "metrics": None}
+            return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+        def opening_delta() -> dict[str, Any]:
+            # DeltaMessage(role, reasoning_content="", tool_calls, prompt_token_ids,
+            # completion_token_ids) then content = "" (serving_chat.py L328-345), in field order.
+            return {
+                "role": "assistant",
+                "content": "",
+                "prompt_token_ids": None,
+                "completion_token_ids": None,
+                "reasoning_content": "",
+                "tool_calls": None,
+            }
+
+        def token_delta(content: str, thought: str) -> dict[str, Any]:
+            # serving_chat.py L413-424: no role after the opening chunk.
+            return {
+                "content": content,
+                "prompt_token_ids": None,
+                "completion_token_ids": None,
+                "reasoning_content": thought,
+                "tool_calls": None,
+            }
 
         async def usage_chunk(usage: dict[str, Any]) -> None:
-            final = {
-                "id": rid,
-                "object": obj,
-                "created": created,
-                "model": model,
-                "choices": [],
-                "usage": usage,
-            }
-            await event(json.dumps(final).encode())
+            if chat:  # serving_chat.py L511-517
+                final = {"id": rid, "object": obj, "created": created, "model": model, "choices": []}
+                final["usage"] = usage
+            else:  # serving_completion.py L625-645
+                final = {"id": rid, "created": created, "model": model, "choices": [], "usage": usage}
+                final["metrics"] = None
+            await event(json.dumps(final, separators=(",", ":")).encode())
 
         async def end() -> bool:
             await event(b"[DONE]")
@@ -895,8 +931,7 @@ class StandIn:
             return True
 
         if chat:
-            first = {"role": "assistant", "content": "", "reasoning_content": ""}
-            await event(chunk(0, first, None), stray_space=True)
+            await event(chunk(0, opening_delta(), None, opening=True), stray_space=True)
         sent = 0
         failed: list[str] = []
 
@@ -915,12 +950,8 @@ class StandIn:
             if self.stamp:
                 tok = f"{tok}<{time.monotonic():.6f}>"
             if chat:
-                delta = {
-                    "role": "assistant",
-                    "content": tok if field == "content" else "",
-                    "reasoning_content": tok if field == "reasoning_content" else "",
-                    "tool_calls": None,
-                }
+                thinking = field == "reasoning_content"
+                delta = token_delta("" if thinking else tok, tok if thinking else "")
                 await event(chunk(choice.index, delta, choice.finish if last else None), split=True)
             else:
                 text_piece = tok if field == "content" else ""
@@ -951,8 +982,8 @@ class StandIn:
             return await end()
         for c in choices:
             if not c.steps:
-                delta = {"role": "assistant", "content": "", "reasoning_content": ""}
-                await event(chunk(c.index, delta, c.finish) if chat else chunk(c.index, None, c.finish, ""))
+                delta = token_delta("", "") if chat else None
+                await event(chunk(c.index, delta, c.finish))
                 if include_usage and not chat:
                     await usage_chunk(c.usage())
         if include_usage and chat:
