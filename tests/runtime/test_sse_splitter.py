@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 
 from worker_runtime import fastjson
 from worker_runtime.handler import _convert, _convert_block, _may_end, _parse
-from worker_runtime.sse import EventSplitter, SSEParser, plain_events
+from worker_runtime.sse import EventSplitter, SSEParser, plain_events, plain_mid_stream
 
 from .test_properties import chunked, relay
 
@@ -107,6 +107,22 @@ def test_plain_events_drop_fastdeploys_stray_space_only(
     assert plain is not None
     assert plain == fastdeploy_block(payloads, [False] * 5, done)
     assert plain_events(block.replace(b"\n", b"\r\n")) in (None, b"")  # CRLF: the full parser's job
+
+
+@given(
+    st.lists(PAYLOAD, max_size=5),
+    st.lists(st.booleans(), min_size=5, max_size=5),
+    st.booleans(),
+    st.one_of(st.just(b""), events().map(lambda e: e[0])),
+)
+def test_plain_mid_stream_is_plain_as_it_is_and_not_done(
+    payloads: list[str], spaces: list[bool], done: bool, other: bytes
+) -> None:
+    """The one-pass check agrees with ``plain_events`` plus a search for [DONE], any framing."""
+    block = fastdeploy_block(payloads, spaces, done) + other
+    events = SSEParser().feed(block)
+    expected = plain_events(block) == block and not any(e.is_done for e in events)
+    assert plain_mid_stream(block) is expected
 
 
 CHUNK = st.fixed_dictionaries(

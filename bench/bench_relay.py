@@ -1,0 +1,295 @@
+"""The handler's own CPU per token against the bare relay, in one process; prints ratios.
+
+    PYTHONPATH=. python bench/bench_relay.py [--tokens 256] [--per-read 1,4,8,16] [--rounds 9] [--aa]
+
+``bench_platform.py`` measures whole workers: the engine stand-in, the fake job API and the scheduler
+share the cores with the worker there, and its A/A runs spread by about ±10 %, more than two handlers
+differ. This benchmark keeps only what differs. Both handlers read the same bytes, a chat stream shaped
+as FastDeploy 2.5 writes it, from a fake engine response handing out ``E`` events per read (``--cut``:
+each read also ends inside the next event). Every yield goes through the runpod SDK's own job loop
+(``rp_job.handle_job`` and ``run_job_generator``, with the aggregate the worker asks for) and its
+serialization of each stream POST (``rp_http._handle_result``); only the network send
+(``rp_http._transmit``) does nothing. The figure is this process's CPU time, the median of rounds that
+alternate the two handlers; ``--aa`` puts the runtime's handler in both slots to show the spread.
+
+Exits 1 when a handler loses, reorders or garbles a token, never because of a timing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import statistics
+import sys
+import time
+from collections.abc import AsyncIterator, Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")  # as the worker starts the SDK (sdk_log_env)
+
+from bare_relay import bare_make_handler  # noqa: E402
+from runpod.serverless.modules import rp_http, rp_job  # noqa: E402
+
+from worker_runtime.__main__ import tune_gc  # noqa: E402
+from worker_runtime.handler import Runtime, make_handler  # noqa: E402
+from worker_runtime.sse import SSEParser  # noqa: E402
+
+MESSAGES = [{"role": "user", "content": "benchmark 🚀"}]
+WORDS = ["Hello", " wörld", " 你好", " 🚀", " streaming", " tokens", ",", " ok"]
+
+
+# ----------------------------------------------------------------------------- the engine's bytes
+
+
+def compact(obj: Any) -> bytes:
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
+
+
+def chat_stream(tokens: int) -> tuple[list[bytes], str]:
+    """The events of one chat stream as 2.5 writes them (the stand-in's shapes: serving_chat.py
+    L326-345 opening, L413-437 tokens, L534 [DONE]), and the text they carry."""
+    head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "m"}
+    opening = {
+        "index": 0,
+        "delta": {
+            "role": "assistant",
+            "content": "",
+            "prompt_token_ids": None,
+            "completion_token_ids": None,
+            "reasoning_content": "",
+            "tool_calls": None,
+        },
+        "prompt_logprobs": None,
+    }
+    events = [b"data: " + compact({**head, "choices": [opening]}) + b" \n\n"]
+    text = ""
+    for i in range(tokens):
+        word = WORDS[i % len(WORDS)]
+        text += word
+        delta = {
+            "content": word,
+            "prompt_token_ids": None,
+            "completion_token_ids": None,
+            "reasoning_content": "",
+            "tool_calls": None,
+        }
+        choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "draft_logprobs": None}
+        if i == tokens - 1:
+            choice["finish_reason"] = "length"
+        choice.update(arrival_time=1700000000.123456 + i / 100, speculate_metrics=None)
+        events.append(b"data: " + compact({**head, "choices": [choice]}) + b"\n\n")
+    events.append(b"data: [DONE]\n\n")
+    return events, text
+
+
+def reads(events: list[bytes], per_read: int, cut: bool) -> list[bytes]:
+    """What each read of the engine connection returns: ``per_read`` events, and with ``cut`` the
+    first half of the next one too (inside a character when it has a multi-byte one)."""
+    out: list[bytes] = []
+    carry = b""
+    for start in range(0, len(events), per_read):
+        group = carry + b"".join(events[start : start + per_read])
+        carry = b""
+        following = events[start + per_read] if start + per_read < len(events) else b""
+        if cut and following:
+            at = next((i for i, b in enumerate(following) if b & 0xC0 == 0x80), len(following) // 2)
+            group += following[:at]
+            events[start + per_read] = following[at:]  # the rest starts the next read
+        out.append(group)
+    return out
+
+
+class FakeContent:
+    def __init__(self, reads: list[bytes]) -> None:
+        self._reads = iter(reads)
+
+    async def readany(self) -> bytes:
+        return next(self._reads, b"")
+
+    def read_nowait(self, n: int = -1) -> bytes:
+        return b""
+
+    async def iter_any(self) -> AsyncIterator[bytes]:
+        while data := await self.readany():
+            yield data
+
+
+class FakeResponse:
+    status = 200
+
+    def __init__(self, reads: list[bytes]) -> None:
+        self.content = FakeContent(reads)
+
+    def release(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class FakeRequest:
+    """What ``session.request`` returns: awaitable (the runtime) and an async context (the bare relay)."""
+
+    def __init__(self, reads: list[bytes]) -> None:
+        self.response = FakeResponse(reads)
+
+    def __await__(self) -> Iterator[Any]:
+        yield from ()
+        return self.response
+
+    async def __aenter__(self) -> FakeResponse:
+        return self.response
+
+    async def __aexit__(self, *exc: object) -> None:
+        pass
+
+
+class FakeEngine:
+    """Stands where ``EngineClient`` does: every request answers with the next prepared stream."""
+
+    request_timeout = 600.0
+
+    def __init__(self) -> None:
+        self.streams: list[list[bytes]] = []
+
+    def session(self) -> FakeEngine:
+        return self
+
+    def url(self, route: str) -> str:
+        return "http://engine" + route
+
+    def request(self, method: str, url: str, json: Any = None) -> FakeRequest:
+        return FakeRequest(self.streams.pop())
+
+
+# ----------------------------------------------------------------------------- the SDK's job loop
+
+
+class Platform:
+    """The SDK's stream and result POSTs, serialized by the SDK and kept here instead of sent."""
+
+    def __init__(self) -> None:
+        self.posts: list[str] = []
+        self.headers: dict[str, str] = {}  # the SDK sets X-Request-ID on its session per result
+
+    async def transmit(self, session: Any, url: str, job_data: str) -> None:
+        self.posts.append(job_data)
+
+
+def job_input(route: str, tokens: int) -> dict[str, Any]:
+    if route == "openai":
+        body = {"model": "bench-model", "messages": MESSAGES, "max_tokens": tokens, "stream": True}
+        return {"openai_route": "/v1/chat/completions", "openai_input": body}
+    return {"messages": MESSAGES, "stream": True, "sampling_params": {"max_tokens": tokens}}
+
+
+def delivered_text(posts: list[str]) -> str:
+    """The text of one job's stream POSTs (the last POST is the result), whatever the handler."""
+    outputs = [json.loads(p)["output"] for p in posts[:-1]]
+    if all(isinstance(o, dict) for o in outputs):  # native chunks
+        return "".join(c["delta"].get("content") or "" for o in outputs for c in o["choices"])
+    parser = SSEParser()
+    events = parser.feed("".join(outputs).encode()) + parser.close()
+    chunks = [json.loads(e.data) for e in events if not e.is_done]
+    return "".join(c["delta"].get("content") or "" for o in chunks for c in o["choices"])
+
+
+async def run_jobs(
+    handler: Callable[..., Any],
+    engine: FakeEngine,
+    platform: Platform,
+    streams: list[list[bytes]],
+    route: str,
+) -> tuple[float, int, list[list[str]]]:
+    """(CPU seconds, stream POSTs, each job's POSTs) for one job per stream, one after the other."""
+    config = {"handler": handler, "return_aggregate_stream": True, "rp_args": {}}
+    engine.streams = list(reversed(streams))
+    per_job: list[list[str]] = []
+    cpu = 0.0
+    for i in range(len(streams)):
+        platform.posts = []
+        job = {"id": f"job-{i}", "input": job_input(route, 0)}
+        t0 = time.process_time()
+        await rp_job.handle_job(platform, config, job)
+        cpu += time.process_time() - t0
+        per_job.append(platform.posts)
+    return cpu, sum(len(p) - 1 for p in per_job), per_job
+
+
+# ----------------------------------------------------------------------------- report
+
+
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tokens", type=int, default=256, help="tokens per stream")
+    parser.add_argument("--per-read", default="1,4,8,16", help="events per engine read, comma-separated")
+    parser.add_argument("--cut", action="store_true", help="each read also ends inside the next event")
+    parser.add_argument("--jobs", type=int, default=20, help="jobs per handler per round")
+    parser.add_argument("--rounds", type=int, default=9, help="rounds (handlers alternate; median)")
+    parser.add_argument("--routes", default="openai,native", help="openai, native or both")
+    parser.add_argument("--aa", action="store_true", help="the runtime's handler in both slots")
+    args = parser.parse_args(argv)
+    args.per_read = [int(e) for e in args.per_read.split(",")]
+    args.routes = [r for r in args.routes.split(",") if r.strip()]
+    return args
+
+
+async def bench(args: argparse.Namespace) -> int:
+    engine = FakeEngine()
+    platform = Platform()
+    rp_http._transmit = platform.transmit  # the one network step of the SDK's POSTs
+    runtime = Runtime(engine, "bench-model", 1)  # type: ignore[arg-type]
+    floor = make_handler if args.aa else bare_make_handler
+    handlers = {"ours": make_handler(runtime), "bare": floor(runtime)}
+    tune_gc()  # as the worker does once the engine is up
+    events, text = chat_stream(args.tokens)
+    failures = 0
+    print(
+        f"{args.tokens} tokens per stream, {args.jobs} jobs per handler and round, {args.rounds} rounds"
+        + (", reads cut inside events" if args.cut else "")
+        + (" (A/A: 'bare' runs the runtime's handler too)" if args.aa else "")
+    )
+    print("route   E/read  handler  CPU us/token  us/yield  yields/job   ratio CPU/token (ours/bare)")
+    for route in args.routes:
+        for per_read in args.per_read:
+            streams = [reads(list(events), per_read, args.cut) for _ in range(args.jobs)]
+            cpu: dict[str, list[float]] = {"ours": [], "bare": []}
+            yields: dict[str, int] = {}
+            for rnd in range(args.rounds):
+                for name in ("ours", "bare") if rnd % 2 == 0 else ("bare", "ours"):
+                    with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
+                        seconds, posts, per_job = await run_jobs(
+                            handlers[name], engine, platform, streams, route
+                        )
+                    cpu[name].append(seconds)
+                    yields[name] = posts
+                    bad = [i for i, p in enumerate(per_job) if delivered_text(p) != text]
+                    if bad:
+                        failures += 1
+                        print(f"  {name} {route} E={per_read}: job {bad[0]} delivered a different text")
+            tokens = args.tokens * args.jobs
+            per_token = {n: statistics.median(c) / tokens * 1e6 for n, c in cpu.items()}
+            for name in ("ours", "bare"):
+                print(
+                    f"{route:<7} {per_read:6d}  {name:<7} {per_token[name]:12.2f}"
+                    f" {statistics.median(cpu[name]) / max(1, yields[name]) * 1e6:9.2f}"
+                    f" {yields[name] / args.jobs:11.1f}"
+                    + (f"   {per_token['ours'] / per_token['bare']:.3f}" if name == "bare" else "")
+                )
+    return 1 if failures else 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return asyncio.run(bench(parse_args(argv)))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
