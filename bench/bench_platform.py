@@ -14,7 +14,8 @@ order alternating between repeats). The stand-in stamps each token with its emis
 delay from the engine to the platform's receipt of the POST carrying it is measured per token.
 
 ``--aa`` runs the runtime's handler in both slots: the spread of its ratios is what this machine can
-resolve (on a loaded 2-core host, ratios of an A/A run swing by tens of percent).
+resolve (on a loaded 2-core host, ratios of an A/A run swing by tens of percent). The handlers' own
+CPU, without the rest of the machine, is what ``bench_relay.py`` measures.
 
 Worker CPU is the worker's process tree without the engine. Exits 1 when a job fails or a token is
 lost or duplicated, never because of a timing.
