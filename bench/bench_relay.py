@@ -30,10 +30,15 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "bench")]
+sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "engine_standin")]
 os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")  # as the worker starts the SDK (sdk_log_env)
 
 from bare_relay import bare_make_handler  # noqa: E402
+from fastdeploy.entrypoints.openai.api_server import (  # noqa: E402  (the engine stand-in)
+    chat_opening_delta,
+    chat_token_delta,
+    stream_chunk,
+)
 from runpod.serverless.modules import rp_http, rp_job  # noqa: E402
 
 from worker_runtime.__main__ import tune_gc  # noqa: E402
@@ -47,43 +52,18 @@ WORDS = ["Hello", " wörld", " 你好", " 🚀", " streaming", " tokens", ",", "
 # ----------------------------------------------------------------------------- the engine's bytes
 
 
-def compact(obj: Any) -> bytes:
-    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode()
-
-
 def chat_stream(tokens: int) -> tuple[list[bytes], str]:
-    """The events of one chat stream as 2.5 writes them (the stand-in's shapes: serving_chat.py
-    L326-345 opening, L413-437 tokens, L534 [DONE]), and the text they carry."""
+    """The events of one chat stream, built by the engine stand-in as 2.5 writes them (its stray space
+    ends the opening chunk only), and the text they carry."""
     head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "m"}
-    opening = {
-        "index": 0,
-        "delta": {
-            "role": "assistant",
-            "content": "",
-            "prompt_token_ids": None,
-            "completion_token_ids": None,
-            "reasoning_content": "",
-            "tool_calls": None,
-        },
-        "prompt_logprobs": None,
-    }
-    events = [b"data: " + compact({**head, "choices": [opening]}) + b" \n\n"]
+    opening = stream_chunk(head, True, 0, chat_opening_delta(), None, opening=True)
+    events = [b"data: " + opening + b" \n\n"]
     text = ""
     for i in range(tokens):
         word = WORDS[i % len(WORDS)]
         text += word
-        delta = {
-            "content": word,
-            "prompt_token_ids": None,
-            "completion_token_ids": None,
-            "reasoning_content": "",
-            "tool_calls": None,
-        }
-        choice: dict[str, Any] = {"index": 0, "delta": delta, "logprobs": None, "draft_logprobs": None}
-        if i == tokens - 1:
-            choice["finish_reason"] = "length"
-        choice.update(arrival_time=1700000000.123456 + i / 100, speculate_metrics=None)
-        events.append(b"data: " + compact({**head, "choices": [choice]}) + b"\n\n")
+        finish = "length" if i == tokens - 1 else None
+        events.append(b"data: " + stream_chunk(head, True, 0, chat_token_delta(word, ""), finish) + b"\n\n")
     events.append(b"data: [DONE]\n\n")
     return events, text
 

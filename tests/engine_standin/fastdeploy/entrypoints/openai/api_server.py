@@ -286,6 +286,82 @@ class Reader:
 # ----------------------------------------------------------------------------- server
 
 
+def chat_opening_delta() -> dict[str, Any]:
+    """DeltaMessage(role, reasoning_content="", tool_calls, prompt_token_ids, completion_token_ids),
+    then content = "" (serving_chat.py L328-345), in the model's field order."""
+    return {
+        "role": "assistant",
+        "content": "",
+        "prompt_token_ids": None,
+        "completion_token_ids": None,
+        "reasoning_content": "",
+        "tool_calls": None,
+    }
+
+
+def chat_token_delta(content: str, thought: str) -> dict[str, Any]:
+    """A token's delta (serving_chat.py L413-424): no role after the opening chunk."""
+    return {
+        "content": content,
+        "prompt_token_ids": None,
+        "completion_token_ids": None,
+        "reasoning_content": thought,
+        "tool_calls": None,
+    }
+
+
+def stream_chunk(
+    head: dict[str, Any],
+    chat: bool,
+    index: int,
+    delta: dict[str, Any] | None,
+    finish_reason: str | None,
+    text_piece: str = "",
+    thought: str | None = None,
+    opening: bool = False,
+) -> bytes:
+    """One stream chunk's JSON; ``head`` holds id, object, created and model.
+
+    2.5 dumps every chunk with exclude_unset: a field is written only when the server set it, in the
+    model's field order (protocol.py L308-437). finish_reason is set only on a choice's last chunk
+    (serving_chat.py L453-464, serving_completion.py L578-584).
+    """
+    if chat and opening:
+        # serving_chat.py L326-336: index, delta and prompt_logprobs only.
+        choice: dict[str, Any] = {"index": index, "delta": delta, "prompt_logprobs": None}
+        out = {**head, "choices": [choice]}
+    elif chat:
+        # serving_chat.py L430-437; the chunk object of L248-254 (id, object, created, model, choices)
+        choice = {"index": index, "delta": delta, "logprobs": None, "draft_logprobs": None}
+        if finish_reason is not None:
+            choice["finish_reason"] = finish_reason
+        choice["arrival_time"] = time.time()
+        choice["speculate_metrics"] = None
+        out = {**head, "choices": [choice]}
+    else:
+        # serving_completion.py L559-575; CompletionStreamResponse(id, created, model, choices,
+        # metrics) at L596-602, so no "object" and a "metrics": null.
+        choice = {
+            "index": index,
+            "text": text_piece,
+            "arrival_time": time.time(),
+            "logprobs": None,
+            "draft_logprobs": None,
+            "prompt_logprobs": None,
+            "prompt_token_ids": None,
+            "completion_token_ids": None,
+            "completion_tokens": None,
+            "reasoning_content": thought,
+        }
+        if finish_reason is not None:
+            choice["finish_reason"] = finish_reason
+        choice["tool_calls"] = None
+        choice["speculate_metrics"] = None
+        out = {"id": head["id"], "created": head["created"], "model": head["model"], "choices": [choice]}
+        out["metrics"] = None
+    return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
 class StandIn:
     def __init__(self, args: argparse.Namespace, release: str, logs: Logs) -> None:
         self.args = args
@@ -845,73 +921,8 @@ class StandIn:
             except ConnectionError:
                 run.mark_gone()
 
-        def chunk(
-            index: int,
-            delta: dict[str, Any] | None,
-            finish_reason: str | None,
-            text_piece: str = "",
-            thought: str | None = None,
-            opening: bool = False,
-        ) -> bytes:
-            # 2.5 dumps every chunk with exclude_unset: a field is written only when the server set
-            # it, in the model's field order (protocol.py L308-437). finish_reason is set only on a
-            # choice's last chunk (serving_chat.py L453-464, serving_completion.py L578-584).
-            if chat and opening:
-                # serving_chat.py L326-336: index, delta and prompt_logprobs only.
-                choice: dict[str, Any] = {"index": index, "delta": delta, "prompt_logprobs": None}
-                out = {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]}
-            elif chat:
-                # serving_chat.py L430-437
-                choice = {"index": index, "delta": delta, "logprobs": None, "draft_logprobs": None}
-                if finish_reason is not None:
-                    choice["finish_reason"] = finish_reason
-                choice["arrival_time"] = time.time()
-                choice["speculate_metrics"] = None
-                # The chunk object of L248-254: id, object, created, model, choices.
-                out = {"id": rid, "object": obj, "created": created, "model": model, "choices": [choice]}
-            else:
-                # serving_completion.py L559-575; CompletionStreamResponse(id, created, model,
-                # choices, metrics) at L596-602, so no "object" and a "metrics": null.
-                choice = {
-                    "index": index,
-                    "text": text_piece,
-                    "arrival_time": time.time(),
-                    "logprobs": None,
-                    "draft_logprobs": None,
-                    "prompt_logprobs": None,
-                    "prompt_token_ids": None,
-                    "completion_token_ids": None,
-                    "completion_tokens": None,
-                    "reasoning_content": thought,
-                }
-                if finish_reason is not None:
-                    choice["finish_reason"] = finish_reason
-                choice["tool_calls"] = None
-                choice["speculate_metrics"] = None
-                out = {"id": rid, "created": created, "model": model, "choices": [choice], "metrics": None}
-            return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-        def opening_delta() -> dict[str, Any]:
-            # DeltaMessage(role, reasoning_content="", tool_calls, prompt_token_ids,
-            # completion_token_ids) then content = "" (serving_chat.py L328-345), in field order.
-            return {
-                "role": "assistant",
-                "content": "",
-                "prompt_token_ids": None,
-                "completion_token_ids": None,
-                "reasoning_content": "",
-                "tool_calls": None,
-            }
-
-        def token_delta(content: str, thought: str) -> dict[str, Any]:
-            # serving_chat.py L413-424: no role after the opening chunk.
-            return {
-                "content": content,
-                "prompt_token_ids": None,
-                "completion_token_ids": None,
-                "reasoning_content": thought,
-                "tool_calls": None,
-            }
+        head = {"id": rid, "object": obj, "created": created, "model": model}
+        chunk = functools.partial(stream_chunk, head, chat)
 
         async def usage_chunk(usage: dict[str, Any]) -> None:
             if chat:  # serving_chat.py L511-517
@@ -931,7 +942,7 @@ class StandIn:
             return True
 
         if chat:
-            await event(chunk(0, opening_delta(), None, opening=True), stray_space=True)
+            await event(chunk(0, chat_opening_delta(), None, opening=True), stray_space=True)
         sent = 0
         failed: list[str] = []
 
@@ -951,7 +962,7 @@ class StandIn:
                 tok = f"{tok}<{time.monotonic():.6f}>"
             if chat:
                 thinking = field == "reasoning_content"
-                delta = token_delta("" if thinking else tok, tok if thinking else "")
+                delta = chat_token_delta("" if thinking else tok, tok if thinking else "")
                 await event(chunk(choice.index, delta, choice.finish if last else None), split=True)
             else:
                 text_piece = tok if field == "content" else ""
@@ -982,7 +993,7 @@ class StandIn:
             return await end()
         for c in choices:
             if not c.steps:
-                delta = token_delta("", "") if chat else None
+                delta = chat_token_delta("", "") if chat else None
                 await event(chunk(c.index, delta, c.finish))
                 if include_usage and not chat:
                     await usage_chunk(c.usage())
