@@ -1,6 +1,7 @@
 """The handler's own CPU per token against the bare relay, in one process; prints ratios.
 
-    PYTHONPATH=. python bench/bench_relay.py [--tokens 256] [--per-read 1,4,8,16] [--rounds 9] [--aa]
+    python bench/bench_relay.py [--tokens 256] [--per-read 1,4,8,16] [--rounds 9] [--aa] [--cut]
+        [--tokens-per-event 1]
 
 ``bench_platform.py`` measures whole workers: the engine stand-in, the fake job API and the scheduler
 share the cores with the worker there, and its A/A runs spread by about ±10 %, more than two handlers
@@ -37,6 +38,7 @@ from bare_relay import bare_make_handler  # noqa: E402
 from fastdeploy.entrypoints.openai.api_server import (  # noqa: E402  (the engine stand-in)
     chat_opening_delta,
     chat_token_delta,
+    stream_choice,
     stream_chunk,
 )
 from runpod.serverless.modules import rp_http, rp_job  # noqa: E402
@@ -52,18 +54,23 @@ WORDS = ["Hello", " wörld", " 你好", " 🚀", " streaming", " tokens", ",", "
 # ----------------------------------------------------------------------------- the engine's bytes
 
 
-def chat_stream(tokens: int) -> tuple[list[bytes], str]:
+def chat_stream(tokens: int, per_event: int = 1) -> tuple[list[bytes], str]:
     """The events of one chat stream, built by the engine stand-in as 2.5 writes them (its stray space
-    ends the opening chunk only), and the text they carry."""
+    ends the opening chunk only; ``per_event`` tokens' choices per chunk, as
+    ``max_streaming_response_tokens`` asks), and the text they carry."""
     head = {"id": "chatcmpl-bench", "object": "chat.completion.chunk", "created": 1700000000, "model": "m"}
-    opening = stream_chunk(head, True, 0, chat_opening_delta(), None, opening=True)
+    opening = stream_chunk(head, True, [stream_choice(True, 0, chat_opening_delta(), None, opening=True)])
     events = [b"data: " + opening + b" \n\n"]
     text = ""
+    pending = []
     for i in range(tokens):
         word = WORDS[i % len(WORDS)]
         text += word
-        finish = "length" if i == tokens - 1 else None
-        events.append(b"data: " + stream_chunk(head, True, 0, chat_token_delta(word, ""), finish) + b"\n\n")
+        last = i == tokens - 1
+        pending.append(stream_choice(True, 0, chat_token_delta(word, ""), "length" if last else None))
+        if len(pending) == per_event or last:
+            events.append(b"data: " + stream_chunk(head, True, pending) + b"\n\n")
+            pending = []
     events.append(b"data: [DONE]\n\n")
     return events, text
 
@@ -229,6 +236,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--tokens", type=int, default=256, help="tokens per stream")
     parser.add_argument("--per-read", default="1,4,8,16", help="events per engine read, comma-separated")
     parser.add_argument("--cut", action="store_true", help="each read also ends inside the next event")
+    parser.add_argument(
+        "--tokens-per-event", type=int, default=1, help="choices per chunk (max_streaming_response_tokens)"
+    )
     parser.add_argument("--jobs", type=int, default=20, help="jobs per handler per round")
     parser.add_argument("--rounds", type=int, default=9, help="rounds (handlers alternate; median)")
     parser.add_argument("--routes", default="openai,native", help="openai, native or both")
@@ -247,10 +257,11 @@ async def bench(args: argparse.Namespace) -> int:
     floor = make_handler if args.aa else bare_make_handler
     handlers = {"ours": make_handler(runtime), "bare": floor(runtime)}
     tune_gc()  # as the worker does once the engine is up
-    events, text = chat_stream(args.tokens)
+    events, text = chat_stream(args.tokens, args.tokens_per_event)
     failures = 0
     print(
-        f"{args.tokens} tokens per stream, {args.jobs} jobs per handler and round, {args.rounds} rounds"
+        f"{args.tokens} tokens per stream ({args.tokens_per_event} per event), {args.jobs} jobs per handler"
+        f" and round, {args.rounds} rounds"
         + (", reads cut inside events" if args.cut else "")
         + (" (A/A: 'bare' runs the runtime's handler too)" if args.aa else "")
     )

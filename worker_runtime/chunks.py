@@ -1,7 +1,8 @@
 """Pure: merge OpenAI stream chunks that arrived together into one chunk object.
 
 A native stream yields one OpenAI chunk object per yield. When several chunks arrived during the
-previous yield they are merged, per choice index and at the delta and the choice level alike:
+previous yield they are merged (and so are the choices of one chunk that share an index), per choice
+index and at the delta and the choice level alike:
 text fields appended, tool-call arguments appended, list fields (FastDeploy's
 ``completion_token_ids``, ``prompt_token_ids``, logprob lists) concatenated, the role kept from the
 first chunk and every other scalar (``finish_reason``) from the last one that set it; top-level
@@ -26,7 +27,7 @@ _NUMBERS = (int, float)  # exact types (a bool is not one): a number field keeps
 
 
 def merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
-    if len(chunks) == 1:
+    if len(chunks) == 1 and _one_choice_per_index(chunks[0]):
         return chunks[0]
     out: dict[str, Any] = {}
     choices: dict[Any, dict[str, Any]] = {}
@@ -49,6 +50,17 @@ def merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
                 choices[index] = copy
     out["choices"] = list(choices.values())
     return out
+
+
+def _one_choice_per_index(chunk: dict[str, Any]) -> bool:
+    """False for FastDeploy's chunks of several tokens (``max_streaming_response_tokens`` > 1:
+    serving_chat.py L490, serving_completion.py L597), which list one choice per token, several of
+    them with the same index: those are merged too, so that a reader of ``choices[0]`` misses none."""
+    choices = chunk.get("choices")
+    if not isinstance(choices, list) or len(choices) < 2:
+        return True
+    indexes = {c.get("index", 0) if isinstance(c, dict) else None for c in choices}
+    return len(indexes) == len(choices)
 
 
 def _merge_choice(into: dict[str, Any], new: dict[str, Any], *, delta: bool = False) -> None:

@@ -125,6 +125,46 @@ def test_native_runsync_stream_and_not(rt: RuntimeProcess) -> None:
     assert chunks[-1]["usage"]["completion_tokens"] == response["usage"]["completion_tokens"]
 
 
+@pytest.mark.parametrize("chat", [True, False])
+def test_tokens_batched_per_chunk_reach_every_client(
+    rt: RuntimeProcess, client: openai.OpenAI, chat: bool
+) -> None:
+    """``max_streaming_response_tokens``: FastDeploy lists several tokens' choices, of one index, per
+    chunk. The OpenAI route passes them on as they are; a native stream merges them per index."""
+    params = {"max_tokens": 10, "max_streaming_response_tokens": 3}
+    job = {"messages": MESSAGES} if chat else {"prompt": "abc"}
+    status, done = http("POST", rt.base + "/runsync", {"input": {**job, "sampling_params": params}})
+    assert status == 200 and done["status"] == "COMPLETED", done
+    (response,) = done["output"]
+    full = response["choices"][0]["message"]["content"] if chat else response["choices"][0]["text"]
+
+    def text_of(choice: dict[str, object]) -> str:
+        piece = choice["delta"].get("content") if chat else choice.get("text")  # type: ignore[attr-defined]
+        return str(piece or "")
+
+    _, streamed = http(
+        "POST", rt.base + "/runsync", {"input": {**job, "sampling_params": params, "stream": True}}
+    )
+    chunks = streamed["output"]
+    assert all(len(c["choices"]) == len({ch["index"] for ch in c["choices"]}) for c in chunks)
+    assert "".join(text_of(ch) for c in chunks for ch in c["choices"]) == full
+
+    create = client.chat.completions.create if chat else client.completions.create
+    body = {"messages": MESSAGES} if chat else {"prompt": "abc"}
+    stream = create(
+        model="ernie-test",
+        max_tokens=10,
+        stream=True,
+        extra_body={"max_streaming_response_tokens": 3},
+        **body,
+    )
+    sizes, passed = [], ""
+    for chunk in stream:
+        sizes.append(len(chunk.choices))
+        passed += "".join((ch.delta.content or "") if chat else ch.text for ch in chunk.choices)
+    assert passed == full and max(sizes) == 3
+
+
 def test_run_status_stream_and_bad_input(rt: RuntimeProcess) -> None:
     _, job = http(
         "POST",

@@ -246,6 +246,27 @@ def test_only_the_chat_opening_chunk_has_a_stray_space(standin, path: str, body:
     assert spaced == ([0] if path == CHAT else []) and events[-1] == "data: [DONE]"
 
 
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        (CHAT, {"messages": MESSAGES, "max_streaming_response_tokens": 3}),
+        (CHAT, {"messages": MESSAGES, "metadata": {"max_streaming_response_tokens": 3}}),
+        (COMPLETIONS, {"prompt": "hi", "max_streaming_response_tokens": 3}),
+        (COMPLETIONS, {"prompt": "hi", "suffix": {"max_streaming_response_tokens": 3}}),
+    ],
+)
+def test_max_streaming_response_tokens_lists_several_choices_per_chunk(
+    standin, path: str, body: dict[str, Any]
+) -> None:
+    """serving_chat.py L231-237/L490, serving_completion.py L446-451/L597: a chunk goes out once it
+    holds that many choices, or when a choice finishes."""
+    s = standin()
+    events = s.events(path, {**body, "max_tokens": 7})
+    sizes = [len(e["choices"]) for e in events if isinstance(e, dict) and e["choices"]]
+    assert sizes[-3:] == [3, 3, 1]
+    assert events[-1] == "[DONE]"
+
+
 def test_one_usage_chunk_per_finished_completions_choice(standin) -> None:
     s = standin()
     body = {"prompt": ["a", "bb"], "n": 2, "max_tokens": 5, "stream_options": {"include_usage": True}}

@@ -305,6 +305,15 @@ def test_merge_chunks_concatenates_deltas() -> None:
     assert merged["usage"] == {"total_tokens": 3}
 
 
+def test_merge_chunks_merges_choices_of_one_index_within_a_chunk() -> None:
+    """FastDeploy's chunks of several tokens (max_streaming_response_tokens) list one choice per token."""
+    tokens = [{"index": 0, "delta": {"content": t}, "arrival_time": i} for i, t in enumerate("abc")]
+    merged = merge_chunks([{"id": "c", "choices": tokens}])
+    assert merged["choices"] == [{"index": 0, "delta": {"content": "abc"}, "arrival_time": 2}]
+    distinct = {"id": "c", "choices": [{"index": 0, "text": "a"}, {"index": 1, "text": "b"}]}
+    assert merge_chunks([distinct]) is distinct  # one choice per index: passed on as it is
+
+
 def test_merge_chunks_keeps_every_token_id() -> None:
     def chunk(n: int, finish: str | None = None) -> dict:
         delta = {"content": f"t{n}", "completion_token_ids": [n], "completion_tokens": f"t{n}"}

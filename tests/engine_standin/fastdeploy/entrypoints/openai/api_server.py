@@ -310,8 +310,7 @@ def chat_token_delta(content: str, thought: str) -> dict[str, Any]:
     }
 
 
-def stream_chunk(
-    head: dict[str, Any],
+def stream_choice(
     chat: bool,
     index: int,
     delta: dict[str, Any] | None,
@@ -319,8 +318,8 @@ def stream_chunk(
     text_piece: str = "",
     thought: str | None = None,
     opening: bool = False,
-) -> bytes:
-    """One stream chunk's JSON; ``head`` holds id, object, created and model.
+) -> dict[str, Any]:
+    """One choice of a stream chunk.
 
     2.5 dumps every chunk with exclude_unset: a field is written only when the server set it, in the
     model's field order (protocol.py L308-437). finish_reason is set only on a choice's last chunk
@@ -328,36 +327,44 @@ def stream_chunk(
     """
     if chat and opening:
         # serving_chat.py L326-336: index, delta and prompt_logprobs only.
-        choice: dict[str, Any] = {"index": index, "delta": delta, "prompt_logprobs": None}
-        out = {**head, "choices": [choice]}
-    elif chat:
-        # serving_chat.py L430-437; the chunk object of L248-254 (id, object, created, model, choices)
+        return {"index": index, "delta": delta, "prompt_logprobs": None}
+    if chat:
+        # serving_chat.py L430-437
         choice = {"index": index, "delta": delta, "logprobs": None, "draft_logprobs": None}
         if finish_reason is not None:
             choice["finish_reason"] = finish_reason
         choice["arrival_time"] = time.time()
         choice["speculate_metrics"] = None
-        out = {**head, "choices": [choice]}
+        return choice
+    # serving_completion.py L559-575
+    choice = {
+        "index": index,
+        "text": text_piece,
+        "arrival_time": time.time(),
+        "logprobs": None,
+        "draft_logprobs": None,
+        "prompt_logprobs": None,
+        "prompt_token_ids": None,
+        "completion_token_ids": None,
+        "completion_tokens": None,
+        "reasoning_content": thought,
+    }
+    if finish_reason is not None:
+        choice["finish_reason"] = finish_reason
+    choice["tool_calls"] = None
+    choice["speculate_metrics"] = None
+    return choice
+
+
+def stream_chunk(head: dict[str, Any], chat: bool, choices: list[dict[str, Any]]) -> bytes:
+    """One stream chunk's JSON; ``head`` holds id, object, created and model. Chat: the chunk object
+    of serving_chat.py L248-254 (id, object, created, model, choices). Completions:
+    CompletionStreamResponse(id, created, model, choices, metrics) at serving_completion.py
+    L596-602, so no "object" and a "metrics": null."""
+    if chat:
+        out = {**head, "choices": choices}
     else:
-        # serving_completion.py L559-575; CompletionStreamResponse(id, created, model, choices,
-        # metrics) at L596-602, so no "object" and a "metrics": null.
-        choice = {
-            "index": index,
-            "text": text_piece,
-            "arrival_time": time.time(),
-            "logprobs": None,
-            "draft_logprobs": None,
-            "prompt_logprobs": None,
-            "prompt_token_ids": None,
-            "completion_token_ids": None,
-            "completion_tokens": None,
-            "reasoning_content": thought,
-        }
-        if finish_reason is not None:
-            choice["finish_reason"] = finish_reason
-        choice["tool_calls"] = None
-        choice["speculate_metrics"] = None
-        out = {"id": head["id"], "created": head["created"], "model": head["model"], "choices": [choice]}
+        out = {"id": head["id"], "created": head["created"], "model": head["model"], "choices": choices}
         out["metrics"] = None
     return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
 
@@ -922,7 +929,15 @@ class StandIn:
                 run.mark_gone()
 
         head = {"id": rid, "object": obj, "created": created, "model": model}
-        chunk = functools.partial(stream_chunk, head, chat)
+        choice_of = functools.partial(stream_choice, chat)
+        # Several tokens' choices per chunk when asked (serving_chat.py L231-237, L490;
+        # serving_completion.py L446-451, L597): a choice's last token sends what is pending.
+        batch = body.get("max_streaming_response_tokens")
+        if not isinstance(batch, int):
+            extra = body.get("metadata") if chat else body.get("suffix")
+            batch = (extra if isinstance(extra, dict) else {}).get("max_streaming_response_tokens", 1)
+        batch = max(1, batch) if isinstance(batch, int) else 1
+        pending: list[dict[str, Any]] = []
 
         async def usage_chunk(usage: dict[str, Any]) -> None:
             if chat:  # serving_chat.py L511-517
@@ -942,7 +957,8 @@ class StandIn:
             return True
 
         if chat:
-            await event(chunk(0, chat_opening_delta(), None, opening=True), stray_space=True)
+            opening = choice_of(0, chat_opening_delta(), None, opening=True)
+            await event(stream_chunk(head, chat, [opening]), stray_space=True)
         sent = 0
         failed: list[str] = []
 
@@ -960,17 +976,18 @@ class StandIn:
             sent += 1
             if self.stamp:
                 tok = f"{tok}<{time.monotonic():.6f}>"
+            finish = choice.finish if last else None
             if chat:
                 thinking = field == "reasoning_content"
                 delta = chat_token_delta("" if thinking else tok, tok if thinking else "")
-                await event(chunk(choice.index, delta, choice.finish if last else None), split=True)
+                pending.append(choice_of(choice.index, delta, finish))
             else:
                 text_piece = tok if field == "content" else ""
                 thought = tok if field == "reasoning_content" else None
-                await event(
-                    chunk(choice.index, None, choice.finish if last else None, text_piece, thought),
-                    split=True,
-                )
+                pending.append(choice_of(choice.index, None, finish, text_piece, thought))
+            if len(pending) == batch or last:
+                await event(stream_chunk(head, chat, pending), split=True)
+                pending.clear()
             if last and include_usage and not chat:
                 # One usage chunk per finished choice, with that choice's numbers only
                 # (serving_completion.py L618-645).
@@ -994,7 +1011,7 @@ class StandIn:
         for c in choices:
             if not c.steps:
                 delta = chat_token_delta("", "") if chat else None
-                await event(chunk(c.index, delta, c.finish))
+                await event(stream_chunk(head, chat, [choice_of(c.index, delta, c.finish)]))
                 if include_usage and not chat:
                     await usage_chunk(c.usage())
         if include_usage and chat:
