@@ -57,7 +57,7 @@ def test_error_event_mid_stream_fails_the_job(local_runtime) -> None:
     err = failed(rt, {**CHAT, "stream": True})
     assert err["status"] == 500 and "FD_STANDIN_ERROR_MID_STREAM" in err["message"]
     err = failed(rt, {"openai_route": "/v1/chat/completions", "openai_input": {**CHAT, "stream": True}})
-    assert err["code"] == "internal_error"
+    assert err["type"] == "internal_error" and err["status"] == 500
 
 
 @pytest.mark.parametrize("status", ["400", "503"])

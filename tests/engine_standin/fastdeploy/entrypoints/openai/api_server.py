@@ -1000,13 +1000,19 @@ class StandIn:
         if outcome == "aborted":
             return False
         if outcome in ("error", "paused"):
-            # A mid-stream failure: an error event, then [DONE], inside the 200
-            # (serving_completion.py L652-654)
+            # A mid-stream failure: an error event, then [DONE], inside the 200. Chat: ErrorResponse
+            # dumped whole, type internal_error, the traceback in the message (serving_chat.py
+            # L203-206, L522-527). Completions: str(e), code "400", dumped with exclude_unset
+            # (serving_completion.py L652-654).
             message = failed[0] if failed else "Request is aborted since engine is paused."
-            err = {
-                "error": {"message": message, "type": "server_error", "param": None, "code": "internal_error"}
-            }
-            await event(json.dumps(err).encode())
+            if chat:
+                text = f"request[{rid}] generate stream error: {message}, " + TRACEBACK.format(
+                    kind="RuntimeError", message=message
+                )
+                error = {"message": text, "type": "internal_error", "param": None, "code": None}
+            else:
+                error = {"message": message, "type": "internal_error", "code": "400"}
+            await event(json.dumps({"error": error}, ensure_ascii=False, separators=(",", ":")).encode())
             return await end()
         for c in choices:
             if not c.steps:
