@@ -841,19 +841,28 @@ class StandIn:
         model = self.reported_model(body.get("model"))
         if chat:
             (c,) = choices
+            # JSONResponse(content=response.model_dump()) (api_server.py L546): every field of the
+            # models, unset ones as null (protocol.py: ChatMessage, ChatCompletionResponseChoice).
             message = {
                 "role": "assistant",
                 "content": "".join(c.tokens),
                 "multimodal_content": None,
                 "reasoning_content": "".join(c.thinking) if self.reasoning else None,
+                "audio_content": None,
                 "tool_calls": None,
+                "prompt_token_ids": None,
+                "completion_token_ids": None,
+                "prompt_tokens": None,
+                "completion_tokens": None,
             }
+            choice = {"index": 0, "message": message, "logprobs": None, "draft_logprobs": None}
+            choice.update(prompt_logprobs=None, finish_reason=c.finish, speculate_metrics=None)
             out = {
                 "id": rid,
                 "object": "chat.completion",
                 "created": created,
                 "model": model,
-                "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": c.finish}],
+                "choices": [choice],
                 "usage": c.usage(),
             }
         else:
@@ -867,13 +876,23 @@ class StandIn:
                 "object": "text_completion",
                 "created": created,
                 "model": model,
+                # api_server.py L581, model_dump(): every field of CompletionResponseChoice.
                 "choices": [
                     {
                         "index": c.index,
                         "text": "".join(c.tokens),
+                        "prompt_token_ids": None,
+                        "completion_token_ids": None,
+                        "prompt_tokens": None,
+                        "completion_tokens": None,
+                        "arrival_time": None,  # not set by the full generator (serving_completion.py)
                         "logprobs": None,
-                        "finish_reason": c.finish,
+                        "draft_logprobs": None,
+                        "prompt_logprobs": None,
                         "reasoning_content": "".join(c.thinking) if self.reasoning else None,
+                        "finish_reason": c.finish,
+                        "tool_calls": None,
+                        "speculate_metrics": None,
                     }
                     for c in choices
                 ],
