@@ -298,7 +298,7 @@ def _may_end(data: bytes) -> bool:
     last = data[data.rfind(b"\n\n", 0, len(data) - 2) + 1 :]
     at = last.rfind(FINISH_REASON)
     if at < 0:
-        return b'"choices":[]' in last or b'"choices": []' in last  # a usage chunk (2.5, the stand-in)
+        return b'"choices":[]' in last or b'"choices": []' in last  # a usage chunk (compact as 2.5's)
     after = at + len(FINISH_REASON)
     return not last[after : after + 9].lstrip(b": ").startswith(b"null")
 
