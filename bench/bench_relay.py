@@ -32,7 +32,6 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "engine_standin")]
-os.environ.setdefault("RUNPOD_LOG_LEVEL", "INFO")  # as the worker starts the SDK (sdk_log_env)
 
 from bare_relay import bare_make_handler  # noqa: E402
 from fastdeploy.entrypoints.openai.api_server import (  # noqa: E402  (the engine stand-in)
@@ -41,9 +40,8 @@ from fastdeploy.entrypoints.openai.api_server import (  # noqa: E402  (the engin
     stream_choice,
     stream_chunk,
 )
-from runpod.serverless.modules import rp_http, rp_job  # noqa: E402
 
-from worker_runtime.__main__ import tune_gc  # noqa: E402
+from worker_runtime.__main__ import sdk_log_env, tune_gc  # noqa: E402
 from worker_runtime.handler import Runtime, make_handler  # noqa: E402
 from worker_runtime.sse import SSEParser  # noqa: E402
 
@@ -191,6 +189,8 @@ async def run_jobs(
     handler: Callable[..., Any], platform: Platform, jobs: int, route: str
 ) -> tuple[float, int, list[list[str]]]:
     """(CPU seconds, stream POSTs, each job's POSTs) for ``jobs`` jobs, one after the other."""
+    from runpod.serverless.modules import rp_job
+
     config = {"handler": handler, "return_aggregate_stream": True, "rp_args": {}}
     per_job: list[list[str]] = []
     cpu = 0.0
@@ -252,6 +252,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 async def bench(args: argparse.Namespace) -> int:
     engine = FakeEngine()
     platform = Platform()
+    # The SDK reads its log level when imported: set it first, as the worker does (sdk_log_env).
+    os.environ.update(sdk_log_env(os.environ))
+    from runpod.serverless.modules import rp_http
+
     rp_http._transmit = platform.transmit  # the one network step of the SDK's POSTs
     runtime = Runtime(engine, "bench-model", 1)  # type: ignore[arg-type]
     floor = make_handler if args.aa else bare_make_handler
