@@ -280,11 +280,13 @@ async def bench(args: argparse.Namespace) -> int:
                 handlers["objects"] = objects_make_handler(prepared)
             cpu: dict[str, list[float]] = {name: [] for name in names}
             yields: dict[str, int] = {}
-            for rnd in range(args.rounds):
+            for rnd in range(-1, args.rounds):  # round -1 warms up and is not counted
                 for name in names[rnd % len(names) :] + names[: rnd % len(names)]:
                     engine.streams = list(reversed(streams))
                     with open(os.devnull, "w") as devnull, contextlib.redirect_stdout(devnull):
                         seconds, posts, per_job = await run_jobs(handlers[name], platform, args.jobs, route)
+                    if rnd < 0:
+                        continue
                     cpu[name].append(seconds)
                     yields[name] = posts
                     bad = [i for i, p in enumerate(per_job) if delivered_text(p) != text]
