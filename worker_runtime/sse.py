@@ -8,8 +8,9 @@ split across network reads is never broken.
 ``EventSplitter`` is the cheap front end of a stream relay: it finds where the whole events of the
 bytes received so far end, without decoding or parsing them, so a relay can pass a block of whole
 events on as received. ``plain_events`` says whether a block is in the plain ``data: ...`` framing
-that needs no rewriting (FastDeploy's, once its stray spaces are dropped), and ``plain_payloads``
-splits such a block into its events' data; other blocks go through ``SSEParser``.
+that needs no rewriting (FastDeploy's, once its stray spaces are dropped), ``plain_mid_stream`` the
+same in one pass for a block without ``[DONE]``, and ``plain_payloads`` splits such a block into its
+events' data; other blocks go through ``SSEParser``.
 """
 
 from __future__ import annotations
@@ -142,7 +143,9 @@ def plain_events(block: bytes) -> bytes | None:
     """
     if _PLAIN.fullmatch(block):
         return block  # no stray space either: the pattern allows no whitespace before a blank line
-    block = _without_stray_spaces(block)
+    if b" \n\n" not in block:
+        return None
+    block = block.replace(b" \n\n", b"\n\n")
     return block if _PLAIN.fullmatch(block) else None
 
 
@@ -166,7 +169,3 @@ def plain_payloads(block: bytes) -> list[bytes] | None:
     if not block.startswith(b"data: ") or not block.endswith(b"\n\n"):
         return None
     return block[len(b"data: ") : -2].split(b"\n\ndata: ")
-
-
-def _without_stray_spaces(block: bytes) -> bytes:
-    return block.replace(b" \n\n", b"\n\n") if b" \n\n" in block else block
