@@ -35,6 +35,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "bench"), str(ROOT / "tests" / "engine_sta
 
 from bare_relay import bare_make_handler  # noqa: E402
 from fastdeploy.entrypoints.openai.api_server import (  # noqa: E402  (the engine stand-in)
+    character_cut,
     chat_opening_delta,
     chat_token_delta,
     stream_choice,
@@ -75,17 +76,16 @@ def chat_stream(tokens: int, per_event: int = 1) -> tuple[list[bytes], str]:
 
 def reads(events: list[bytes], per_read: int, cut: bool) -> list[bytes]:
     """What each read of the engine connection returns: ``per_read`` events, and with ``cut`` the
-    first half of the next one too (inside a character when it has a multi-byte one)."""
+    first part of the next one too (up to inside a character, as the stand-in cuts its writes)."""
+    events = list(events)
     out: list[bytes] = []
-    carry = b""
     for start in range(0, len(events), per_read):
-        group = carry + b"".join(events[start : start + per_read])
-        carry = b""
-        following = events[start + per_read] if start + per_read < len(events) else b""
-        if cut and following:
-            at = next((i for i, b in enumerate(following) if b & 0xC0 == 0x80), len(following) // 2)
-            group += following[:at]
-            events[start + per_read] = following[at:]  # the rest starts the next read
+        group = b"".join(events[start : start + per_read])
+        following = start + per_read
+        if cut and following < len(events):
+            at = character_cut(events[following])
+            group += events[following][:at]
+            events[following] = events[following][at:]  # the rest starts the next read
         out.append(group)
     return out
 
@@ -167,21 +167,21 @@ class Platform:
         self.posts.append(job_data)
 
 
-def job_input(route: str, tokens: int) -> dict[str, Any]:
+def job_input(route: str) -> dict[str, Any]:
+    """A streamed chat job (the fake engine answers every request with the prepared stream)."""
     if route == "openai":
-        body = {"model": "bench-model", "messages": MESSAGES, "max_tokens": tokens, "stream": True}
+        body = {"model": "bench-model", "messages": MESSAGES, "stream": True}
         return {"openai_route": "/v1/chat/completions", "openai_input": body}
-    return {"messages": MESSAGES, "stream": True, "sampling_params": {"max_tokens": tokens}}
+    return {"messages": MESSAGES, "stream": True}
 
 
 def delivered_text(posts: list[str]) -> str:
     """The text of one job's stream POSTs (the last POST is the result), whatever the handler."""
-    outputs = [json.loads(p)["output"] for p in posts[:-1]]
-    if all(isinstance(o, dict) for o in outputs):  # native chunks
-        return "".join(c["delta"].get("content") or "" for o in outputs for c in o["choices"])
-    parser = SSEParser()
-    events = parser.feed("".join(outputs).encode()) + parser.close()
-    chunks = [json.loads(e.data) for e in events if not e.is_done]
+    chunks = [json.loads(p)["output"] for p in posts[:-1]]
+    if not all(isinstance(o, dict) for o in chunks):  # SSE text, not native chunks
+        parser = SSEParser()
+        events = parser.feed("".join(chunks).encode()) + parser.close()
+        chunks = [json.loads(e.data) for e in events if not e.is_done]
     return "".join(c["delta"].get("content") or "" for o in chunks for c in o["choices"])
 
 
@@ -196,7 +196,7 @@ async def run_jobs(
     cpu = 0.0
     for i in range(jobs):
         platform.posts = []
-        job = {"id": f"job-{i}", "input": job_input(route, 0)}
+        job = {"id": f"job-{i}", "input": job_input(route)}
         t0 = time.process_time()
         await rp_job.handle_job(platform, config, job)
         cpu += time.process_time() - t0
@@ -208,7 +208,7 @@ async def outputs_of(
     handler: Callable[..., Any], engine: FakeEngine, stream: list[bytes], route: str
 ) -> list[Any]:
     engine.streams = [stream]
-    return [out async for out in handler({"id": "prepare", "input": job_input(route, 0)})]
+    return [out async for out in handler({"id": "prepare", "input": job_input(route)})]
 
 
 def objects_make_handler(prepared: list[list[Any]]) -> Callable[[dict[str, Any]], AsyncIterator[Any]]:
@@ -272,7 +272,7 @@ async def bench(args: argparse.Namespace) -> int:
     print("route   E/read  handler  CPU us/token  us/yield  yields/job   CPU/token vs bare")
     for route in args.routes:
         for per_read in args.per_read:
-            streams = [reads(list(events), per_read, args.cut) for _ in range(args.jobs)]
+            streams = [reads(events, per_read, args.cut) for _ in range(args.jobs)]
             names = ["ours", "bare"]
             if route == "native" and not args.aa:
                 names.append("objects")

@@ -356,17 +356,29 @@ def stream_choice(
     return choice
 
 
-def stream_chunk(head: dict[str, Any], chat: bool, choices: list[dict[str, Any]]) -> bytes:
+def stream_chunk(
+    head: dict[str, Any], chat: bool, choices: list[dict[str, Any]], usage: dict[str, Any] | None = None
+) -> bytes:
     """One stream chunk's JSON; ``head`` holds id, object, created and model. Chat: the chunk object
     of serving_chat.py L248-254 (id, object, created, model, choices). Completions:
     CompletionStreamResponse(id, created, model, choices, metrics) at serving_completion.py
-    L596-602, so no "object" and a "metrics": null."""
+    L596-602, so no "object" and a "metrics": null. ``usage``: a usage chunk, ``choices`` empty
+    (serving_chat.py L511-517, serving_completion.py L625-645)."""
     if chat:
         out = {**head, "choices": choices}
     else:
         out = {"id": head["id"], "created": head["created"], "model": head["model"], "choices": choices}
+    if usage is not None:
+        out["usage"] = usage
+    if not chat:
         out["metrics"] = None
     return json.dumps(out, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def character_cut(data: bytes) -> int:
+    """Where to cut ``data`` in two so that one UTF-8 character straddles the cut (its middle when it
+    has no multi-byte character)."""
+    return next((i for i, b in enumerate(data) if b & 0xC0 == 0x80), len(data) // 2)
 
 
 class StandIn:
@@ -935,7 +947,7 @@ class StandIn:
             if split:
                 # Cut inside a multi-byte UTF-8 character when there is one, so that one character
                 # straddles two chunks (and usually two TCP writes).
-                cut = next((i for i, b in enumerate(data) if b & 0xC0 == 0x80), len(data) // 2)
+                cut = character_cut(data)
                 pieces = [data[:cut], data[cut:]]
             else:
                 pieces = [data]
@@ -959,13 +971,7 @@ class StandIn:
         pending: list[dict[str, Any]] = []
 
         async def usage_chunk(usage: dict[str, Any]) -> None:
-            if chat:  # serving_chat.py L511-517
-                final = {"id": rid, "object": obj, "created": created, "model": model, "choices": []}
-                final["usage"] = usage
-            else:  # serving_completion.py L625-645
-                final = {"id": rid, "created": created, "model": model, "choices": [], "usage": usage}
-                final["metrics"] = None
-            await event(json.dumps(final, separators=(",", ":")).encode())
+            await event(stream_chunk(head, chat, [], usage))
 
         async def end() -> bool:
             await event(b"[DONE]")
