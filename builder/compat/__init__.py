@@ -21,6 +21,8 @@ from pydantic import BaseModel, ValidationError
 
 from builder.compat.tables import (
     EngineFlagsFile,
+    GpuArchsFile,
+    GpuType,
     KnownModel,
     ModelsFile,
     Pool,
@@ -33,6 +35,7 @@ from builder.paths import COMPAT_DIR, ENGINE_FLAGS, display
 
 RELEASES_FILE = "fastdeploy_releases.yaml"
 POOLS_FILE = "gpu_pools.yaml"
+GPU_ARCHS_FILE = "gpu_archs.yaml"
 MODELS_FILE = "models.yaml"
 
 
@@ -59,6 +62,7 @@ class CompatError(BuilderError):
 class Compat:
     releases_file: ReleasesFile
     pools: dict[str, Pool]
+    gpu_archs: dict[str, str]  # GPU type id -> compute capability (gpu_archs.yaml)
     models: dict[str, KnownModel]
     engine: dict[
         str, dict[str, Any]
@@ -162,14 +166,13 @@ class Compat:
     def pool(self, pool_id: str) -> Pool | None:
         return self.pools.get(pool_id)
 
-    def pool_archs(self, gpu_ids: Iterable[str]) -> set[str]:
-        """GPU architectures of the pools a variant runs on (negated '-ID' and unknown ids skipped)."""
-        return {p.arch for i in gpu_ids if not i.startswith("-") and (p := self.pool(i))}
+    def pool_types(self, gpu_ids: Iterable[str]) -> list[tuple[str, GpuType]]:
+        """(pool id, type) of every GPU type the named pools may hand out (negated, unknown ids skipped)."""
+        return [(i, t) for i in gpu_ids if not i.startswith("-") and (p := self.pool(i)) for t in p.types]
 
-    def pools_with_arch(self, archs: Iterable[str]) -> list[str]:
-        """The pool ids whose architecture is one of ``archs``, sorted."""
-        wanted = set(archs)
-        return sorted(i for i, p in self.pools.items() if p.arch in wanted)
+    def gpu_type(self, type_id: str) -> GpuType | None:
+        """A GPU type of any pool, by its id."""
+        return next((t for p in self.pools.values() for t in p.types if t.id == type_id), None)
 
     def model(self, model_id: str) -> KnownModel | None:
         return self.models.get(model_id)
@@ -237,7 +240,31 @@ def _read(path: Path, problems: list[str]) -> Any:
         return None
 
 
-def _cross_checks(releases: ReleasesFile, engine: EngineFlagsFile, files: dict[str, Path]) -> list[str]:
+def _pool_checks(pools: PoolsFile, archs: GpuArchsFile, pools_file: str, archs_file: str) -> list[str]:
+    """Each pool's representative is one of its types; each type's architecture is the table's."""
+    problems = []
+    for pool_id, pool in pools.pools.items():
+        if pool.type(pool.representative) is None:
+            problems.append(
+                f"{pools_file}: pools.{pool_id}.representative: {pool.representative!r} is not one of "
+                "its types"
+            )
+        for t in pool.types:
+            if archs.archs.get(t.id) != t.arch:
+                problems.append(
+                    f"{pools_file}: pools.{pool_id}: {t.id!r} is {t.arch} here but "
+                    f"{archs.archs.get(t.id, 'missing')} in {archs_file}"
+                )
+    return problems
+
+
+def _cross_checks(
+    releases: ReleasesFile,
+    engine: EngineFlagsFile,
+    pools: PoolsFile,
+    archs: GpuArchsFile,
+    files: dict[str, Path],
+) -> list[str]:
     """What one file must agree on with another (or with itself)."""
     rel_file, flags_file = display(files["releases"]), display(files["flags"])
     problems = [
@@ -250,6 +277,7 @@ def _cross_checks(releases: ReleasesFile, engine: EngineFlagsFile, files: dict[s
         f"{rel_file}: quantization_memory: no factor for {q!r} (a quantization of {flags_file})"
         for q in sorted(quantizations - set(releases.quantization_memory) - {"bf16"})
     ]
+    problems += _pool_checks(pools, archs, display(files["pools"]), display(files["gpu_archs"]))
     if "bf16" not in releases.quantization_memory:
         problems.append(f"{rel_file}: quantization_memory: no factor for 'bf16' (no quantization)")
     for name, rel in releases.releases.items():
@@ -270,22 +298,30 @@ def load_compat(compat_dir: Path = COMPAT_DIR, flags_file: Path = ENGINE_FLAGS) 
     files = {
         "releases": compat_dir / RELEASES_FILE,
         "pools": compat_dir / POOLS_FILE,
+        "gpu_archs": compat_dir / GPU_ARCHS_FILE,
         "models": compat_dir / MODELS_FILE,
         "flags": flags_file,
     }
     problems: list[str] = []
     raw = {key: _read(path, problems) for key, path in files.items()}
-    models = {"releases": ReleasesFile, "pools": PoolsFile, "models": ModelsFile, "flags": EngineFlagsFile}
+    models = {
+        "releases": ReleasesFile,
+        "pools": PoolsFile,
+        "gpu_archs": GpuArchsFile,
+        "models": ModelsFile,
+        "flags": EngineFlagsFile,
+    }
     typed = {
         key: _typed(models[key], raw[key], files[key], problems) for key in files if raw[key] is not None
     }
     if not problems:
-        problems = _cross_checks(typed["releases"], typed["flags"], files)
+        problems = _cross_checks(typed["releases"], typed["flags"], typed["pools"], typed["gpu_archs"], files)
     if problems:
         raise CompatError(problems)
     return Compat(
         releases_file=typed["releases"],
         pools=typed["pools"].pools,
+        gpu_archs=typed["gpu_archs"].archs,
         models=typed["models"].models,
         engine=raw["flags"]["releases"],
     )

@@ -42,7 +42,9 @@ class Release(_Table):
     """What building on one FastDeploy release needs (its flags live in worker_runtime/engine_flags.json)."""
 
     python: str
-    gpu_archs: list[Arch] = Field(description="architectures the official image / default wheel covers")
+    gpu_archs: list[Arch] = Field(
+        description="architectures the official image / default wheel runs on (its build's CUDA targets)"
+    )
     images: dict[str, str] = Field(default_factory=dict, description="CUDA version -> image tag")
     pip: PipRoute | None = None
     startup_bounds: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], Bound] = Field(
@@ -74,14 +76,35 @@ class ReleasesFile(_Table):
 # --- gpu_pools.yaml ----------------------------------------------------------------------------------
 
 
-class Pool(_Table):
+class GpuType(_Table):
+    """One GPU type RunPod may hand out in a pool."""
+
+    id: str = Field(description="RunPod's GPU type id (REST v2 excludedTypes, tests.json gpuTypeId)")
     memory_gb: Positive = Field(description="memory per card")
     arch: Arch
-    gpu_type: str = Field(description="a representative card (tests.json gpuTypeId)")
+
+
+class Pool(_Table):
+    representative: str = Field(description="the type tests.json names by default (one of `types`)")
+    types: list[GpuType] = Field(min_length=1, description="every type the pool may hand out")
+
+    @property
+    def archs(self) -> set[str]:
+        return {t.arch for t in self.types}
+
+    def type(self, type_id: str) -> GpuType | None:
+        return next((t for t in self.types if t.id == type_id), None)
 
 
 class PoolsFile(_Table):
     pools: dict[str, Pool]
+
+
+# --- gpu_archs.yaml ----------------------------------------------------------------------------------
+
+
+class GpuArchsFile(_Table):
+    archs: dict[str, Arch] = Field(description="GPU type id -> CUDA compute capability")
 
 
 # --- models.yaml -------------------------------------------------------------------------------------

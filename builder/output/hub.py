@@ -86,12 +86,20 @@ def hub_input(env: str, resolved: Resolved, compat: Compat) -> dict[str, Any]:
     return {"key": env, "input": spec}
 
 
+def hub_gpu_ids(resolved: Resolved) -> list[str]:
+    """The variant's pools, then a '-TYPE' negation for each GPU type the worker cannot run: the Hub's
+    `gpuIds` takes "pool IDs with optional GPU ID negations" (runpod/docs hub/publishing-guide.mdx L72),
+    so a Hub deploy excludes the same types as `deploy` does."""
+    own = {i[1:].strip() for i in resolved.gpu_ids if i.startswith("-")}
+    return [*resolved.gpu_ids, *(f"-{t}" for t in resolved.excluded_types if t not in own)]
+
+
 def hub_json(resolved: Resolved, compat: Compat) -> dict[str, Any]:
     config: dict[str, Any] = {
         "runsOn": "GPU",
         "containerDiskInGb": resolved.container_disk_gb,
         "gpuCount": resolved.gpu_count,
-        "gpuIds": ",".join(resolved.gpu_ids),
+        "gpuIds": ",".join(hub_gpu_ids(resolved)),
         "allowedCudaVersions": list(resolved.allowed_cuda_versions),
     }
     if resolved.presets:

@@ -10,6 +10,7 @@ from typing import Any
 
 from builder import __version__
 from builder.compat import Compat
+from builder.compat.gpus import Selection, representative_archs, select
 from builder.variant.models import Variant
 from builder.variant.settings_spec import (
     BY_ENV,
@@ -53,6 +54,9 @@ class Resolved:
     category: str
     icon_url: str | None
     gpu_ids: list[str]
+    excluded_types: list[str]  # GPU types of the pools the worker cannot run (or the variant negates)
+    exclusions: dict[str, str]  # excluded type -> why
+    gpu_archs: list[str]  # architectures of the types a worker may get
     gpu_count: int
     container_disk_gb: int
     allowed_cuda_versions: list[str]
@@ -79,7 +83,7 @@ class Resolved:
         return offered_choices(
             BY_ENV[env],
             compat.engine_release(self.release),
-            compat.pool_archs(self.gpu_ids),
+            set(self.gpu_archs),
             compat.quantization_archs,
         )
 
@@ -88,7 +92,7 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
     eng, model, hub = variant.engine, variant.model, variant.hub
     release = compat.build_release(eng.fastdeploy)
     assert release is not None, "resolve() takes a checked variant"
-    pools = [p for i in hub.gpu_ids if not i.startswith("-") and (p := compat.pool(i))]
+    gpus = select(compat, eng.fastdeploy, eng.install, eng.cuda, eng.quantization, list(hub.gpu_ids))
 
     pip = None
     if eng.install == "image":
@@ -98,7 +102,11 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         data = release.pip
         assert data is not None, "resolve() takes a checked variant"
         fd_index = data.fastdeploy_index
-        group = eng.cuda if eng.cuda in fd_index else compat.pip_wheel_group({p.arch for p in pools})
+        group = (
+            eng.cuda
+            if eng.cuda in fd_index
+            else compat.pip_wheel_group(representative_archs(compat, hub.gpu_ids))
+        )
         pip = {
             "paddlepaddle": data.paddlepaddle,
             "paddle_index": data.paddle_index[eng.cuda],
@@ -137,7 +145,6 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         if hub.expose is None
         else list(hub.expose)
     )
-    first_pool = pools[0].gpu_type if pools else "NVIDIA A40"
 
     labels = {
         "org.opencontainers.image.title": variant.title,
@@ -174,6 +181,12 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         category=hub.category,
         icon_url=hub.icon_url,
         gpu_ids=list(hub.gpu_ids),
+        excluded_types=gpus.excluded_types,
+        exclusions={
+            **{t: "negated in hub.gpu_ids" for t in gpus.negated},
+            **{e.type.id: e.reason for e in gpus.excluded},
+        },
+        gpu_archs=sorted(gpus.archs),
         gpu_count=count,
         container_disk_gb=disk,
         allowed_cuda_versions=list(cudas),
@@ -181,9 +194,21 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         expose=exposed,
         advanced=None if hub.advanced is None else list(hub.advanced),
         tests=[t.model_dump() for t in variant.tests.jobs],
-        gpu_type_id=variant.tests.gpu_type_id or first_pool,
+        gpu_type_id=variant.tests.gpu_type_id
+        or default_test_gpu(gpus, [i for i in hub.gpu_ids if i in compat.pools], compat),
         repository=variant.image.repository,
         extra_tags=list(variant.image.tags),
         source_url=variant.image.source,
         labels=labels,
     )
+
+
+def default_test_gpu(gpus: Selection, pool_ids: list[str], compat: Compat) -> str:
+    """The GPU type the Hub tests run on: the first pool's representative when the worker runs it, else
+    the first type the worker runs."""
+    for pool_id in pool_ids:
+        kept = gpus.kept_in(pool_id)
+        representative = compat.pools[pool_id].representative
+        if kept:
+            return representative if any(t.id == representative for t in kept) else kept[0].id
+    return "NVIDIA A40"  # no pool keeps a type: the checks refuse such a variant

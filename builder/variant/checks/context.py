@@ -9,6 +9,7 @@ from functools import cached_property
 from typing import Any
 
 from builder.compat import Compat
+from builder.compat.gpus import Selection, select
 from builder.compat.tables import Pool
 from builder.errors import ErrorList
 from builder.variant.loader import Loaded
@@ -50,8 +51,22 @@ class Context:
         return out
 
     @cached_property
+    def selection(self) -> Selection:
+        """The GPU types of the pools the release's build runs (kept) and those deploy excludes."""
+        eng = self.variant.engine
+        return select(
+            self.compat,
+            eng.fastdeploy,
+            eng.install,
+            eng.cuda,
+            eng.quantization,
+            list(self.variant.hub.gpu_ids),
+        )
+
+    @cached_property
     def pool_archs(self) -> set[str]:
-        return {pool.arch for _, _, pool in self.pools}
+        """Architectures of the GPU types a worker may get (those excluded aside)."""
+        return self.selection.archs
 
     @cached_property
     def gpu_count(self) -> int:

@@ -22,22 +22,27 @@ def weights_known(ctx: Context) -> None:
 
 @check(*MODEL, "engine.quantization", "engine.gpu_memory_utilization", "engine.tensor_parallel_size", "hub")
 def memory(ctx: Context) -> None:
-    """Weights under the quantization (with overhead) fit pool memory x GPU count x utilization."""
+    """Weights under the quantization (with overhead) fit the smallest memory of the pool's GPU types (those
+    a deploy excludes aside) x GPU count x utilization."""
     size, eng, compat = ctx.weights_gb, ctx.variant.engine, ctx.compat
     if size is None or not compat.knows_quantization(eng.quantization):  # the release check reports it
         return
     need = compat.required_memory_gb(size, eng.quantization)
     util = eng.gpu_memory_utilization or compat.default_gpu_memory_utilization
     quantization = eng.quantization or "bf16"
-    for i, pool_id, pool in ctx.pools:
-        have = pool.memory_gb * ctx.gpu_count * util
+    for i, pool_id, _pool in ctx.pools:
+        kept = ctx.selection.kept_in(pool_id)
+        if not kept:  # the architecture check reports the pool
+            continue
+        smallest = min(t.memory_gb for t in kept)  # any of the pool's types may be handed out
+        have = smallest * ctx.gpu_count * util
         if need > have:
             ctx.add(
                 ("hub", "gpu_ids", i),
                 f"cannot hold {ctx.variant.model.id} at {quantization}: needs about {need:.0f} GB "
                 f"({size:g} GB weights x {compat.memory_factor(eng.quantization):g} x "
-                f"{compat.memory_overhead:g} overhead), {ctx.gpu_count} x {pool.memory_gb:g} GB x {util:g} "
-                f"= {have:.0f} GB; use more GPUs (tensor_parallel_size), a larger pool or a "
+                f"{compat.memory_overhead:g} overhead), {ctx.gpu_count} x {smallest:g} GB (its smallest GPU) "
+                f"x {util:g} = {have:.0f} GB; use more GPUs (tensor_parallel_size), a larger pool or a "
                 "smaller quantization",
                 pool_id,
                 suggest=False,
