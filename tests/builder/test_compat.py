@@ -39,7 +39,12 @@ def _problems(folder) -> list[str]:
 
 def test_shipped_data_loads_typed():
     compat = load_compat()
-    assert isinstance(compat.pool("ADA_24"), Pool) and compat.pool("ADA_24").arch == "sm89"
+    assert isinstance(compat.pool("ADA_24"), Pool) and compat.pool("ADA_24").archs == {"sm89"}
+    assert compat.pool("AMPERE_24").archs == {
+        "sm86",
+        "sm89",
+        "sm120",
+    }  # A5000/3090, L4, a Blackwell MIG slice
     assert isinstance(compat.model("Qwen/Qwen3-8B"), KnownModel)
     assert isinstance(compat.build_release("2.5.0"), Release)
     assert compat.release_names() == sorted(compat.release_names(), key=version_key)
@@ -51,18 +56,33 @@ def test_shipped_data_loads_typed():
     [
         (
             "gpu_pools.yaml",
-            lambda d: d["pools"]["ADA_24"].update(memory_gbb=24),
-            "gpu_pools.yaml: pools.ADA_24.memory_gbb: Extra inputs are not permitted",
+            lambda d: d["pools"]["ADA_24"]["types"][0].update(memory_gbb=24),
+            "gpu_pools.yaml: pools.ADA_24.types[0].memory_gbb: Extra inputs are not permitted",
         ),
         (
             "gpu_pools.yaml",
-            lambda d: d["pools"]["ADA_24"].pop("arch"),
-            "gpu_pools.yaml: pools.ADA_24.arch: Field required",
+            lambda d: d["pools"]["ADA_24"]["types"][0].pop("arch"),
+            "gpu_pools.yaml: pools.ADA_24.types[0].arch: Field required",
         ),
         (
             "gpu_pools.yaml",
-            lambda d: d["pools"]["ADA_24"].update(arch="ada"),
-            "gpu_pools.yaml: pools.ADA_24.arch: String should match pattern",
+            lambda d: d["pools"]["ADA_24"]["types"][0].update(arch="ada"),
+            "gpu_pools.yaml: pools.ADA_24.types[0].arch: String should match pattern",
+        ),
+        (
+            "gpu_pools.yaml",
+            lambda d: d["pools"]["ADA_24"]["types"][0].update(arch="sm90"),
+            "gpu_pools.yaml: pools.ADA_24: 'NVIDIA GeForce RTX 4090' is sm90 here but sm89 in",
+        ),
+        (
+            "gpu_pools.yaml",
+            lambda d: d["pools"]["ADA_24"].update(representative="NVIDIA L4"),
+            "gpu_pools.yaml: pools.ADA_24.representative: 'NVIDIA L4' is not one of its types",
+        ),
+        (
+            "gpu_archs.yaml",
+            lambda d: d["archs"].pop("NVIDIA L4"),
+            "gpu_pools.yaml: pools.AMPERE_24: 'NVIDIA L4' is sm89 here but missing in",
         ),
         (
             "models.yaml",
@@ -100,11 +120,11 @@ def test_a_typo_in_the_data_names_the_file_and_key(data_dir, file, change, fragm
 
 def test_every_problem_of_every_file_at_once(data_dir):
     folder, edit = data_dir
-    edit("gpu_pools.yaml", lambda d: d["pools"]["ADA_24"].update(memory_gb=-1))
+    edit("gpu_pools.yaml", lambda d: d["pools"]["ADA_24"]["types"][0].update(memory_gb=-1))
     edit("models.yaml", lambda d: d["models"]["Qwen/Qwen3-8B"].update(arch="sparse"))
     problems = _problems(folder)
     assert len(problems) == 2
-    assert "gpu_pools.yaml: pools.ADA_24.memory_gb" in problems[0]
+    assert "gpu_pools.yaml: pools.ADA_24.types[0].memory_gb" in problems[0]
     assert "models.yaml: models.Qwen/Qwen3-8B.arch" in problems[1]
 
 
@@ -135,8 +155,10 @@ def test_architecture_queries():
     assert compat.pip_wheel_group({"sm86"}) == "86_89"
     assert compat.pip_wheel_group({"sm80", "sm86"}) is None
     assert compat.newest_release_for({"sm86"}) == "2.5.0"
-    assert compat.pools_with_arch(["sm90"]) == ["ADA_80_PRO", "HOPPER_141"]
-    assert compat.pool_archs(["ADA_24", "-NVIDIA A40", "NOPE"]) == {"sm89"}
+    assert [t.id for _, t in compat.pool_types(["ADA_24", "-NVIDIA A40", "NOPE"])] == [
+        "NVIDIA GeForce RTX 4090"
+    ]
+    assert compat.gpu_type("NVIDIA L4").arch == "sm89" and compat.gpu_type("NVIDIA B200") is None
     assert compat.archs_for_quantization("block_wise_fp8") == ["sm90"]
     assert compat.archs_for_quantization(None) == []
 

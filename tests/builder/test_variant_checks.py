@@ -82,7 +82,34 @@ CASES = {
     "bad-pool": (GOOD + "hub:\n  gpu_ids: [ADA24]\n", ["hub.gpu_ids[0]", "did you mean 'ADA_24'"]),
     "fp8-needs-hopper": (
         GOOD + "engine:\n  quantization: block_wise_fp8\n",
-        ["hub.gpu_ids[0]", "needs sm90"],
+        [
+            "hub.gpu_ids[0]",
+            "holds no GPU type a worker can run",
+            "quantization block_wise_fp8 runs on sm90 only",
+        ],
+    ),
+    "pools-hold-no-runnable-type": (
+        GOOD + "hub:\n  gpu_ids: [ADA_24, -NVIDIA GeForce RTX 4090]\n",
+        [
+            "hub.gpu_ids[0]",
+            "holds no GPU type a worker can run",
+            "NVIDIA GeForce RTX 4090 negated in hub.gpu_ids",
+            "A deploy excludes the types a worker cannot run (gpu.excludedTypes)",
+        ],
+    ),
+    "negated-type-outside-the-pools": (
+        GOOD + "hub:\n  gpu_ids: [ADA_24, -NVIDIA L4]\n",
+        ["hub.gpu_ids[1]", "is not a GPU type of the variant's pools", "-NVIDIA GeForce RTX 4090"],
+    ),
+    "test-gpu-the-release-cannot-run": (
+        GOOD
+        + "hub:\n  gpu_ids: [AMPERE_24]\ntests:\n"
+        + "  gpu_type_id: NVIDIA RTX PRO 6000 Blackwell Server Edition MIG 1g.24gb\n",
+        [
+            "tests.gpu_type_id",
+            "is not a GPU type of the variant's pools that the worker can run",
+            "NVIDIA GeForce RTX 3090, NVIDIA L4, NVIDIA RTX A5000",
+        ],
     ),
     "cuda-not-offered": (
         GOOD + "engine:\n  cuda: '12.4'\n",
@@ -119,7 +146,7 @@ CASES = {
     ),
     "old-image-lacks-ada": (
         GOOD + "engine:\n  fastdeploy: 2.3.0\n",
-        ["hub.gpu_ids[0]", "(sm86) is not covered by the FastDeploy 2.3.0 image"],
+        ["hub.gpu_ids[0]", "sm86: the FastDeploy 2.3.0 image is built for sm80, sm90 only"],
     ),
 }
 
@@ -228,8 +255,31 @@ def test_unknown_release_lists_releases_with_build_data(write_variant):
 def test_image_hint_names_the_newest_release_that_covers_the_pools(write_variant):
     errors = errors_of(write_variant, "old", "engine:\n  fastdeploy: 2.3.0\nhub:\n  gpu_ids: [ADA_24]\n")
     assert any(
-        "not covered by the FastDeploy 2.3.0 image" in e and "or FastDeploy 2.5.0" in e for e in errors
+        "the FastDeploy 2.3.0 image is built for sm80, sm90 only" in e and "FastDeploy 2.5.0 runs some" in e
+        for e in errors
     )
+
+
+def test_mixed_pools_pass_with_their_unrunnable_types_excluded(write_variant):
+    """AMPERE_24 mixes sm86, sm89 and a Blackwell MIG slice (sm120): 2.5's build runs all but the slice, so
+    the variant is accepted and resolves with the slice excluded (deploy and hub.json exclude it)."""
+    text = MINIMAL_VARIANT.replace("{name}", "mixed") + "hub:\n  gpu_ids: [AMPERE_24, ADA_48_PRO]\n"
+    resolved = prepare(write_variant("mixed", text)).resolved
+    mig = "NVIDIA RTX PRO 6000 Blackwell Server Edition MIG {}"
+    assert resolved.excluded_types == [mig.format("1g.24gb"), mig.format("2g.48gb")]
+    assert (
+        resolved.exclusions[mig.format("1g.24gb")]
+        == "sm120: the FastDeploy 2.5.0 image is built for sm80, sm86, sm89, sm90 only"
+    )
+    assert resolved.gpu_type_id == "NVIDIA RTX A5000" and resolved.gpu_archs == ["sm86", "sm89"]
+
+
+def test_memory_check_uses_the_smallest_gpu_of_the_pool(write_variant):
+    """AMPERE_16 holds 16 GB and 20 GB cards: a model that needs about 17 GB fits the 20 GB ones only, so
+    the pool is refused (any of its cards may be handed out)."""
+    model = "acme/big\n  weights_gb: 14"
+    errors = errors_of(write_variant, "big", "hub:\n  gpu_ids: [AMPERE_16]\n", model=model)
+    assert any("1 x 16 GB (its smallest GPU)" in e for e in errors), errors
 
 
 def test_shipped_download_patterns_cover_every_file_fastdeploy_reads():
