@@ -67,6 +67,7 @@ def deploy(
     """Create or update the registry credential, template and endpoint named `opts.name`."""
     out = Outcome()
     sender = _Sender(client, mode, say, redactor, base_url)
+    report_exclusions(resolved, say)
 
     def current(kind: str, name: str, what: str) -> dict[str, Any] | None:
         """What RunPod has under that name (nothing is read in a dry run)."""
@@ -140,6 +141,15 @@ def show_value(path: str, value: Any, redactor: Redactor) -> str:
     if path.startswith("env.") and is_secret_name(path[4:]) and value:
         return MASK
     return redactor.text(json.dumps(value, sort_keys=True))
+
+
+def report_exclusions(resolved: Resolved, say: Callable[[str], None]) -> None:
+    """Which GPU types of the pools the endpoint excludes (gpu.excludedTypes), and why."""
+    if not resolved.exclusions:
+        return
+    say(f"excluded GPU types of the pools ({len(resolved.exclusions)}, sent as gpu.excludedTypes):")
+    for gpu, why in sorted(resolved.exclusions.items()):
+        say(f"  {gpu}: {why}")
 
 
 def _report(step: Step, say: Callable[[str], None], redactor: Redactor) -> None:

@@ -114,6 +114,7 @@ def endpoint_fields(
         "env": dict(sorted(opts.env.items())),
         "gpu": {
             "pools": pools(resolved),
+            "excludedTypes": list(resolved.excluded_types),
             "count": resolved.gpu_count,
             "allowedCudaVersions": list(resolved.allowed_cuda_versions),
         },
@@ -148,8 +149,11 @@ def _without_null(fields: dict[str, Any]) -> dict[str, Any]:
 # --- diff ---------------------------------------------------------------------------------------------
 
 NESTED = ("env", "gpu", "workers", "scaling")  # compared key by key
-UNORDERED = ("gpu.allowedCudaVersions", "allowedCudaVersions", "networkVolumes")
-EMPTY_WHEN_MISSING = {"env": {}, "networkVolumes": [], "registry": None}
+UNORDERED = ("gpu.allowedCudaVersions", "gpu.excludedTypes", "allowedCudaVersions", "networkVolumes")
+EMPTY_WHEN_MISSING = {"env": {}, "networkVolumes": [], "registry": None, "gpu.excludedTypes": []}
+# One selection in REST v2: a PATCH sending `pools` without `excludedTypes` clears the exclusions, and
+# `excludedTypes` requires `pools` (UpdateEndpointGpuConfig): either change restates both.
+GPU_SELECTION = ("pools", "excludedTypes")
 
 
 def _flat(values: dict[str, Any]) -> dict[str, Any]:
@@ -174,7 +178,7 @@ def diff(current: dict[str, Any], desired: dict[str, Any]) -> list[Change]:
             want[path] = MISSING
     changes = []
     for path, new in want.items():
-        old = have.get(path, MISSING)
+        old = have.get(path, EMPTY_WHEN_MISSING.get(path, MISSING))
         if path in UNORDERED and isinstance(old, list) and isinstance(new, list):
             same = sorted(map(str, old)) == sorted(map(str, new))
         else:
@@ -194,6 +198,14 @@ def patch_body(desired: dict[str, Any], changes: list[Change]) -> dict[str, Any]
                 body.setdefault(top, {})[sub] = desired[top][sub]
         else:
             body[top] = desired[top]
+    return with_gpu_selection(body, desired)
+
+
+def with_gpu_selection(body: dict[str, Any], desired: dict[str, Any]) -> dict[str, Any]:
+    """A PATCH body that changes the pools or the excluded types sends both (GPU_SELECTION)."""
+    gpu = body.get("gpu") or {}
+    if any(key in gpu for key in GPU_SELECTION):
+        gpu.update({key: desired["gpu"][key] for key in GPU_SELECTION if key in desired["gpu"]})
     return body
 
 

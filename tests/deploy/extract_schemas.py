@@ -26,6 +26,7 @@ OPERATIONS = [
     ("PATCH", "/v2/serverless/{id}"),
     ("GET", "/v2/registries"),
     ("POST", "/v2/registries"),
+    ("GET", "/v2/catalog/gpus"),
 ]
 
 

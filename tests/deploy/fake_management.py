@@ -5,6 +5,9 @@ answers 401, 4xx and 5xx in RunPod's error shape (ErrorResponse) on request.
 
 The fake merges a PATCH as the document describes: only the fields sent change; `env` and `scaling`
 are replaced whole; `gpu` and `workers` key by key (sending `pools` without `excludedTypes` clears them).
+It serves a GPU catalogue (`gpus`, fake_catalog.py) and checks a GPU selection against it as
+BaseEndpointGpuConfig describes: an excluded type must be a type of one of the pools (400), and a
+selection that leaves no type is refused (400).
 """
 
 from __future__ import annotations
@@ -21,17 +24,9 @@ from typing import Any
 
 from jsonschema import Draft202012Validator
 
+from tests.deploy.fake_catalog import catalogue
+
 SPEC = json.loads(Path(__file__).with_name("runpod_v2_schemas.json").read_text())
-POOLS = (
-    "AMPERE_16",
-    "AMPERE_24",
-    "ADA_24",
-    "AMPERE_48",
-    "ADA_48_PRO",
-    "AMPERE_80",
-    "ADA_80_PRO",
-    "HOPPER_141",
-)
 CONTAINER = ("image", "args", "disk", "ports", "env", "registry")
 TITLES = {400: "Bad Request", 401: "Unauthorized", 403: "Forbidden", 404: "Not Found", 409: "Conflict",
           422: "Unprocessable Entity", 429: "Too Many Requests", 500: "Internal Server Error"}  # fmt: skip
@@ -77,6 +72,7 @@ class FakeManagementApi:
         self.log: list[Logged] = []
         self.invalid: list[str] = []  # schema violations, of requests and of the fake's own answers
         self.faults: list[Fault] = []
+        self.gpus: list[dict[str, Any]] = catalogue()  # GET /v2/catalog/gpus; tests may edit it
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
@@ -160,7 +156,7 @@ class FakeManagementApi:
     @staticmethod
     def route(method: str, path: str) -> tuple[str | None, str | None]:
         path = path.split("?", 1)[0]
-        m = re.fullmatch(r"/v2/(templates|serverless|registries)(?:/([^/]+))?", path)
+        m = re.fullmatch(r"/v2/(templates|serverless|registries|catalog/gpus)(?:/([^/]+))?", path)
         if not m:
             return None, None
         key = f"{method} /v2/{m.group(1)}" + ("/{id}" if m.group(2) else "")
@@ -222,10 +218,24 @@ class FakeManagementApi:
         tpl.update(copy.deepcopy(body))
         return 200, copy.deepcopy(tpl)
 
+    def listGpuTypes(self, body: Any, rid: Any) -> tuple[int, Any]:
+        return 200, {"gpus": copy.deepcopy(self.gpus)}
+
     def _gpu_problem(self, gpu: dict[str, Any] | None) -> str | None:
-        for pool in (gpu or {}).get("pools", []):
-            if pool not in POOLS:
-                return f"unknown GPU pool {pool!r}: expected one of {', '.join(POOLS)}"
+        """The selection's problems: unknown pools, exclusions outside them, nothing left."""
+        known = sorted({g["pool"] for g in self.gpus if g["pool"]})
+        if not gpu or "pools" not in gpu:
+            return None
+        for pool in gpu["pools"]:
+            if pool not in known:
+                return f"unknown GPU pool {pool!r}: expected one of {', '.join(known)}"
+        types = {g["id"] for g in self.gpus if g["pool"] in gpu["pools"]}
+        excluded = {t.strip() for t in gpu.get("excludedTypes", [])}
+        outside = sorted(excluded - types)
+        if outside:
+            return f"excludedTypes: {', '.join(outside)} is not a GPU type in one of pools"
+        if not types - excluded:
+            return "excludedTypes leaves no GPU type in pools"
         return None
 
     def createEndpoint(self, body: Any, rid: Any) -> tuple[int, Any]:

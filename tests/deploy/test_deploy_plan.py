@@ -17,6 +17,8 @@ from builder.deploy.redact import MASK, Redactor
 from builder.variant.pipeline import find_variant, prepare
 from tests.deploy.fake_management import schema_errors
 
+MIG = "NVIDIA RTX PRO 6000 Blackwell Server Edition MIG {}"
+
 
 @pytest.fixture(scope="module")
 def resolved():
@@ -27,6 +29,7 @@ def test_endpoint_fields_follow_the_variant(resolved):
     fields = endpoint_fields(resolved, "r.example/x:1", None, EndpointOptions(name="e"))
     assert fields["gpu"] == {
         "pools": ["ADA_24", "AMPERE_24", "AMPERE_16", "AMPERE_48", "ADA_48_PRO", "AMPERE_80"],
+        "excludedTypes": [MIG.format("1g.24gb"), MIG.format("2g.48gb")],  # sm120: not in 2.5's build
         "count": 1,
         "allowedCudaVersions": list(resolved.allowed_cuda_versions),
     }
@@ -79,7 +82,22 @@ def test_diff_ignores_cuda_order_but_not_pool_order(resolved):
     swapped = {**efields, "gpu": {**efields["gpu"], "pools": list(reversed(efields["gpu"]["pools"]))}}
     changes = diff(swapped, efields)
     assert [c.path for c in changes] == ["gpu.pools"]
-    assert patch_body(efields, changes) == {"gpu": {"pools": efields["gpu"]["pools"]}}
+    # A PATCH of pools without excludedTypes would clear the exclusions: they are restated.
+    selection = {"pools": efields["gpu"]["pools"], "excludedTypes": efields["gpu"]["excludedTypes"]}
+    assert patch_body(efields, changes) == {"gpu": selection}
+    assert schema_errors("UpdateEndpointRequest", patch_body(efields, changes)) == []
+
+
+def test_exclusions_changed_alone_are_sent_with_the_pools(resolved):
+    efields = endpoint_fields(resolved, "i", None, EndpointOptions(name="e"))
+    current = {**efields, "gpu": {k: v for k, v in efields["gpu"].items() if k != "excludedTypes"}}
+    changes = diff(current, efields)
+    assert [(c.path, c.old) for c in changes] == [("gpu.excludedTypes", [])]
+    assert patch_body(efields, changes) == {
+        "gpu": {"pools": efields["gpu"]["pools"], "excludedTypes": efields["gpu"]["excludedTypes"]}
+    }
+    reordered = {**efields, "gpu": {**efields["gpu"], "excludedTypes": efields["gpu"]["excludedTypes"][::-1]}}
+    assert diff(reordered, efields) == []  # a set: RunPod's order is not a change
 
 
 def test_redactor_masks_secrets_and_secret_looking_env():
