@@ -126,17 +126,23 @@ def digests_block(pins: dict[str, str]) -> str:
 
 def replace_block(text: str, pins: dict[str, str]) -> str:
     """``text`` with its ``base_digests:`` block replaced (appended when missing); other lines untouched."""
+    return replace_top_level(text, KEY, digests_block(pins))
+
+
+def replace_top_level(text: str, key: str, block: str) -> str:
+    """``text`` with the top-level YAML block ``key:`` (its indented lines) replaced by ``block``
+    (appended when missing); every other line, comments included, stays as it is."""
     lines = text.splitlines(keepends=True)
-    start = next((i for i, line in enumerate(lines) if line.startswith(f"{KEY}:")), None)
+    start = next((i for i, line in enumerate(lines) if line.startswith(f"{key}:")), None)
     if start is None:
-        return text + ("" if text.endswith("\n") else "\n") + "\n" + digests_block(pins)
+        return text + ("" if text.endswith("\n") else "\n") + "\n" + block
     end = start + 1
     while end < len(lines) and (lines[end].startswith((" ", "\t")) or not lines[end].strip()):
         end += 1
     # Blank lines before the next key belong to the layout, not to the block.
     while end > start + 1 and not lines[end - 1].strip():
         end -= 1
-    return "".join(lines[:start]) + digests_block(pins) + "".join(lines[end:])
+    return "".join(lines[:start]) + block + "".join(lines[end:])
 
 
 def run(
