@@ -1,10 +1,12 @@
 """Reference pages generated from the typed models, so the docs cannot drift from the code.
 
-    python -m builder.tools.docs          # rewrite docs/variant-reference.md and docs/settings.md
-    python -m builder.tools.docs --check  # exit 1 when either page is stale (a test runs this)
+    python -m builder.tools.docs          # rewrite docs/variant-reference.md, settings.md, gpu-pools.md
+    python -m builder.tools.docs --check  # exit 1 when a page is stale (a test runs this)
 
 The variant reference walks the pydantic models (field path, type, default, description); the settings
-page lists every environment variable the runtime reads, from ``worker_runtime.settings.SETTINGS``.
+page lists every environment variable the runtime reads, from ``worker_runtime.settings.SETTINGS``; the
+GPU pools page renders builder/compat/gpu_pools.yaml against the releases' builds (``gpu_pools_table``,
+reusable for the README) and the GPU types each shipped variant excludes.
 """
 
 from __future__ import annotations
@@ -17,8 +19,11 @@ import typing
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
-from builder.paths import ROOT
+from builder.compat import Compat, load_compat
+from builder.paths import ROOT, VARIANTS_DIR
+from builder.variant.loader import variant_files
 from builder.variant.models import Variant
+from builder.variant.pipeline import prepare
 from worker_runtime.settings import SETTINGS
 
 DOCS_DIR = ROOT / "docs"
@@ -138,7 +143,82 @@ def settings_reference() -> str:
     return "\n".join(lines)
 
 
-PAGES = {"variant-reference.md": variant_reference, "settings.md": settings_reference}
+def _runs(compat: Compat, arch: str, install: str) -> str:
+    """The releases whose build on an install route runs an architecture ("—": none)."""
+    groups = compat.releases_file.pip_wheel_groups
+    names = []
+    for name in compat.release_names():
+        rel = compat.build_release(name)
+        if rel is None:
+            continue
+        if install == "image" and rel.images and arch in rel.gpu_archs:
+            names.append(name)
+        elif install == "pip" and rel.pip is not None:
+            grouped = [g for g in rel.pip.fastdeploy_index if g in groups]
+            if arch in rel.gpu_archs or any(arch in groups[g] for g in grouped):
+                names.append(name)
+    return ", ".join(names) or "—"
+
+
+def gpu_pools_table(compat: Compat) -> list[str]:
+    """Markdown table: every pool's GPU types with memory, architecture and the releases that run them."""
+    lines = [
+        "| pool | GPU type (`gpuTypeId`, `excludedTypes`) | memory | architecture | image releases | "
+        "pip releases |",
+        "|---|---|---|---|---|---|",
+    ]
+    for pool_id, pool in compat.pools.items():
+        for t in pool.types:
+            mark = " (default test GPU)" if t.id == pool.representative else ""
+            lines.append(
+                f"| `{pool_id}` | {t.id}{mark} | {t.memory_gb:g} GB | {t.arch} | "
+                f"{_runs(compat, t.arch, 'image')} | {_runs(compat, t.arch, 'pip')} |"
+            )
+    return lines
+
+
+def variant_exclusions_table() -> list[str]:
+    """Markdown table: each shipped variant's pools and the GPU types its deploy excludes, with why."""
+    lines = ["| variant | release | pools | excluded GPU types |", "|---|---|---|---|"]
+    compat = load_compat()
+    for path in variant_files(VARIANTS_DIR):
+        resolved = prepare(path, compat).resolved
+        pools = ", ".join(f"`{p}`" for p in resolved.gpu_ids if not p.startswith("-"))
+        excluded = "; ".join(f"{t} ({why})" for t, why in sorted(resolved.exclusions.items())) or "none"
+        lines.append(f"| `{resolved.name}` | {resolved.release} | {pools} | {excluded} |")
+    return lines
+
+
+def gpu_pools_reference() -> str:
+    lines = [
+        HEADER,
+        "# GPU pools",
+        "",
+        "A variant names RunPod serverless pools (`hub.gpu_ids`); RunPod may hand a worker any GPU type",
+        "of those pools. A type whose architecture the variant's FastDeploy build is not compiled for (or,",
+        "under a quantization with architecture-specific kernels, that cannot run them) would crash-loop",
+        "there, so `deploy` sends it in `gpu.excludedTypes`, hub.json negates it in `gpuIds` (`-TYPE`), and",
+        "a variant whose pool keeps no runnable type is refused. Data: `builder/compat/gpu_pools.yaml`",
+        "(refreshed from RunPod's `GET /v2/catalog/gpus` by `python -m builder.tools.refresh_pools`) and",
+        "`builder/compat/gpu_archs.yaml`; the builds' architectures:",
+        "`builder/compat/fastdeploy_releases.yaml`.",
+        "Sizing uses the smallest memory among a pool's kept types.",
+        "",
+        *gpu_pools_table(load_compat()),
+        "",
+        "## What each shipped variant excludes",
+        "",
+        *variant_exclusions_table(),
+        "",
+    ]
+    return "\n".join(lines)
+
+
+PAGES = {
+    "variant-reference.md": variant_reference,
+    "settings.md": settings_reference,
+    "gpu-pools.md": gpu_pools_reference,
+}
 
 
 def main(argv: list[str] | None = None) -> int:

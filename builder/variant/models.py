@@ -152,8 +152,9 @@ class Hub(_Strict):
     icon_url: Text | None = Field(None, description="Hub icon URL.")
     gpu_ids: list[Text] = Field(
         default_factory=lambda: ["AMPERE_24", "ADA_24"],
-        description="RunPod GPU pool ids (builder/compat/gpu_pools.yaml); entries may be negated card names "
-        "starting with '-'.",
+        description="RunPod GPU pool ids (builder/compat/gpu_pools.yaml); an entry '-TYPE' excludes a GPU "
+        "type of those pools. Types the FastDeploy build cannot run are excluded without being named "
+        "(docs/gpu-pools.md).",
     )
     gpu_count: int | None = Field(None, ge=1, description="GPUs per worker; default: tensor_parallel_size.")
     container_disk_gb: int | None = Field(
@@ -183,7 +184,9 @@ class HubTest(_Strict):
 class HubTests(_Strict):
     jobs: list[HubTest] = Field(default_factory=list, description="Hub test jobs (tests.json).")
     gpu_type_id: Text | None = Field(
-        None, description="Card for the Hub tests; default: the representative card of the first pool."
+        None,
+        description="GPU type for the Hub tests, one of the pools' types the worker can run; default: the "
+        "first pool's representative type (or its first runnable type).",
     )
 
 
