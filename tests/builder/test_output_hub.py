@@ -237,3 +237,20 @@ def test_parser_names_take_either_spelling_and_env_gets_the_release_spelling(
 def test_parser_name_not_in_release_is_still_refused(write_variant):
     with pytest.raises(VariantErrors, match=r"engine\.reasoning_parser"):
         prepare(synthetic(write_variant, "2.3.0", engine="  reasoning_parser: ernie_x2\n"))
+
+
+def test_hub_gpu_ids_negate_the_types_the_build_cannot_run(write_variant):
+    """The Hub's gpuIds takes pool ids "with optional GPU ID negations" (runpod/docs
+    hub/publishing-guide.mdx L72): a Hub deploy excludes what `deploy` excludes, the variant's own
+    negations once, and the Hub tests run on a type the build runs."""
+    from builder.output.hub import hub_json
+
+    mig = "NVIDIA RTX PRO 6000 Blackwell Server Edition MIG 1g.24gb"
+    text = MINIMAL_VARIANT.replace("{name}", "negated") + "hub:\n  gpu_ids: [AMPERE_24, -NVIDIA L4]\n"
+    resolved = prepare(write_variant("negated", text)).resolved
+    config = hub_json(resolved, load_compat())["config"]
+    assert config["gpuIds"] == f"AMPERE_24,-NVIDIA L4,-{mig}"
+    text = text.replace("-NVIDIA L4]", f"-{mig}]")
+    again = prepare(write_variant("negated", text)).resolved
+    assert hub_json(again, load_compat())["config"]["gpuIds"] == f"AMPERE_24,-{mig}"
+    assert resolved.gpu_type_id == "NVIDIA RTX A5000"
