@@ -87,8 +87,11 @@ def advice(err: ApiError) -> str:
         )
     if "pool" in text or "gpu" in text:
         return (
-            "A GPU pool was refused: the variant's hub.gpu_ids must be serverless pool ids that "
-            "GET /v2/catalog/gpus lists in `pool` (AMPERE_16, ADA_24, AMPERE_80, ...); fix the variant."
+            "A GPU pool was refused, or a type excluded from it: the variant's hub.gpu_ids must be "
+            "serverless pool ids that GET /v2/catalog/gpus lists in `pool` (AMPERE_16, ADA_24, AMPERE_80, "
+            "...), and each excluded type a type of those pools. When RunPod's pools have changed, refresh "
+            "builder/compat/gpu_pools.yaml with `python -m builder.tools.refresh_pools`, check the variant "
+            "again and redeploy; else fix the variant."
         )
     if err.status >= 500:
         return "RunPod had an internal error: run the deploy again later (it is idempotent)."

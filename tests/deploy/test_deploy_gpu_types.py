@@ -122,3 +122,14 @@ def test_the_fake_serves_a_valid_catalogue_and_refuses_what_runpod_refuses():
         assert fake.invalid == []
     finally:
         fake.stop()
+
+
+def test_pools_changed_on_runpod_exit_1_with_the_refresh_advice(fake_api):
+    """RunPod moved a slice out of AMPERE_24: excluding it is now a 400 (BaseEndpointGpuConfig)."""
+    for g in fake_api.gpus:
+        if g["id"] == SLICES[0]:
+            g["pool"] = None
+    ran = deploy()
+    assert ran.code == 1
+    assert "answered 400" in ran.err and "not a GPU type in one of pools" in ran.err
+    assert "python -m builder.tools.refresh_pools" in ran.err and "Traceback" not in ran.text
