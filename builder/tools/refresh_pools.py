@@ -51,6 +51,17 @@ def fetch_catalogue(api_url: str | None) -> Catalogue:
 
 def pools_from(catalogue: Catalogue, archs: dict[str, str], current: dict[str, Any]) -> dict[str, Any]:
     """The pools block's data: pool id -> representative and types (id, memory_gb, arch), sorted by id."""
+    malformed = [
+        str(g.get("id"))
+        for g in catalogue
+        if g.get("pool") and not (isinstance(g.get("id"), str) and isinstance(g.get("memory"), (int, float)))
+    ]
+    if malformed:
+        raise RefreshError(
+            f"GET /v2/catalog/gpus lists pool types without a string `id` and a numeric `memory` "
+            f"({', '.join(malformed)}): the answer does not match RunPod's GpuType schema. "
+            "Nothing was written."
+        )
     unknown = sorted(
         f"{g.get('id')} (pool {g['pool']}, {g.get('memory')} GB)"
         for g in catalogue

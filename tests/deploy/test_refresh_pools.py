@@ -99,3 +99,14 @@ def test_the_key_is_never_printed(fake_api, data):
         assert fake_api.api_key not in ran.stdout + ran.stderr
         assert "rpa_WRONG_KEY_PLANTED" not in ran.stdout + ran.stderr
     assert [r.path for r in fake_api.log] == ["/v2/catalog/gpus"] * 2
+
+
+def test_a_malformed_entry_or_a_gone_representative():
+    from builder.tools.refresh_pools import RefreshError, pools_from
+
+    archs = {"NVIDIA L4": "sm89", "NVIDIA RTX A5000": "sm86"}
+    with pytest.raises(RefreshError, match="without a string `id` and a numeric `memory`"):
+        pools_from([{"id": "NVIDIA L4", "pool": "AMPERE_24"}], archs, {})
+    current = {"AMPERE_24": {"representative": "NVIDIA GeForce RTX 3090", "types": []}}
+    fresh = pools_from([gpu_type("NVIDIA RTX A5000", "A5000", 24, "AMPERE_24")], archs, current)
+    assert fresh["AMPERE_24"]["representative"] == "NVIDIA RTX A5000"  # the old one left the pool
