@@ -73,6 +73,10 @@ def assert_everything_loads(prepared):
     load_settings(env, flag_table=table, volume_dir="/nonexistent")
     hub = json.loads(files[".runpod/hub.json"])
     for entry in hub["config"]["env"]:
+        if "value" in entry:  # fixed by the listing
+            env[entry["key"]] = entry["value"]
+            load_settings(env, flag_table=table, volume_dir="/nonexistent")
+            continue
         value = _input_string(entry["input"])
         if value is not None:
             env[entry["key"]] = value
@@ -124,7 +128,7 @@ def test_bool_settings_without_a_value_default_to_engine_default():
             ".runpod/hub.json"
         ]
     )
-    inputs = {e["key"]: e["input"] for e in hub["config"]["env"]}
+    inputs = {e["key"]: e["input"] for e in hub["config"]["env"] if "input" in e}
     for env in ("ENABLE_PREFIX_CACHING", "ENABLE_CHUNKED_PREFILL"):
         spec = inputs[env]
         assert spec["type"] == "string" and spec["default"] == ""
@@ -143,7 +147,7 @@ def test_unset_option_of_a_setting_with_a_worker_default_names_that_default():
             ".runpod/hub.json"
         ]
     )
-    spec = {e["key"]: e["input"] for e in hub["config"]["env"]}["STOP_ON_DISCONNECT"]
+    spec = {e["key"]: e["input"] for e in hub["config"]["env"] if "input" in e}["STOP_ON_DISCONNECT"]
     assert spec["options"][0] == {"label": "(worker default: true)", "value": ""}
     assert spec["default"] == "true"
 
@@ -153,7 +157,7 @@ def test_bool_setting_set_by_the_variant_is_its_default(write_variant):
         write_variant, "2.3.0", engine="  settings: {ENABLE_PREFIX_CACHING: false}\n", name="t-bool"
     )
     hub = assert_everything_loads(prepare(path))
-    spec = {e["key"]: e["input"] for e in hub["config"]["env"]}["ENABLE_PREFIX_CACHING"]
+    spec = {e["key"]: e["input"] for e in hub["config"]["env"] if "input" in e}["ENABLE_PREFIX_CACHING"]
     assert spec["type"] == "string" and spec["default"] == "false"
 
 
@@ -164,7 +168,7 @@ def test_quantization_options_follow_the_pools_architectures(write_variant):
     )
 
     def options(hub):
-        spec = {e["key"]: e["input"] for e in hub["config"]["env"]}["QUANTIZATION"]
+        spec = {e["key"]: e["input"] for e in hub["config"]["env"] if "input" in e}["QUANTIZATION"]
         return [o["value"] for o in spec["options"]]
 
     assert "block_wise_fp8" not in options(ampere) and "wint4" in options(ampere)
