@@ -150,7 +150,9 @@ def wait_healthy(
         if not seen or status != seen[-1]:
             seen.append(status)
             took = time.monotonic() - progress.started
-            progress.done(f"health: {status or '-'} ({health_word(status)}) after {took:.1f} s")
+            if progress.tty:  # the counting line gives way to the report's line
+                out.write("\r\x1b[K")
+            say(f"health: {status or '-'} ({health_word(status)}) after {took:.1f} s")
         if status == 200:
             return seen
         problem = fatal(status)
