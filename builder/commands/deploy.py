@@ -21,7 +21,7 @@ from builder.deploy.apply import RegistryCredentials, deploy
 from builder.deploy.calling import health_path, print_calling, print_lb_calling, served_model
 from builder.deploy.credentials import CredentialsError, api_key, job_base, lb_base, management_base
 from builder.deploy.overrides import parse_overrides
-from builder.deploy.plan import ENDPOINT_KINDS, EndpointOptions, lb_ports
+from builder.deploy.plan import ENDPOINT_KINDS, EndpointOptions, lb_ports, pinned_health_port
 from builder.deploy.redact import Redactor
 from builder.errors import UsageError
 from builder.image.naming import check_registry, image_tags
@@ -123,6 +123,7 @@ def registry_credentials(args: argparse.Namespace, image: str) -> RegistryCreden
 def options(args: argparse.Namespace, resolved: Resolved, env: dict[str, str]) -> EndpointOptions:
     kind = ENDPOINT_KINDS[resolved.endpoint_type]
     lb = kind == "LOAD_BALANCER"
+    env = pinned_health_port(env) if lb else env
     scaler = SCALERS[args.scaler] if args.scaler else "REQUEST_COUNT" if lb else "QUEUE_DELAY"
     try:
         return EndpointOptions(

@@ -122,6 +122,15 @@ def with_ports(fields: dict[str, Any], ports: list[str] | None) -> dict[str, Any
     return {**fields, "ports": list(ports)} if ports else fields
 
 
+def pinned_health_port(env: dict[str, str]) -> dict[str, str]:
+    """With PORT changed and PORT_HEALTH not, both are sent: RunPod's OpenAPI document gives PORT_HEALTH
+    a default of 80 (EndpointType), its load-balancing overview "same as PORT"; either way the load
+    balancer then polls the port the worker's health check is on."""
+    if env.get("PORT") and not env.get("PORT_HEALTH"):
+        return {**env, "PORT_HEALTH": env["PORT"]}
+    return env
+
+
 def lb_ports(resolved: Resolved, env: dict[str, str]) -> list[str]:
     """The ports a load-balancing worker serves on: PORT, and PORT_HEALTH when it differs."""
     port = effective(resolved, env, "PORT")

@@ -69,7 +69,9 @@ def test_port_override_reaches_ports_and_env_and_a_change_is_one_patch(fake_api)
     assert [r.method for r in new] == ["PATCH", "PATCH"]  # the template's ports, the endpoint's
     assert json.loads(new[0].body) == {"ports": ["8000/http"]}
     body = json.loads(new[1].body)
-    assert body == {"env": {"HEALTH_CHECK_PATH": "/health", "PORT": "8000"}, "ports": ["8000/http"]}
+    # PORT_HEALTH follows PORT explicitly (the OpenAPI document's default for it is 80).
+    env = {"HEALTH_CHECK_PATH": "/health", "PORT": "8000", "PORT_HEALTH": "8000"}
+    assert body == {"env": env, "ports": ["8000/http"]}
     assert "type" not in body  # UpdateEndpointRequest has none
     assert f"https://{endpoint['id']}.api.runpod.ai/health  (204" in ran.out
 
