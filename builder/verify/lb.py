@@ -14,7 +14,7 @@ from typing import Any, TextIO
 
 import requests
 
-from builder.verify.jobs import JobResult, TestJob, brief
+from builder.verify.jobs import HttpClient, JobResult, TestJob, brief
 from builder.verify.local import Progress
 from builder.verify.report import job_line, summary
 
@@ -81,15 +81,8 @@ def error_text(resp: requests.Response) -> str:
     return brief(body, 300)
 
 
-class LbClient:
+class LbClient(HttpClient):
     """Sends the test jobs to one load-balancing worker (or endpoint) at `base`."""
-
-    def __init__(self, base: str, api_key: str | None = None, session: requests.Session | None = None):
-        self.base = base.rstrip("/")
-        self.session = session or requests.Session()
-        self.headers = {"Content-Type": "application/json"}
-        if api_key:
-            self.headers["Authorization"] = f"Bearer {api_key}"
 
     def status(self, url: str) -> int | None:
         """The health check's status code, None when nothing answered."""

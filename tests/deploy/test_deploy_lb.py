@@ -9,6 +9,7 @@ import json
 import pytest
 
 from tests.deploy.conftest import cli
+from tests.deploy.test_deploy_cli import only_endpoint
 
 LB = "ernie-0.3b-lb"
 IMAGE = "registry.example.com/team/fastdeploy-worker:ernie-0.3b-lb-1.0.0"
@@ -18,12 +19,7 @@ def deploy(variant: str = LB, *extra: str):
     return cli("deploy", "--variant", variant, "--image", IMAGE, *extra)
 
 
-def only_endpoint(fake):
-    (endpoint,) = fake.endpoints.values()
-    return endpoint
-
-
-def test_lb_create_sends_the_kind_request_count_scaling_and_the_port(fake_api):
+def test_lb_create_sends_kind_scaling_and_port_and_a_rerun_writes_nothing(fake_api):
     ran = deploy()
     assert ran.code == 0, ran.text
     assert [(r.method, r.path) for r in fake_api.writes] == [
@@ -46,14 +42,10 @@ def test_lb_create_sends_the_kind_request_count_scaling_and_the_port(fake_api):
     assert f"health:      {base}/ping  (204 while the model loads, 200 when ready)" in ran.out
     assert f'base_url="{base}/v1"' in ran.out and "from openai import OpenAI" in ran.out
     assert "/openai/v1" not in ran.out and "api.runpod.ai/v2" not in ran.out
-
-
-def test_lb_rerun_without_a_change_writes_nothing(fake_api):
-    assert deploy().code == 0
+    # A rerun finds everything as wanted (ports, idleTimeout, scaling included) and writes nothing.
     writes = len(fake_api.writes)
-    ran = deploy()
-    assert ran.code == 0, ran.text
-    assert "no change" in ran.out
+    again = deploy()
+    assert again.code == 0 and "no change: template and endpoint" in again.out, again.text
     assert len(fake_api.writes) == writes
 
 
