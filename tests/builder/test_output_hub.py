@@ -12,6 +12,7 @@ import pytest
 
 from builder.compat import load_compat
 from builder.errors import VariantErrors
+from builder.output.hub import check_hub_json
 from builder.output.render import RenderError, render_files
 from builder.variant.loader import variant_files
 from builder.variant.pipeline import prepare
@@ -241,3 +242,13 @@ def test_parser_names_take_either_spelling_and_env_gets_the_release_spelling(
 def test_parser_name_not_in_release_is_still_refused(write_variant):
     with pytest.raises(VariantErrors, match=r"engine\.reasoning_parser"):
         prepare(synthetic(write_variant, "2.3.0", engine="  reasoning_parser: ernie_x2\n"))
+
+
+def test_the_hub_check_takes_lb_and_no_other_endpoint_type():
+    resolved = prepare(ROOT / "variants" / "ernie-0.3b-lb.yaml").resolved
+    hub = json.loads(render_files(resolved, load_compat())[".runpod/hub.json"])
+    keys = [e["key"] for e in hub["config"]["env"]]
+    assert hub["config"]["endpointType"] == "LB"
+    assert check_hub_json(json.dumps(hub), keys) == []
+    hub["config"]["endpointType"] = "LOAD_BALANCER"  # the REST API's spelling, not the Hub's
+    assert check_hub_json(json.dumps(hub), keys) == ["config.endpointType: must be LB when present"]
