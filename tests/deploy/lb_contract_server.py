@@ -9,11 +9,16 @@ against it here; the Docker end-to-end test runs the real image once the runtime
   ending `data: [DONE]`), GET /v1/models; POST /generate takes a queue job's `input` object (or
   `{"input": {...}}`), answers the OpenAI response (or its SSE chunks); errors are an HTTP status with
   an OpenAI error body; every other path 404.
+
+Run as a program (`python3 lb_contract_server.py`, what the Docker test's container does) it serves on
+0.0.0.0:PORT (default 80), health at HEALTH_CHECK_PATH, with LB_LOADING_POLLS checks answered 204 and,
+with LB_DEAD=1, 503 for every check.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -39,9 +44,10 @@ class LbContractServer:
     fail: dict[str, tuple[int, str]] = field(default_factory=dict)  # path -> (status, message)
     no_done: bool = False  # end streams without data: [DONE]
     seen: list[Seen] = field(default_factory=list)
+    address: tuple[str, int] = ("127.0.0.1", 0)
 
     def __post_init__(self) -> None:
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
+        self.server = ThreadingHTTPServer(self.address, self._handler())
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.health_checks = 0
 
@@ -149,3 +155,13 @@ class LbContractServer:
             do_GET = do_POST = do_PUT = do_DELETE = _any
 
         return Handler
+
+
+if __name__ == "__main__":
+    print(f"load-balancing contract worker on port {os.environ.get('PORT', '80')}", flush=True)
+    LbContractServer(
+        loading_polls=int(os.environ.get("LB_LOADING_POLLS", "2")),
+        dead=os.environ.get("LB_DEAD") == "1",
+        health_path=os.environ.get("HEALTH_CHECK_PATH", "/ping"),
+        address=("0.0.0.0", int(os.environ.get("PORT", "80"))),
+    ).server.serve_forever()
