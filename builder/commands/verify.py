@@ -76,8 +76,13 @@ def run(args: argparse.Namespace) -> int:
     lb = resolved.endpoint_type == "load_balancer"
     model = served_model(resolved, env)
     if args.endpoint:
-        if args.env or args.docker_args or args.gpus is not None:
-            raise UsageError("--env, --docker-args and --gpus go with a local test, not with --endpoint")
+        # A load-balancing endpoint deployed with another health check path is polled there.
+        endpoint_env = lb and set(env) <= {"HEALTH_CHECK_PATH"}
+        if (args.env and not endpoint_env) or args.docker_args or args.gpus is not None:
+            raise UsageError(
+                "--env, --docker-args and --gpus go with a local test, not with --endpoint (except "
+                "--env HEALTH_CHECK_PATH=... for a load-balancing endpoint deployed with it)"
+            )
         key = api_key()
         print(f"testing endpoint {args.endpoint}: {len(tests)} job(s) of tests.json and one openai stream")
         if lb:

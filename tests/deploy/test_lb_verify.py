@@ -119,6 +119,15 @@ def test_test_endpoint_runs_every_job_on_its_route_with_the_key_as_bearer(lb_wor
     assert api_key not in ran.text
 
 
+def test_an_endpoint_deployed_with_another_health_path_is_polled_there(lb_worker):
+    lb_worker.health_path = "/health"
+    ran = cli("test", "--variant", LB, "--endpoint", ENDPOINT, "--env", "HEALTH_CHECK_PATH=/health")
+    assert ran.code == 0, ran.text
+    assert "/health" in lb_worker.paths("GET") and "/ping" not in lb_worker.paths("GET")
+    other = cli("test", "--variant", LB, "--endpoint", ENDPOINT, "--env", "MAX_MODEL_LEN=4096")
+    assert other.code == 2 and "go with a local test" in other.err
+
+
 def test_a_failing_route_exits_1_with_the_workers_message(lb_worker):
     lb_worker.fail["/generate"] = (400, "Job input has no messages, prompt or openai_route")
     ran = cli("test", "--variant", LB, "--endpoint", ENDPOINT)

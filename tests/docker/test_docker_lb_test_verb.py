@@ -68,4 +68,3 @@ def test_a_dead_worker_ends_the_wait_with_the_log_tail(docker_client, capsys, im
     assert "last 50 lines of the container's log:" in text
     assert "load-balancing contract worker on port 80" in text  # the container's own output
     assert_removed(docker_client, name)
-
