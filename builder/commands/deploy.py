@@ -18,10 +18,10 @@ from builder.commands.common import add_selection, add_verb, prepare_selected
 from builder.compat import load_compat
 from builder.deploy.api import Client
 from builder.deploy.apply import RegistryCredentials, deploy
-from builder.deploy.calling import print_calling, served_model
-from builder.deploy.credentials import CredentialsError, api_key, job_base, management_base
+from builder.deploy.calling import health_path, print_calling, print_lb_calling, served_model
+from builder.deploy.credentials import CredentialsError, api_key, job_base, lb_base, management_base
 from builder.deploy.overrides import parse_overrides
-from builder.deploy.plan import EndpointOptions
+from builder.deploy.plan import ENDPOINT_KINDS, EndpointOptions, lb_ports, pinned_health_port
 from builder.deploy.redact import Redactor
 from builder.errors import UsageError
 from builder.image.naming import check_registry, image_tags
@@ -70,7 +70,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     g.add_argument(
         "--idle-timeout", type=int, default=d["idle_timeout"].default, metavar="S", help="seconds, default 5"
     )
-    g.add_argument("--scaler", choices=sorted(SCALERS), default="queue-delay", help="autoscaling signal")
+    g.add_argument(
+        "--scaler",
+        choices=sorted(SCALERS),
+        help="autoscaling signal (default: queue-delay for a queue endpoint, request-count for a "
+        "load-balancing one, which takes only that)",
+    )
     g.add_argument(
         "--scaler-value",
         type=float,
@@ -116,18 +121,24 @@ def registry_credentials(args: argparse.Namespace, image: str) -> RegistryCreden
 
 
 def options(args: argparse.Namespace, resolved: Resolved, env: dict[str, str]) -> EndpointOptions:
+    kind = ENDPOINT_KINDS[resolved.endpoint_type]
+    lb = kind == "LOAD_BALANCER"
+    env = pinned_health_port(env) if lb else env
+    scaler = SCALERS[args.scaler] if args.scaler else "REQUEST_COUNT" if lb else "QUEUE_DELAY"
     try:
         return EndpointOptions(
             name=args.name or resolved.name,
             workers_min=args.workers_min,
             workers_max=args.workers_max,
             idle_timeout=args.idle_timeout,
-            scaler=SCALERS[args.scaler],
+            scaler=scaler,
             scaler_value=args.scaler_value,
             flashboot=FLASHBOOT[args.flashboot],
             network_volumes=args.network_volume,
             execution_timeout_s=args.execution_timeout,
             env=env,
+            kind=kind,
+            ports=lb_ports(resolved, env) if lb else [],
         )
     except ValidationError as exc:
         problems = [f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors()]
@@ -165,10 +176,20 @@ def run(args: argparse.Namespace) -> int:
     endpoint_id = outcome.endpoint_id or "<endpoint id>"
     base = f"{job_base()}/{endpoint_id}"
     model = served_model(resolved, env)
-    print_calling(endpoint_id, base, model, print)
+    if opts.kind == "LOAD_BALANCER":
+        base = lb_base(endpoint_id)
+        print_lb_calling(endpoint_id, base, health_path(resolved, env), model, print)
+    else:
+        print_calling(endpoint_id, base, model, print)
     if not args.wait:
         return 0
     assert key is not None
+    if opts.kind == "LOAD_BALANCER":
+        from builder.verify.jobs import variant_tests
+        from builder.verify.lb import test_endpoint
+
+        health, tests = health_path(resolved, env), variant_tests(resolved)
+        return test_endpoint(base, key, health, tests, model, args.wait_timeout, print, sys.stdout)
     from builder.verify.endpoint import smoke_test, wait_for_worker
     from builder.verify.jobs import JobClient, variant_tests
 

@@ -1,20 +1,28 @@
 """`build.py test NAME [options]`: run the variant's `.runpod/tests.json` jobs as the Hub sends them,
 against a local container of a built image, or with `--endpoint ID` against a deployed endpoint (plus one
-streamed request through `/openai/v1` with the `openai` SDK). Exit status 1 when any job fails."""
+streamed request through `/openai/v1` with the `openai` SDK). A load-balancing variant is tested as RunPod
+reaches it: its health check is awaited (204, then 200), each job goes to the worker's HTTP route (an
+`openai_route` job to that route, a native job to POST /generate) and the stream to `/v1`. Exit status 1
+when any job fails."""
 
 from __future__ import annotations
 
 import argparse
 import shlex
 import sys
+from typing import TYPE_CHECKING
 
 from builder.commands.common import add_selection, add_verb
 from builder.commands.deploy import add_image_choice, one_variant
 from builder.compat import load_compat
-from builder.deploy.calling import served_model
-from builder.deploy.credentials import api_key, job_base
-from builder.deploy.overrides import parse_overrides
+from builder.deploy.calling import health_path, served_model
+from builder.deploy.credentials import api_key, job_base, lb_base
+from builder.deploy.overrides import effective, parse_overrides
 from builder.errors import UsageError
+from builder.variant.resolve import Resolved
+
+if TYPE_CHECKING:
+    from builder.verify.local import LbServing
 
 NAME = "test"
 HELP = "run the variant's tests.json jobs against a local container, or a deployed endpoint (--endpoint)"
@@ -45,8 +53,12 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         "--gpus", dest="gpus", action="store_true", default=None, help="--gpus all (default: when present)"
     )
     gpus.add_argument("--no-gpus", dest="gpus", action="store_false", help="run without GPUs")
-    local.add_argument(
-        "--ready-timeout", type=float, default=1200.0, metavar="S", help="seconds to wait for readiness"
+    p.add_argument(
+        "--ready-timeout",
+        type=float,
+        default=1200.0,
+        metavar="S",
+        help="seconds to wait for readiness (a load-balancing endpoint's health check too)",
     )
     return p
 
@@ -61,13 +73,35 @@ def run(args: argparse.Namespace) -> int:
     resolved = prepared.resolved
     tests = variant_tests(resolved)
     env = parse_overrides(args.env, resolved, load_compat())
+    lb = resolved.endpoint_type == "load_balancer"
+    model = served_model(resolved, env)
     if args.endpoint:
-        if args.env or args.docker_args or args.gpus is not None:
-            raise UsageError("--env, --docker-args and --gpus go with a local test, not with --endpoint")
+        # A load-balancing endpoint deployed with another health check path is polled there.
+        endpoint_env = lb and set(env) <= {"HEALTH_CHECK_PATH"}
+        if (args.env and not endpoint_env) or args.docker_args or args.gpus is not None:
+            raise UsageError(
+                "--env, --docker-args and --gpus go with a local test, not with --endpoint (except "
+                "--env HEALTH_CHECK_PATH=... for a load-balancing endpoint deployed with it)"
+            )
         key = api_key()
         print(f"testing endpoint {args.endpoint}: {len(tests)} job(s) of tests.json and one openai stream")
-        return smoke_test(f"{job_base()}/{args.endpoint}", key, tests, served_model(resolved, env), print)
+        if lb:
+            from builder.verify.lb import test_endpoint
+
+            base, health = lb_base(args.endpoint), health_path(resolved, env)
+            return test_endpoint(base, key, health, tests, model, args.ready_timeout, print, sys.stdout)
+        return smoke_test(f"{job_base()}/{args.endpoint}", key, tests, model, print)
     docker_args = [a for chunk in args.docker_args for a in shlex.split(chunk)]
     spec = LocalRun(image, docker_args, env, args.gpus, args.ready_timeout)
-    print(f"testing {image}: {len(tests)} job(s) of tests.json against a local container")
-    return run_local(spec, tests, print, sys.stdout)
+    kind = "its load-balancing HTTP server" if lb else "a local container"
+    print(f"testing {image}: {len(tests)} job(s) of tests.json against {kind}")
+    return run_local(spec, tests, print, sys.stdout, lb_serving(resolved, env, model) if lb else None)
+
+
+def lb_serving(resolved: Resolved, env: dict[str, str], model: str) -> LbServing:
+    """The ports and health path the container serves on: `--env` overrides, else the image's."""
+    from builder.verify.local import LbServing
+
+    port = int(effective(resolved, env, "PORT") or 80)
+    health_port = int(effective(resolved, env, "PORT_HEALTH") or port)
+    return LbServing(port, health_port, health_path(resolved, env), model)

@@ -15,11 +15,13 @@ from builder.deploy.api import ApiError, Client, Request
 from builder.deploy.plan import (
     MISSING,
     Change,
+    EndpointKindChange,
     EndpointOptions,
     Step,
     endpoint_fields,
     endpoint_step,
     find_by_name,
+    kind_change_refusal,
     registry_create,
     template_fields,
     template_step,
@@ -81,6 +83,10 @@ def deploy(
         _report(step, say, redactor)
         return sender.send(step.request) if step.request is not None else None
 
+    # Read first: an endpoint of the other kind is refused before anything is written.
+    endpoint_now = current("endpoints", opts.name, "endpoint")
+    refuse_kind_change(endpoint_now, opts)
+
     registry_id: str | None = None
     if registry is not None:
         found = current("registries", registry.name, "registry credential")
@@ -93,21 +99,31 @@ def deploy(
             registry_id = str(created["id"]) if created else placeholder("registry credential", registry.name)
 
     step = template_step(
-        opts.name, template_fields(resolved, image, registry_id), current("templates", opts.name, "template")
+        opts.name,
+        template_fields(resolved, image, registry_id, opts.ports),
+        current("templates", opts.name, "template"),
     )
     answer = record(step)
     template_id = step.id if step.action != "create" else str(answer["id"]) if answer else None
 
-    found = current("endpoints", opts.name, "endpoint")
     efields = endpoint_fields(resolved, image, registry_id, opts)
-    step = endpoint_step(opts.name, template_id or placeholder("template", opts.name), efields, found)
-    out.endpoint_id, out.endpoint = step.id, found
+    step = endpoint_step(
+        opts.name, template_id or placeholder("template", opts.name), efields, endpoint_now, opts.kind
+    )
+    out.endpoint_id, out.endpoint = step.id, endpoint_now
     answer = record(step)
     if answer:
         out.endpoint, out.endpoint_id = answer, str(answer.get("id"))
     if not out.changed:
         say(f"no change: template and endpoint {opts.name} already match (nothing was sent)")
     return out
+
+
+def refuse_kind_change(found: dict[str, Any] | None, opts: EndpointOptions) -> None:
+    suffix = "-lb" if opts.kind == "LOAD_BALANCER" else "-queue"
+    problem = kind_change_refusal(found, opts.kind, opts.name + suffix)
+    if problem:
+        raise EndpointKindChange(problem)
 
 
 class _Sender:

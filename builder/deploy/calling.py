@@ -1,10 +1,13 @@
-"""How to call a deployed endpoint: its URLs, the served model name and a ready-to-paste `openai` snippet."""
+"""How to call a deployed endpoint: its URLs, the served model name and a ready-to-paste `openai` snippet
+(a queue endpoint through RunPod's job API and its `/openai/v1` passthrough; a load-balancing endpoint at
+the worker's own routes under https://ENDPOINT_ID.api.runpod.ai)."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
 
+from builder.deploy.overrides import effective
 from builder.variant.resolve import Resolved
 
 
@@ -14,14 +17,18 @@ def served_model(resolved: Resolved, env: dict[str, str]) -> str:
     return env.get("SERVED_MODEL_NAME") or str(baked)
 
 
-def snippet(base: str, model: str) -> str:
+def health_path(resolved: Resolved, env: dict[str, str]) -> str:
+    """The path RunPod polls on a load-balancing worker (an `--env HEALTH_CHECK_PATH` override wins)."""
+    return effective(resolved, env, "HEALTH_CHECK_PATH") or "/ping"
+
+
+def snippet(openai_base: str, model: str) -> str:
     return "\n".join(
         [
             "import os",
             "from openai import OpenAI",
             "",
-            f"client = OpenAI(base_url={json.dumps(base + '/openai/v1')}, "
-            'api_key=os.environ["RUNPOD_API_KEY"])',
+            f'client = OpenAI(base_url={json.dumps(openai_base)}, api_key=os.environ["RUNPOD_API_KEY"])',
             "reply = client.chat.completions.create(",
             f"    model={json.dumps(model)},",
             '    messages=[{"role": "user", "content": "Hello"}],',
@@ -36,5 +43,20 @@ def print_calling(endpoint_id: str, base: str, model: str, say: Callable[[str], 
     say(f"endpoint id: {endpoint_id}")
     say(f"job API:     {base}  (POST /run, /runsync; GET /status/<job id>, /stream/<job id>, /health)")
     say(f"openai:      {base}/openai/v1  (model {model})")
+    _say_snippet(snippet(f"{base}/openai/v1", model), say)
+
+
+def print_lb_calling(
+    endpoint_id: str, base: str, health: str, model: str, say: Callable[[str], None]
+) -> None:
+    """A load-balancing endpoint: the worker's routes at `base`, RunPod's health check, the snippet."""
+    say(f"endpoint id: {endpoint_id} (load balancing)")
+    say(f"URL:         {base}  (POST /v1/chat/completions, /v1/completions, /generate; GET /v1/models)")
+    say(f"health:      {base}{health}  (204 while the model loads, 200 when ready)")
+    say(f"openai:      {base}/v1  (model {model})")
+    _say_snippet(snippet(f"{base}/v1", model), say)
+
+
+def _say_snippet(text: str, say: Callable[[str], None]) -> None:
     say("python:")
-    say("\n".join("    " + line if line else "" for line in snippet(base, model).splitlines()))
+    say("\n".join("    " + line if line else "" for line in text.splitlines()))

@@ -14,6 +14,10 @@ from builder.errors import BuilderError
 
 MANAGEMENT_BASE = "https://api.runpod.io"  # REST v2 paths (/v2/...) are appended
 JOB_BASE = "https://api.runpod.ai/v2"  # /<endpoint id>/runsync ... are appended
+# A load-balancing endpoint's own host (runpod/docs serverless/load-balancing/overview.mdx); the worker's
+# paths are appended. RUNPOD_LB_BASE_URL (this toolkit's, not runpod-python's) replaces it, {endpoint_id}
+# filled in: a proxy, or a test server.
+LB_BASE = "https://{endpoint_id}.api.runpod.ai"
 CONFIG_FILE = Path("~/.runpod/config.toml")
 PROFILE = "default"
 
@@ -30,6 +34,10 @@ def management_base(environ: Mapping[str, str] = os.environ) -> str:
 
 def job_base(environ: Mapping[str, str] = os.environ) -> str:
     return (environ.get("RUNPOD_ENDPOINT_BASE_URL") or JOB_BASE).rstrip("/")
+
+
+def lb_base(endpoint_id: str, environ: Mapping[str, str] = os.environ) -> str:
+    return (environ.get("RUNPOD_LB_BASE_URL") or LB_BASE).rstrip("/").replace("{endpoint_id}", endpoint_id)
 
 
 def _read_toml(path: Path) -> dict:

@@ -19,11 +19,15 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from builder.deploy.api import Request
+from builder.deploy.overrides import effective
 from builder.errors import BuilderError
 from builder.variant.resolve import Resolved
 
 MISSING = "(unset)"
 Action = Literal["create", "update", "keep"]
+EndpointKind = Literal["QUEUE", "LOAD_BALANCER"]
+# The variant's endpoint.type (the runtime's ENDPOINT_TYPE) -> REST v2 `EndpointType`.
+ENDPOINT_KINDS: dict[str, EndpointKind] = {"queue": "QUEUE", "load_balancer": "LOAD_BALANCER"}
 
 
 class EndpointOptions(BaseModel):
@@ -47,9 +51,21 @@ class EndpointOptions(BaseModel):
     network_volumes: list[str] = Field(default_factory=list, description="Network volume ids to attach")
     execution_timeout_s: int = Field(600, ge=1, description="Seconds a job may run (the API takes ms)")
     env: dict[str, str] = Field(default_factory=dict, description="Overrides of the image's baked settings")
+    kind: EndpointKind = Field(
+        "QUEUE", description="REST v2 EndpointType, from the variant's endpoint.type; fixed at create"
+    )
+    ports: list[str] = Field(
+        default_factory=list, description="Container ports (port/protocol) of a load-balancing worker"
+    )
 
     @model_validator(mode="after")
     def _check(self) -> EndpointOptions:
+        if self.kind == "LOAD_BALANCER" and self.scaler != "REQUEST_COUNT":
+            # CreateEndpointRequest: `type: LOAD_BALANCER` then `scaling: RequestCountScaling`.
+            raise ValueError(
+                "a load-balancing endpoint scales on requests per worker: use --scaler request-count "
+                "(the default for it), not queue-delay"
+            )
         if self.workers_max < self.workers_min:
             raise ValueError(f"workers max ({self.workers_max}) is below workers min ({self.workers_min})")
         if self.scaler == "QUEUE_DELAY" and self.scaler_value < 0.5:
@@ -88,26 +104,52 @@ def pools(resolved: Resolved) -> list[str]:
     return [p for p in resolved.gpu_ids if not p.startswith("-")]
 
 
-def template_fields(resolved: Resolved, image: str, registry_id: str | None) -> dict[str, Any]:
-    return {
+def template_fields(
+    resolved: Resolved, image: str, registry_id: str | None, ports: list[str] | None = None
+) -> dict[str, Any]:
+    fields = {
         "image": image,
         "disk": resolved.container_disk_gb,
         "registry": registry_id,
         "allowedCudaVersions": list(resolved.allowed_cuda_versions),
         "serverless": True,
     }
+    return with_ports(fields, ports)
+
+
+def with_ports(fields: dict[str, Any], ports: list[str] | None) -> dict[str, Any]:
+    """`ports` only when the worker serves HTTP itself (load balancing): queue fields stay as they were."""
+    return {**fields, "ports": list(ports)} if ports else fields
+
+
+def pinned_health_port(env: dict[str, str]) -> dict[str, str]:
+    """With PORT changed and PORT_HEALTH not, both are sent: RunPod's OpenAPI document gives PORT_HEALTH
+    a default of 80 (EndpointType), its load-balancing overview "same as PORT"; either way the load
+    balancer then polls the port the worker's health check is on."""
+    if env.get("PORT") and not env.get("PORT_HEALTH"):
+        return {**env, "PORT_HEALTH": env["PORT"]}
+    return env
+
+
+def lb_ports(resolved: Resolved, env: dict[str, str]) -> list[str]:
+    """The ports a load-balancing worker serves on: PORT, and PORT_HEALTH when it differs."""
+    port = effective(resolved, env, "PORT")
+    health = effective(resolved, env, "PORT_HEALTH") or port
+    return [f"{p}/http" for p in dict.fromkeys((port, health)) if p]
 
 
 def endpoint_fields(
     resolved: Resolved, image: str, registry_id: str | None, opts: EndpointOptions
 ) -> dict[str, Any]:
     workers: dict[str, Any] = {"min": opts.workers_min, "max": opts.workers_max}
-    if opts.scaler == "QUEUE_DELAY":  # idleTimeout is refused with REQUEST_COUNT on queue endpoints
+    # idleTimeout is refused with REQUEST_COUNT on queue endpoints only (EndpointWorkers.idleTimeout).
+    if opts.scaler == "QUEUE_DELAY" or opts.kind == "LOAD_BALANCER":
         workers["idleTimeout"] = opts.idle_timeout
+    if opts.scaler == "QUEUE_DELAY":
         scaling: dict[str, Any] = {"type": "QUEUE_DELAY", "queueDelay": opts.scaler_value}
     else:
         scaling = {"type": "REQUEST_COUNT", "requestCount": int(opts.scaler_value)}
-    return {
+    fields = {
         "image": image,
         "disk": resolved.container_disk_gb,
         "registry": registry_id,
@@ -124,6 +166,7 @@ def endpoint_fields(
         "networkVolumes": list(opts.network_volumes),
         "timeout": opts.execution_timeout_s * 1000,
     }
+    return with_ports(fields, opts.ports)
 
 
 def template_create(name: str, fields: dict[str, Any]) -> Request:
@@ -133,8 +176,10 @@ def template_create(name: str, fields: dict[str, Any]) -> Request:
     return Request("POST", "/v2/templates", body)
 
 
-def endpoint_create(name: str, template_id: str, fields: dict[str, Any]) -> Request:
-    body = {"name": name, "type": "QUEUE", "templateId": template_id, **_without_null(fields)}
+def endpoint_create(
+    name: str, template_id: str, fields: dict[str, Any], kind: EndpointKind = "QUEUE"
+) -> Request:
+    body = {"name": name, "type": kind, "templateId": template_id, **_without_null(fields)}
     return Request("POST", "/v2/serverless", body)
 
 
@@ -149,7 +194,7 @@ def _without_null(fields: dict[str, Any]) -> dict[str, Any]:
 # --- diff ---------------------------------------------------------------------------------------------
 
 NESTED = ("env", "gpu", "workers", "scaling")  # compared key by key
-UNORDERED = ("gpu.allowedCudaVersions", "gpu.excludedTypes", "allowedCudaVersions", "networkVolumes")
+UNORDERED = ("gpu.allowedCudaVersions", "gpu.excludedTypes", "allowedCudaVersions", "networkVolumes", "ports")
 EMPTY_WHEN_MISSING = {"env": {}, "networkVolumes": [], "registry": None, "gpu.excludedTypes": []}
 # One selection in REST v2: a PATCH sending `pools` without `excludedTypes` clears the exclusions, and
 # `excludedTypes` requires `pools` (UpdateEndpointGpuConfig): either change restates both.
@@ -255,7 +300,11 @@ def template_step(name: str, fields: dict[str, Any], current: dict[str, Any] | N
 
 
 def endpoint_step(
-    name: str, template_id: str, fields: dict[str, Any], current: dict[str, Any] | None
+    name: str,
+    template_id: str,
+    fields: dict[str, Any],
+    current: dict[str, Any] | None,
+    kind: EndpointKind = "QUEUE",
 ) -> Step:
     return _step(
         "endpoint",
@@ -263,5 +312,37 @@ def endpoint_step(
         "/v2/serverless",
         fields,
         current,
-        lambda: endpoint_create(name, template_id, fields),
+        lambda: endpoint_create(name, template_id, fields, kind),
+    )
+
+
+# --- the endpoint's kind --------------------------------------------------------------------------------
+
+KIND_WORDS = {"QUEUE": "a queue endpoint", "LOAD_BALANCER": "a load-balancing endpoint"}
+
+
+class EndpointKindChange(BuilderError):
+    """The endpoint by that name is of the other kind; exit status 1, before any write."""
+
+    exit_code = 1
+
+
+def kind_change_refusal(current: dict[str, Any] | None, kind: EndpointKind, flag_name: str) -> str | None:
+    """Why the deploy cannot update `current` to `kind`, or None. REST v2 takes `type` on create only
+    (CreateEndpointRequest requires it; UpdateEndpointRequest has no such field), so an endpoint keeps
+    its kind for life. An endpoint without `type` predates load balancing: a queue endpoint."""
+    if current is None:
+        return None
+    have = current.get("type") or "QUEUE"
+    if have == kind:
+        return None
+    name, eid = current.get("name"), current.get("id")
+    return (
+        f"endpoint {name} (id {eid}) is {KIND_WORDS.get(have, have)}, and this variant serves "
+        f"{KIND_WORDS[kind]}: RunPod fixes an endpoint's type when it is created (the update request has "
+        f"no type), so it cannot be changed in place. Deploy under a new name (--name {flag_name}) to "
+        "create a new template and endpoint of the right kind, move your clients to it (a load-balancing "
+        "endpoint is called at https://ENDPOINT_ID.api.runpod.ai, a queue endpoint at "
+        "https://api.runpod.ai/v2/ENDPOINT_ID), then delete the old endpoint in the console. Nothing "
+        "was sent."
     )

@@ -23,12 +23,21 @@ from typing import Any
 
 from builder.compat import Compat
 from builder.variant.resolve import Resolved
-from builder.variant.settings_spec import BY_ENV, bool_false_expressible, env_value, in_settings_order
+from builder.variant.settings_spec import (
+    BY_ENV,
+    FIXED_BY_LISTING,
+    bool_false_expressible,
+    env_value,
+    in_settings_order,
+)
 from worker_runtime.settings import SettingsError, load_settings
 
 HUB_CATEGORIES = ("audio", "embedding", "language", "video", "image")
 INPUT_TYPES = ("string", "number", "boolean", "huggingface")
 UNSET_OPTION = {"label": "(engine default)", "value": ""}
+# config.endpointType per the variant's endpoint.type: the publishing guide documents one value, "LB"
+# (runpod/docs hub/publishing-guide.mdx, commit 323cd2c7); a queue listing leaves the field out.
+HUB_ENDPOINT_TYPES: dict[str, str | None] = {"queue": None, "load_balancer": "LB"}
 
 
 def unset_option(setting: Any) -> dict[str, str]:
@@ -94,9 +103,19 @@ def hub_gpu_ids(resolved: Resolved) -> list[str]:
     return [*resolved.gpu_ids, *(f"-{t}" for t in resolved.excluded_types if t not in own)]
 
 
+def hub_env_entry(env: str, resolved: Resolved, compat: Compat) -> dict[str, Any]:
+    """A static value for a setting the listing fixes, else the user's input."""
+    if env in FIXED_BY_LISTING and env in resolved.settings:
+        return {"key": env, "value": env_value(BY_ENV[env], resolved.settings[env])}
+    return hub_input(env, resolved, compat)
+
+
 def hub_json(resolved: Resolved, compat: Compat) -> dict[str, Any]:
-    config: dict[str, Any] = {
-        "runsOn": "GPU",
+    config: dict[str, Any] = {"runsOn": "GPU"}
+    endpoint_type = HUB_ENDPOINT_TYPES[resolved.endpoint_type]
+    if endpoint_type:
+        config["endpointType"] = endpoint_type
+    config |= {
         "containerDiskInGb": resolved.container_disk_gb,
         "gpuCount": resolved.gpu_count,
         "gpuIds": ",".join(hub_gpu_ids(resolved)),
@@ -107,7 +126,7 @@ def hub_json(resolved: Resolved, compat: Compat) -> dict[str, Any]:
             {"name": p["name"], "defaults": {k: p["defaults"][k] for k in p["defaults"]}}
             for p in resolved.presets
         ]
-    config["env"] = [hub_input(env, resolved, compat) for env in in_settings_order(resolved.expose)]
+    config["env"] = [hub_env_entry(env, resolved, compat) for env in in_settings_order(resolved.expose)]
     out: dict[str, Any] = {
         "title": resolved.title,
         "description": resolved.description,
@@ -194,6 +213,9 @@ def check_hub_json(text: str, expected_env: list[str]) -> list[str]:
         return [*problems, "config: an object is required"]
     if config.get("runsOn") not in ("GPU", "CPU"):
         problems.append("config.runsOn: must be GPU or CPU")
+    allowed_types = [v for v in HUB_ENDPOINT_TYPES.values() if v]
+    if "endpointType" in config and config["endpointType"] not in allowed_types:
+        problems.append(f"config.endpointType: must be {' or '.join(allowed_types)} when present")
     if not _is_int(config.get("containerDiskInGb")):
         problems.append("config.containerDiskInGb: an integer is required")
     if config.get("runsOn") == "GPU":

@@ -21,7 +21,7 @@ from builder.output.hub import check_hub_json, check_tests_json, hub_json, runti
 from builder.paths import RUNTIME_DIR, TEMPLATES_DIR
 from builder.variant.models import CONTROL_CHARS
 from builder.variant.resolve import Resolved
-from builder.variant.settings_spec import BY_ENV, in_settings_order
+from builder.variant.settings_spec import BY_ENV, FIXED_BY_LISTING, in_settings_order
 
 PLACEHOLDER_MARK = "<!-- build-context placeholder -->"
 # Folders of the build directory whose contents are staged (not rendered): --check and golden files
@@ -129,17 +129,20 @@ def context(resolved: Resolved, compat: Compat) -> dict[str, Any]:
             )
         exposed = setting.env in resolved.expose
         advanced = setting.advanced if resolved.advanced is None else setting.env in resolved.advanced
+        hub = ("advanced" if advanced else "yes") if exposed else "no"
         settings_rows.append(
             {
                 "env": setting.env,
                 "value": value if value not in (None, "") else "(unset)",
-                "hub": ("advanced" if advanced else "yes") if exposed else "no",
+                "hub": "fixed" if exposed and setting.env in FIXED_BY_LISTING else hub,
                 "description": setting.description,
             }
         )
     return {
         "r": resolved,
         "image_env": image_env,
+        # The port a load-balancing image serves on (the runtime's PORT default); None for queue images.
+        "lb_port": BY_ENV["PORT"].default if resolved.endpoint_type == "load_balancer" else None,
         "settings_rows": settings_rows,
         "served_name": env.get("SERVED_MODEL_NAME", env.get("MODEL", "")),
         "hub": hub_json(resolved, compat),

@@ -20,10 +20,12 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from builder.compat import Compat, load_compat
+from builder.deploy.overrides import LB_ENDPOINT_SETTINGS
 from builder.paths import ROOT, VARIANTS_DIR
 from builder.variant.loader import variant_files
 from builder.variant.models import Variant
 from builder.variant.pipeline import prepare
+from builder.variant.settings_spec import FIXED_BY_LISTING
 from worker_runtime.settings import SETTINGS
 
 DOCS_DIR = ROOT / "docs"
@@ -136,6 +138,10 @@ def settings_reference() -> str:
     for s in SETTINGS:
         target = f"`{s.flag}`" if s.flag else (f"env `{s.engine_env}`" if s.engine_env else "runtime")
         hub = ("advanced" if s.advanced else "yes") if s.in_hub else "no (fixed by the image)"
+        if s.env in FIXED_BY_LISTING:
+            hub = "a fixed value (the variant's `endpoint.type`)"
+        elif s.env in LB_ENDPOINT_SETTINGS:
+            hub = "no (the image's; a load-balancing deploy's `--env`)"
         default = "—" if s.default in (None, "") else f"`{s.default}`"
         description = s.description.replace("|", "\\|")
         lines.append(f"| `{s.env}` | {s.kind} | {_range(s)} | {default} | {target} | {hub} | {description} |")

@@ -190,6 +190,16 @@ class HubTests(_Strict):
     )
 
 
+class Endpoint(_Strict):
+    type: Literal["queue", "load_balancer"] = Field(
+        "queue",
+        description="RunPod endpoint kind the image serves (ENDPOINT_TYPE): queue (RunPod's job API: "
+        "/run, /runsync, /stream, the OpenAI passthrough) or load_balancer (the worker's own HTTP server "
+        "on PORT at https://ENDPOINT_ID.api.runpod.ai: the OpenAI routes and POST /generate; hub.json "
+        'config.endpointType "LB"). A listing or an endpoint is one kind; it cannot be changed later.',
+    )
+
+
 class Variant(_Strict):
     extends: Text | None = Field(
         None, description="Base file to extend (name in the same folder, or a path)."
@@ -204,3 +214,6 @@ class Variant(_Strict):
     image: Image = Field(description="Image repository and tags.")
     hub: Hub = Field(default_factory=Hub, description="RunPod Hub listing (hub.json).")
     tests: HubTests = Field(default_factory=HubTests, description="RunPod Hub tests (tests.json).")
+    endpoint: Endpoint = Field(
+        default_factory=Endpoint, description="The kind of RunPod endpoint the image serves."
+    )

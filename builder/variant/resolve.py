@@ -65,6 +65,7 @@ class Resolved:
     advanced: list[str] | None
     tests: list[dict[str, Any]]
     gpu_type_id: str
+    endpoint_type: str  # "queue" | "load_balancer" (the runtime's ENDPOINT_TYPE)
     # image
     repository: str
     extra_tags: list[str]
@@ -123,6 +124,8 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         "MODEL_REVISION": None if model.bake else model.revision,
         "SERVED_MODEL_NAME": model.served_name or (model.id if model.source != "local" else None),
         "MODEL_SOURCE": None if model.bake else model.source,
+        # Baked for both kinds: the image says which endpoint it serves (hub.json fixes it, see hub.py).
+        "ENDPOINT_TYPE": variant.endpoint.type,
     }
     if "--served-model-name" not in flags and model.served_name is None:
         values["SERVED_MODEL_NAME"] = None
@@ -196,6 +199,7 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         tests=[t.model_dump() for t in variant.tests.jobs],
         gpu_type_id=variant.tests.gpu_type_id
         or default_test_gpu(gpus, [i for i in hub.gpu_ids if i in compat.pools], compat),
+        endpoint_type=variant.endpoint.type,
         repository=variant.image.repository,
         extra_tags=list(variant.image.tags),
         source_url=variant.image.source,

@@ -39,6 +39,11 @@ MODEL_FIELDS: dict[str, str] = {
     "SERVED_MODEL_NAME": "model.served_name",
     "MODEL_SOURCE": "model.source",
 }
+# Variables derived from other sections of the variant.
+VARIANT_FIELDS: dict[str, str] = {"ENDPOINT_TYPE": "endpoint.type"}
+# Settings a Hub listing fixes: hub.json gives a static `value`, never an input, and no preset sets them
+# (the Hub deploys one endpoint kind; a worker of the other kind on it would serve nothing).
+FIXED_BY_LISTING = ("ENDPOINT_TYPE",)
 # Set by the image itself.
 IMAGE_FIXED = ("WORKER_DEPS_DIR",)
 # Engine environment variables the runtime drops: the runtime's own list, so the builder and the
@@ -68,7 +73,7 @@ def field_for(env: str) -> str | None:
     for field, name in ENGINE_FIELDS.items():
         if name == env:
             return f"engine.{field}"
-    return MODEL_FIELDS.get(env)
+    return MODEL_FIELDS.get(env) or VARIANT_FIELDS.get(env)
 
 
 def check_value(
@@ -134,7 +139,7 @@ def offerable_settings(release: dict[str, Any], version: str) -> list[str]:
 
 def settable_in_settings() -> list[str]:
     """Names `engine.settings` takes: settings without a field of their own, not fixed by the image."""
-    dedicated = set(ENGINE_FIELDS.values()) | set(MODEL_FIELDS)
+    dedicated = set(ENGINE_FIELDS.values()) | set(MODEL_FIELDS) | set(VARIANT_FIELDS)
     return sorted(s.env for s in SETTINGS if s.in_hub and s.env not in dedicated and s.env not in IMAGE_FIXED)
 
 

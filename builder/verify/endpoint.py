@@ -32,12 +32,13 @@ def openai_available() -> bool:
     return True
 
 
-def stream_check(base: str, api_key: str, model: str, timeout_s: float) -> JobResult:
-    """One streamed chat completion; passes when at least one chunk arrives and the stream ends cleanly."""
+def stream_check(openai_base: str, api_key: str, model: str, timeout_s: float) -> JobResult:
+    """One streamed chat completion at `openai_base` (a queue endpoint's `/openai/v1`, a load-balancing
+    worker's `/v1`); passes when at least one chunk arrives and the stream ends cleanly."""
     import openai
 
     started = time.monotonic()
-    client = openai.OpenAI(base_url=f"{base}/openai/v1", api_key=api_key, timeout=timeout_s, max_retries=0)
+    client = openai.OpenAI(base_url=openai_base, api_key=api_key, timeout=timeout_s, max_retries=0)
     text, chunks = [], 0
     try:
         stream = client.chat.completions.create(
@@ -103,7 +104,7 @@ def smoke_test(
         results.append(result)
         say(job_line(result))
     timeout = max((t.timeout for t in tests), default=900_000) / 1000
-    result = stream_check(base, api_key, model, timeout)
+    result = stream_check(f"{base}/openai/v1", api_key, model, timeout)
     results.append(result)
     say(job_line(result))
     return summary(results, say)

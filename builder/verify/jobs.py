@@ -67,8 +67,8 @@ def brief(value: Any, limit: int = OUTPUT_CHARS) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-class JobClient:
-    """Submits jobs to one endpoint's job API."""
+class HttpClient:
+    """JSON requests to one base URL, with the RunPod API key as bearer when there is one."""
 
     def __init__(self, base: str, api_key: str | None = None, session: requests.Session | None = None):
         self.base = base.rstrip("/")
@@ -76,6 +76,10 @@ class JobClient:
         self.headers = {"Content-Type": "application/json"}
         if api_key:
             self.headers["Authorization"] = f"Bearer {api_key}"
+
+
+class JobClient(HttpClient):
+    """Submits jobs to one endpoint's job API."""
 
     def _call(self, method: str, route: str, body: Any = None, timeout: float = 30.0) -> dict[str, Any]:
         resp = self.session.request(

@@ -1,5 +1,6 @@
 """Run a built image locally (the docker CLI, so any `docker run` option can be passed) and its test jobs
-against the container's RunPod-shaped local endpoint; the container is always removed."""
+against the container's RunPod-shaped local endpoint, or for a load-balancing image against its own HTTP
+server (builder.verify.lb); the container is always removed."""
 
 from __future__ import annotations
 
@@ -34,6 +35,20 @@ class LocalRun:
     ready_timeout: float = 1200.0
 
 
+@dataclass(frozen=True)
+class LbServing:
+    """How a load-balancing image serves: its ports (PORT, PORT_HEALTH) and health path."""
+
+    port: int
+    health_port: int
+    health_path: str
+    model: str  # for the openai stream
+
+    @property
+    def ports(self) -> list[int]:
+        return list(dict.fromkeys((self.port, self.health_port)))
+
+
 def host_has_gpus() -> bool:
     if not shutil.which("nvidia-smi"):
         return False
@@ -48,16 +63,21 @@ def _has_option(args: Sequence[str], *names: str) -> bool:
     return any(a == n or a.startswith(n + "=") for a in args for n in names)
 
 
-def run_command(spec: LocalRun, gpus: bool) -> list[str]:
-    """The `docker run` command line (pure)."""
-    cmd = ["docker", "run", "--detach", "--publish", f"127.0.0.1::{WORKER_PORT}"]
+def run_command(spec: LocalRun, gpus: bool, lb: LbServing | None = None) -> list[str]:
+    """The `docker run` command line (pure). A queue image runs its local job API (`--local`); a
+    load-balancing image serves on its own ports, as on RunPod."""
+    cmd = ["docker", "run", "--detach"]
+    for port in lb.ports if lb else [WORKER_PORT]:
+        cmd += ["--publish", f"127.0.0.1::{port}"]
     if gpus and not _has_option(spec.docker_args, "--gpus"):
         cmd += ["--gpus", "all"]
     if not _has_option(spec.docker_args, "--shm-size", "--ipc"):
         cmd += ["--shm-size", "16g"]  # FastDeploy keeps its IPC in /dev/shm (Docker's default is 64 MB)
     for key in spec.env or {}:
         cmd += ["--env", key]
-    cmd += [*spec.docker_args, spec.image, "--local", "--host", "0.0.0.0", "--port", str(WORKER_PORT)]
+    cmd += [*spec.docker_args, spec.image]
+    if lb is None:
+        cmd += ["--local", "--host", "0.0.0.0", "--port", str(WORKER_PORT)]
     return cmd
 
 
@@ -85,15 +105,13 @@ def _state(container: str) -> str:
     return out.stdout.strip() if out.returncode == 0 else "gone"
 
 
-def _port(container: str) -> int:
-    out = _docker(["docker", "port", container, f"{WORKER_PORT}/tcp"])
+def _port(container: str, port: int = WORKER_PORT) -> int:
+    out = _docker(["docker", "port", container, f"{port}/tcp"])
     for line in out.stdout.splitlines():
         host, _, port = line.strip().rpartition(":")
         if port.isdigit() and host in ("127.0.0.1", "0.0.0.0"):
             return int(port)
-    raise LocalTestError(
-        f"docker published no port for {WORKER_PORT}/tcp: {out.stdout or out.stderr}".strip()
-    )
+    raise LocalTestError(f"docker published no port for {port}/tcp: {out.stdout or out.stderr}".strip())
 
 
 class Progress:
@@ -140,14 +158,46 @@ def wait_ready(container: str, base: str, timeout: float, out: TextIO) -> float:
         time.sleep(0.5)
 
 
-def run_local(spec: LocalRun, tests: Sequence[TestJob], say: Callable[[str], None], out: TextIO) -> int:
+def _run_lb(
+    container: str,
+    spec: LocalRun,
+    lb: LbServing,
+    tests: Sequence[TestJob],
+    say: Callable[[str], None],
+    out: TextIO,
+) -> int:
+    from builder.verify.lb import LbClient, run_lb_tests
+
+    def fatal(status: int | None) -> str | None:
+        if status == 503:
+            return "the worker reports that its engine died (health check 503)"
+        state = _state(container)
+        return None if state.startswith(("running", "created")) else f"the container stopped ({state})"
+
+    try:
+        base = f"http://127.0.0.1:{_port(container, lb.port)}"
+        health = f"http://127.0.0.1:{_port(container, lb.health_port)}{lb.health_path}"
+    except LocalTestError as exc:
+        say(f"error: {exc}")
+        return 1
+    say(f"worker: {base} (health check {health})")
+    return run_lb_tests(LbClient(base), health, tests, lb.model, spec.ready_timeout, say, out, fatal)
+
+
+def run_local(
+    spec: LocalRun,
+    tests: Sequence[TestJob],
+    say: Callable[[str], None],
+    out: TextIO,
+    lb: LbServing | None = None,
+) -> int:
     """Start the container, run every job, print the report; 0 when all passed, else 1."""
     if not shutil.which("docker"):
         say("error: the docker command is not installed: the local test runs the image with `docker run`")
         return 1
     gpus = host_has_gpus() if spec.gpus is None else spec.gpus
     env = {**os.environ, **(spec.env or {})}
-    started = _docker(run_command(spec, gpus), timeout=600, env=env)
+    started = _docker(run_command(spec, gpus, lb), timeout=600, env=env)
     if started.returncode != 0:
         say(f"error: docker run {spec.image} failed: {started.stderr.strip() or started.stdout.strip()}")
         return 1
@@ -156,6 +206,10 @@ def run_local(spec: LocalRun, tests: Sequence[TestJob], say: Callable[[str], Non
     say(f"started {spec.image} as container {container[:12]}{with_gpus}")
     failed = True
     try:
+        if lb is not None:
+            code = _run_lb(container, spec, lb, tests, say, out)
+            failed = code != 0
+            return code
         try:
             base = f"http://127.0.0.1:{_port(container)}"
             wait_ready(container, base, spec.ready_timeout, out)

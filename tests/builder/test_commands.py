@@ -34,6 +34,7 @@ def _tree(path):
 def test_shipped_variants():
     assert set(VARIANTS) == {
         "ernie-0.3b",
+        "ernie-0.3b-lb",
         "ernie-21b-a3b-wint4",
         "ernie-21b-a3b-thinking",
         "ernie-300b-a47b-wint4-tp4",

@@ -12,6 +12,7 @@ import pytest
 
 from builder.compat import load_compat
 from builder.errors import VariantErrors
+from builder.output.hub import check_hub_json
 from builder.output.render import RenderError, render_files
 from builder.variant.loader import variant_files
 from builder.variant.pipeline import prepare
@@ -73,6 +74,10 @@ def assert_everything_loads(prepared):
     load_settings(env, flag_table=table, volume_dir="/nonexistent")
     hub = json.loads(files[".runpod/hub.json"])
     for entry in hub["config"]["env"]:
+        if "value" in entry:  # fixed by the listing
+            env[entry["key"]] = entry["value"]
+            load_settings(env, flag_table=table, volume_dir="/nonexistent")
+            continue
         value = _input_string(entry["input"])
         if value is not None:
             env[entry["key"]] = value
@@ -124,7 +129,7 @@ def test_bool_settings_without_a_value_default_to_engine_default():
             ".runpod/hub.json"
         ]
     )
-    inputs = {e["key"]: e["input"] for e in hub["config"]["env"]}
+    inputs = {e["key"]: e["input"] for e in hub["config"]["env"] if "input" in e}
     for env in ("ENABLE_PREFIX_CACHING", "ENABLE_CHUNKED_PREFILL"):
         spec = inputs[env]
         assert spec["type"] == "string" and spec["default"] == ""
@@ -143,7 +148,7 @@ def test_unset_option_of_a_setting_with_a_worker_default_names_that_default():
             ".runpod/hub.json"
         ]
     )
-    spec = {e["key"]: e["input"] for e in hub["config"]["env"]}["STOP_ON_DISCONNECT"]
+    spec = {e["key"]: e["input"] for e in hub["config"]["env"] if "input" in e}["STOP_ON_DISCONNECT"]
     assert spec["options"][0] == {"label": "(worker default: true)", "value": ""}
     assert spec["default"] == "true"
 
@@ -153,7 +158,7 @@ def test_bool_setting_set_by_the_variant_is_its_default(write_variant):
         write_variant, "2.3.0", engine="  settings: {ENABLE_PREFIX_CACHING: false}\n", name="t-bool"
     )
     hub = assert_everything_loads(prepare(path))
-    spec = {e["key"]: e["input"] for e in hub["config"]["env"]}["ENABLE_PREFIX_CACHING"]
+    spec = {e["key"]: e["input"] for e in hub["config"]["env"] if "input" in e}["ENABLE_PREFIX_CACHING"]
     assert spec["type"] == "string" and spec["default"] == "false"
 
 
@@ -164,7 +169,7 @@ def test_quantization_options_follow_the_pools_architectures(write_variant):
     )
 
     def options(hub):
-        spec = {e["key"]: e["input"] for e in hub["config"]["env"]}["QUANTIZATION"]
+        spec = {e["key"]: e["input"] for e in hub["config"]["env"] if "input" in e}["QUANTIZATION"]
         return [o["value"] for o in spec["options"]]
 
     assert "block_wise_fp8" not in options(ampere) and "wint4" in options(ampere)
@@ -254,3 +259,13 @@ def test_hub_gpu_ids_negate_the_types_the_build_cannot_run(write_variant):
     again = prepare(write_variant("negated", text)).resolved
     assert hub_json(again, load_compat())["config"]["gpuIds"] == f"AMPERE_24,-{mig}"
     assert resolved.gpu_type_id == "NVIDIA RTX A5000"
+
+
+def test_the_hub_check_takes_lb_and_no_other_endpoint_type():
+    resolved = prepare(ROOT / "variants" / "ernie-0.3b-lb.yaml").resolved
+    hub = json.loads(render_files(resolved, load_compat())[".runpod/hub.json"])
+    keys = [e["key"] for e in hub["config"]["env"]]
+    assert hub["config"]["endpointType"] == "LB"
+    assert check_hub_json(json.dumps(hub), keys) == []
+    hub["config"]["endpointType"] = "LOAD_BALANCER"  # the REST API's spelling, not the Hub's
+    assert check_hub_json(json.dumps(hub), keys) == ["config.endpointType: must be LB when present"]

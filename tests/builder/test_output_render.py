@@ -157,6 +157,10 @@ def test_hub_env_inputs_are_the_runtime_settings(rendered):
         env = hub["config"]["env"]
         assert [e["key"] for e in env] == offered, name
         for entry in env:
+            if entry["key"] == "ENDPOINT_TYPE":  # fixed by the listing: a value, not an input
+                kind = "load_balancer" if name.endswith("-lb") else "queue"
+                assert entry == {"key": "ENDPOINT_TYPE", "value": kind}, name
+                continue
             spec, setting = entry["input"], by_env[entry["key"]]
             assert spec.get("default") not in ("None", "null")
             if setting.kind in ("int", "float"):
@@ -169,9 +173,26 @@ def test_hub_env_inputs_are_the_runtime_settings(rendered):
             assert spec["advanced"] == setting.advanced
 
 
+def test_endpoint_type_reaches_hub_json_image_env_and_expose(rendered):
+    for name, files in rendered.items():
+        hub = json.loads(files[".runpod/hub.json"])
+        dockerfile = files["Dockerfile"].decode()
+        lb = name.endswith("-lb")
+        # The publishing guide's one value; a queue listing has no endpointType at all.
+        assert hub["config"].get("endpointType") == ("LB" if lb else None), name
+        kind = "load_balancer" if lb else "queue"
+        assert f'ENDPOINT_TYPE="{kind}"' in dockerfile, name
+        assert ("\nEXPOSE 80\n" in dockerfile) is lb, name
+        tests = json.loads(files[".runpod/tests.json"])
+        assert {"key": "ENDPOINT_TYPE", "value": kind} in tests["config"]["env"], name
+    lb_readme = rendered["ernie-0.3b-lb"]["README.md"].decode()
+    assert 'base_url="https://<ENDPOINT_ID>.api.runpod.ai/v1"' in lb_readme
+    assert "/openai/v1" not in lb_readme and "/openai/v1" in rendered["ernie-0.3b"]["README.md"].decode()
+
+
 def test_hub_values_come_from_the_variant(rendered):
     hub = json.loads(rendered["ernie-21b-a3b-thinking"][".runpod/hub.json"])
-    inputs = {e["key"]: e["input"] for e in hub["config"]["env"]}
+    inputs = {e["key"]: e["input"] for e in hub["config"]["env"] if "input" in e}
     assert inputs["QUANTIZATION"]["default"] == "wint4"
     assert {"label": "wint8", "value": "wint8"} in inputs["QUANTIZATION"]["options"]
     assert inputs["REASONING_PARSER"]["default"] == "ernie-x1"
@@ -189,7 +210,8 @@ def test_hub_values_come_from_the_variant(rendered):
     assert {"key": "QUANTIZATION", "value": "wint4"} in tests["config"]["env"]
     assert [t["name"] for t in tests["tests"]] == ["native chat", "openai chat", "openai models"]
     qwen = json.loads(rendered["qwen3-8b"][".runpod/hub.json"])
-    assert {e["key"]: e["input"] for e in qwen["config"]["env"]}["LOAD_CHOICES"]["default"] == "default_v1"
+    qwen_inputs = {e["key"]: e["input"] for e in qwen["config"]["env"] if "input" in e}
+    assert qwen_inputs["LOAD_CHOICES"]["default"] == "default_v1"
     assert b'LOAD_CHOICES="default_v1"' in rendered["qwen3-8b"]["Dockerfile"]
     assert (
         b'LIMIT_MM_PER_PROMPT="{\\"image\\":4,\\"video\\":1}"'

@@ -144,6 +144,22 @@ CASES = {
         GOOD.replace("name: {name}", "name: other"),
         ["name", "must match the file name"],
     ),
+    "endpoint-type-through-settings": (
+        GOOD + "engine:\n  settings:\n    ENDPOINT_TYPE: load_balancer\n",
+        ["engine.settings.ENDPOINT_TYPE", "set endpoint.type instead"],
+    ),
+    "endpoint-type-in-a-preset": (
+        GOOD + "hub:\n  presets:\n    - name: p\n      defaults: {ENDPOINT_TYPE: load_balancer}\n",
+        ["hub.presets[0].defaults.ENDPOINT_TYPE", "fixed by the listing: set endpoint.type instead"],
+    ),
+    "endpoint-type-unknown": (
+        GOOD + "endpoint:\n  type: loadbalancer\n",
+        ["endpoint.type", "load_balancer"],
+    ),
+    "port-through-settings": (
+        GOOD + "engine:\n  settings:\n    PORT: 8000\n",
+        ["engine.settings.PORT", "fixed by the image"],
+    ),
     "old-image-lacks-ada": (
         GOOD + "engine:\n  fastdeploy: 2.3.0\n",
         ["hub.gpu_ids[0]", "sm86: the FastDeploy 2.3.0 image is built for sm80, sm90 only"],

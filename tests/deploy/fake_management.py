@@ -8,6 +8,14 @@ are replaced whole; `gpu` and `workers` key by key (sending `pools` without `exc
 It serves a GPU catalogue (`gpus`, fake_catalog.py) and checks a GPU selection against it as
 BaseEndpointGpuConfig describes: an excluded type must be a type of one of the pools (400), and a
 selection that leaves no type is refused (400).
+
+Endpoint kinds (openapi.json of runpod/docs a900806e): `type` is required on create (L1715) and absent
+from UpdateEndpointRequest, whose `unevaluatedProperties: false` refuses it (the schema check does that);
+a LOAD_BALANCER endpoint scales on REQUEST_COUNT only (the create schema's if/then; QUEUE_DELAY is
+"queue-based endpoints only", L1093, L1144: refused on update too) and answers `requestUrls` as
+`{base, health}` (LoadBalancingRequestUrls, L870-889: health is base + HEALTH_CHECK_PATH, default
+/ping); `workers.idleTimeout` is "rejected on create/update" for a queue endpoint scaling on
+requestCount and omitted from its responses (L1083).
 """
 
 from __future__ import annotations
@@ -238,6 +246,25 @@ class FakeManagementApi:
             return "excludedTypes leaves no GPU type in pools"
         return None
 
+    @staticmethod
+    def _kind_problem(kind: str, scaling: dict[str, Any], workers: dict[str, Any]) -> str | None:
+        if kind == "LOAD_BALANCER" and scaling["type"] == "QUEUE_DELAY":
+            return "QUEUE_DELAY scaling is for queue-based endpoints only"
+        if kind == "QUEUE" and scaling["type"] == "REQUEST_COUNT" and "idleTimeout" in workers:
+            return "workers.idleTimeout is not applicable to queue-based endpoints scaling on requestCount"
+        return None
+
+    @staticmethod
+    def _request_urls(eid: str, kind: str, env: dict[str, str]) -> dict[str, str]:
+        if kind == "LOAD_BALANCER":
+            base = f"https://{eid}.api.runpod.ai"
+            return {"base": base, "health": base + (env.get("HEALTH_CHECK_PATH") or "/ping")}
+        return {k: f"https://api.runpod.ai/v2/{eid}/{p}" for k, p in (
+            ("run", "run"), ("runSync", "runsync"), ("status", "status/{job_id}"),
+            ("stream", "stream/{job_id}"),
+            ("cancel", "cancel/{job_id}"), ("retry", "retry/{job_id}"), ("purgeQueue", "purge-queue"),
+            ("health", "health"))}  # fmt: skip
+
     def createEndpoint(self, body: Any, rid: Any) -> tuple[int, Any]:
         if "gpu" not in body:
             return self.problem(400, "exactly one of gpu or cpu is required")[:2]
@@ -257,16 +284,15 @@ class FakeManagementApi:
         container["env"] = env
         if not self._registry_ok(container):
             return self.problem(400, f"unknown registry credential {container['registry']!r}")[:2]
+        problem = self._kind_problem(body["type"], body["scaling"], body.get("workers", {}))
+        if problem:
+            return self.problem(400, problem)[:2]
         eid = self._new_id("ep")
         gpu = {"count": 1, "allowedCudaVersions": [], "minCudaVersion": None, **body["gpu"]}
         workers = {"min": 0, "max": 3, "idleTimeout": 10, **body.get("workers", {})}
-        if body["scaling"]["type"] == "REQUEST_COUNT":
+        if body["type"] == "QUEUE" and body["scaling"]["type"] == "REQUEST_COUNT":
             workers.pop("idleTimeout", None)
-        urls = {k: f"https://api.runpod.ai/v2/{eid}/{p}" for k, p in (
-            ("run", "run"), ("runSync", "runsync"), ("status", "status/{job_id}"),
-            ("stream", "stream/{job_id}"),
-            ("cancel", "cancel/{job_id}"), ("retry", "retry/{job_id}"), ("purgeQueue", "purge-queue"),
-            ("health", "health"))}  # fmt: skip
+        urls = self._request_urls(eid, body["type"], container["env"])
         self.endpoints[eid] = {
             "id": eid, "name": body["name"], "type": body["type"], "requestUrls": urls, "gpu": gpu,
             "workers": workers, "scaling": body["scaling"], "dataCenterIds": body.get("dataCenterIds", []),
@@ -284,6 +310,9 @@ class FakeManagementApi:
             return self.problem(400, problem)[:2]
         if not self._registry_ok(body):
             return self.problem(400, f"unknown registry credential {body['registry']!r}")[:2]
+        problem = self._kind_problem(ep["type"], body.get("scaling", ep["scaling"]), body.get("workers", {}))
+        if problem:
+            return self.problem(400, problem)[:2]
         for key, value in copy.deepcopy(body).items():
             if key == "gpu":
                 if "pools" in value and "excludedTypes" not in value:
@@ -293,6 +322,7 @@ class FakeManagementApi:
                 ep["workers"].update(value)
             else:
                 ep[key] = value
-        if ep["scaling"]["type"] == "REQUEST_COUNT":
+        if ep["type"] == "QUEUE" and ep["scaling"]["type"] == "REQUEST_COUNT":
             ep["workers"].pop("idleTimeout", None)
+        ep["requestUrls"] = self._request_urls(ep["id"], ep["type"], ep["env"])
         return 200, copy.deepcopy(ep)

@@ -31,6 +31,14 @@ def test_the_schema_subset_records_its_source():
         ("UpdateEndpointRequest", {"gpu": {"excludedTypes": ["NVIDIA L40"]}}, "'pools' is a dependency"),
         ("UpdateEndpointRequest", {"workers": {"idleTimeout": 0}}, "minimum"),
         ("CreateRegistryRequest", {"name": "r", "username": "u"}, "'password' is a required"),
+        # Load balancing: type on create only, request-count scaling only.
+        ("CreateEndpointRequest", {"name": "e", "image": "i",
+                                   "scaling": {"type": "REQUEST_COUNT", "requestCount": 4}},
+         "'type' is a required"),
+        ("CreateEndpointRequest", {"name": "e", "type": "LOAD_BALANCER", "image": "i",
+                                   "scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}},
+         "'QUEUE_DELAY' is not one of ['REQUEST_COUNT']"),
+        ("UpdateEndpointRequest", {"type": "LOAD_BALANCER"}, "Unevaluated properties"),
     ],
 )  # fmt: skip
 def test_schemas_refuse_bad_bodies(schema, body, fragment):
@@ -57,3 +65,32 @@ def test_an_invalid_request_is_answered_422_in_runpods_error_shape():
         assert resp.status_code == 401 and resp.json()["detail"]
     finally:
         fake.stop()
+
+
+def test_load_balancing_endpoints_answer_base_and_health_urls_and_keep_request_count():
+    key = "key-for-the-fake"
+    fake = FakeManagementApi(key).start()
+    headers = {"Authorization": f"Bearer {key}", "Content-Type": "application/json"}
+    body = {"name": "e", "type": "LOAD_BALANCER", "image": "i", "gpu": {"pools": ["ADA_24"]},
+            "ports": ["80/http"], "env": {"HEALTH_CHECK_PATH": "/health"},
+            "workers": {"min": 0, "max": 2, "idleTimeout": 5},
+            "scaling": {"type": "REQUEST_COUNT", "requestCount": 4}}  # fmt: skip
+    try:
+        created = requests.post(
+            f"{fake.url}/v2/serverless", data=json.dumps(body), headers=headers, timeout=10
+        )
+        assert created.status_code == 201, created.text
+        endpoint = created.json()
+        eid = endpoint["id"]
+        base = f"https://{eid}.api.runpod.ai"
+        assert endpoint["requestUrls"] == {"base": base, "health": f"{base}/health"}
+        assert endpoint["workers"]["idleTimeout"] == 5 and endpoint["ports"] == ["80/http"]
+        queue_delay = {"scaling": {"type": "QUEUE_DELAY", "queueDelay": 4}}
+        refused = requests.patch(
+            f"{fake.url}/v2/serverless/{eid}", data=json.dumps(queue_delay), headers=headers, timeout=10
+        )
+        assert refused.status_code == 400 and "queue-based endpoints only" in refused.json()["detail"]
+        assert fake.endpoints[eid]["scaling"] == body["scaling"]
+    finally:
+        fake.stop()
+    assert fake.invalid == []

@@ -7,7 +7,9 @@ from dataclasses import replace
 from builder.variant.checks.context import Context, check
 from builder.variant.settings_spec import (
     BY_ENV,
+    FIXED_BY_LISTING,
     check_value,
+    field_for,
     offerable_settings,
     offered_choices,
     unsupported_reason,
@@ -47,6 +49,9 @@ def presets(ctx: Context) -> None:
             if env not in exposed:
                 ctx.add(path, "is not a setting offered in hub.json", env, exposed, show_value=False)
                 ctx.errors.errors[-1] = replace(ctx.errors.errors[-1], message=f"unknown key {env!r}")
+                continue
+            if env in FIXED_BY_LISTING:
+                ctx.add(path, f"is fixed by the listing: set {field_for(env)} instead", value, suggest=False)
                 continue
             setting = BY_ENV[env]
             choices = (
