@@ -4,7 +4,6 @@ selected variant files to rendered build directories."""
 from __future__ import annotations
 
 import argparse
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -126,15 +125,14 @@ def out_dir(args: argparse.Namespace, name: str, several: bool) -> Path:
     return args.out / name if several else args.out
 
 
-def unpinned_weights_warning(resolved: Resolved) -> str | None:
-    """A warning when baked weights are not pinned to a revision (not an error: exit code unchanged)."""
-    if not resolved.bake or resolved.revision:
+def unpinned_download_warning(resolved: Resolved, weights_from: Path | None) -> str | None:
+    """One line when a build downloads baked weights at a branch head (no model.revision): the one
+    place an unpinned download really happens. None otherwise (pinned, not baked, or --weights-from)."""
+    if not resolved.bake or resolved.revision or weights_from is not None:
         return None
     return (
-        f"{resolved.name} bakes {resolved.model_id} without model.revision, so the image is not "
-        "reproducible: a later build may bake different weights. Pin them by setting model.revision in "
-        f"the variant to a commit id of the model repository (its history on the hub, or "
-        f"`git ls-remote https://huggingface.co/{resolved.model_id} HEAD` for Hugging Face)"
+        f"{resolved.name} bakes {resolved.model_id} as its main branch is today (no model.revision), so "
+        "a later build may bake other weights; `python -m builder.tools.pin_revisions` pins it"
     )
 
 
@@ -150,12 +148,8 @@ class Rendered:
 
 
 def render_selected(args: argparse.Namespace) -> list[Rendered]:
-    """Render (in memory) every selected variant, after warning about unpinned baked weights."""
+    """Render (in memory) every selected variant."""
     prepared = prepare_selected(args)
-    for p in prepared:
-        warning = unpinned_weights_warning(p.resolved)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
     compat = load_compat()
     several = len(prepared) > 1
     return [

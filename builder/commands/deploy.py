@@ -24,7 +24,8 @@ from builder.deploy.overrides import parse_overrides
 from builder.deploy.plan import EndpointOptions
 from builder.deploy.redact import Redactor
 from builder.errors import UsageError
-from builder.image.naming import check_registry, image_tags
+from builder.image.naming import image_tags
+from builder.image.repository_choice import chosen_registry, require_chosen
 from builder.variant.pipeline import Prepared
 from builder.variant.resolve import Resolved
 
@@ -47,8 +48,11 @@ def one_variant(args: argparse.Namespace) -> tuple[Prepared, str]:
     prepared = prepare_selected(args)
     if len(prepared) != 1:
         raise UsageError(f"{args.verb} takes one variant, not {len(prepared)}")
-    check_registry(args.registry)
-    return prepared[0], args.image or image_tags(prepared[0].resolved, args.registry)[0]
+    args.registry = chosen_registry(args.registry)
+    if args.image:
+        return prepared[0], args.image
+    require_chosen(prepared[0].resolved, args.registry, args.verb)
+    return prepared[0], image_tags(prepared[0].resolved, args.registry)[0]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
