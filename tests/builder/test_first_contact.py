@@ -1,0 +1,103 @@
+"""A newcomer's first commands (issue 15): no placeholder ships, revisions are real, no warning on the
+happy path, and each wrong turn is one paragraph."""
+
+from __future__ import annotations
+
+import yaml
+
+from builder.image.repository_choice import EXAMPLE_REPOSITORY, REGISTRY_ENV
+from tests.builder.helpers import MINIMAL_VARIANT, ROOT
+
+PIN = "0123456789abcdef0123456789abcdef01234567"
+
+
+def test_the_example_repository_is_the_shipped_bases():
+    base = yaml.safe_load((ROOT / "variants" / "_base.yaml").read_text())
+    assert base["image"]["repository"] == EXAMPLE_REPOSITORY
+
+
+def test_build_push_deploy_and_test_refuse_the_example_repository(cli, fake_docker, tmp_path):
+    out = ["--out", str(tmp_path / "build")]
+    for verb, extra in (("build", out), ("push", out), ("deploy", ["--dry-run"]), ("test", [])):
+        result = cli(verb, "ernie-0.3b", *extra)
+        assert result.returncode == 2, (verb, result.stderr)
+        err = result.stderr
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        assert EXAMPLE_REPOSITORY in err
+        for way in ("--registry", REGISTRY_ENV, "image.repository"):
+            assert way in err, (way, err)
+        assert result.stdout == ""
+    assert fake_docker["build"] == [] and not (tmp_path / "build").exists()
+
+
+def test_a_chosen_registry_builds_and_render_keeps_the_example(cli, fake_docker, tmp_path, monkeypatch):
+    monkeypatch.setenv(REGISTRY_ENV, "localhost:5000/me")
+    built = cli("build", "ernie-0.3b", "--out", str(tmp_path / "b"))
+    assert built.returncode == 0, built.stderr
+    assert fake_docker["build"][0][1][0].startswith("localhost:5000/me/fastdeploy-worker:ernie-0.3b-")
+    flag_wins = cli("build", "ernie-0.3b", "--out", str(tmp_path / "c"), "--registry", "localhost:5001")
+    assert flag_wins.returncode == 0
+    assert fake_docker["build"][1][1][0].startswith("localhost:5001/fastdeploy-worker:")
+    monkeypatch.setenv(REGISTRY_ENV, "Not A Registry")
+    bad = cli("build", "ernie-0.3b", "--out", str(tmp_path / "d"))
+    assert bad.returncode == 2 and REGISTRY_ENV in bad.stderr
+    monkeypatch.delenv(REGISTRY_ENV)
+    for argv in (["render", "ernie-0.3b", "--out", str(tmp_path / "r")], ["list"], ["print", "ernie-0.3b"],
+                 ["matrix"], ["check", "ernie-0.3b", "--out", str(tmp_path / "r")]):  # fmt: skip
+        result = cli(*argv)
+        assert result.returncode == 0, (argv, result.stderr)
+        assert result.stderr == "", (argv, result.stderr)
+
+
+def test_a_variant_with_its_own_repository_builds(cli, fake_docker, write_variant, tmp_path):
+    path = write_variant("mine", MINIMAL_VARIANT.format(name="mine") + "image:\n  repository: ghcr.io/me/w\n")
+    result = cli("build", str(path), "--out", str(tmp_path / "b"))
+    assert result.returncode == 0, result.stderr
+    assert fake_docker["build"][0][1][0].startswith("ghcr.io/me/w:mine-")
+
+
+def test_unpinned_weights_warn_once_on_the_build_that_downloads_them(cli, fake_docker, tmp_path):
+    opts = ["--out", str(tmp_path / "b"), "--registry", "localhost:5000"]
+    render = cli("render", "ernie-0.3b", "--out", str(tmp_path / "r"))
+    assert render.stderr == ""
+    built = cli("build", "ernie-0.3b", *opts)
+    warnings = [line for line in built.stderr.splitlines() if line.startswith("warning:")]
+    assert built.returncode == 0 and len(warnings) == 1 and built.stderr.count("\n") == 1
+    assert "python -m builder.tools.pin_revisions" in warnings[0]
+    weights = tmp_path / "w"
+    weights.mkdir()
+    (weights / "config.json").write_text("{}")
+    staged = cli("build", "ernie-0.3b", *opts, "--weights-from", str(weights))
+    assert staged.returncode == 0 and "warning" not in staged.stderr  # nothing is downloaded
+    pinned = cli("build", "qwen3-8b", "--out", str(tmp_path / "q"), "--registry", "localhost:5000")
+    assert pinned.returncode == 0 and "warning" not in pinned.stderr
+
+
+def test_revisions_that_cannot_be_git_revisions_are_refused(refused):
+    for case, value, fragment in [
+        ("placeholder", "<commit id>", "contains ' ' '<' '>'"),
+        ("empty", "''", "is empty"),
+        ("dots", "main..dev", "'..'"),
+        ("lock", "main.lock", "'.lock'"),
+        ("space", "my branch", "contains ' '"),
+    ]:
+        text = MINIMAL_VARIANT.format(name=case) + f"  revision: {value}\n"
+        result = refused(case, text, ["model.revision", "commit id (40 or 64 hex digits)"])
+        assert fragment in result.stderr, result.stderr
+    text = MINIMAL_VARIANT.format(name="tab") + '  revision: "a\\tb"\n'
+    refused("tab", text, ["model.revision", "control characters"])
+
+
+def test_commits_branches_and_tags_are_accepted(cli, write_variant, tmp_path):
+    for i, value in enumerate([PIN, "a" * 64, "main", "v1.0", "refs/pr/1"]):
+        path = write_variant(f"ok{i}", MINIMAL_VARIANT.format(name=f"ok{i}") + f"  revision: {value}\n")
+        result = cli("render", str(path), "--out", str(tmp_path / f"o{i}"))
+        assert result.returncode == 0, result.stderr
+
+
+def test_the_rendered_readme_spaces_the_model_name(cli, tmp_path):
+    for name in ("ernie-0.3b", "qwen3-8b"):
+        cli("render", name, "--out", str(tmp_path / name))
+        text = (tmp_path / name / "README.md").read_text()
+        assert "**with" not in text and "`)with" not in text
+        assert " with\n[FastDeploy]" in text
