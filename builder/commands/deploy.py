@@ -20,12 +20,13 @@ from builder.deploy.api import Client
 from builder.deploy.apply import RegistryCredentials, deploy
 from builder.deploy.calling import print_calling, served_model
 from builder.deploy.credentials import CredentialsError, api_key, job_base, management_base
-from builder.deploy.overrides import parse_overrides
+from builder.deploy.overrides import OverrideError, parse_overrides
 from builder.deploy.plan import EndpointOptions
 from builder.deploy.redact import Redactor
 from builder.errors import UsageError
 from builder.image.naming import image_tags
 from builder.image.repository_choice import chosen_registry, require_chosen
+from builder.variant.overridden import override_errors
 from builder.variant.pipeline import Prepared
 from builder.variant.resolve import Resolved
 
@@ -101,6 +102,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print a first deploy's requests; send none")
     mode.add_argument("--plan", action="store_true", help="read what RunPod has, print the writes; send none")
+    p.add_argument(
+        "--no-image-check",
+        action="store_true",
+        help="do not ask the image's registry whether the image exists before deploying it",
+    )
     p.add_argument("--wait", action="store_true", help="then wait for a ready worker and smoke-test it")
     p.add_argument("--wait-timeout", type=float, default=1800.0, metavar="S", help="for --wait (seconds)")
     return p
@@ -138,10 +144,21 @@ def options(args: argparse.Namespace, resolved: Resolved, env: dict[str, str]) -
         raise UsageError("; ".join(problems)) from None
 
 
+def checked_overrides(pairs: list[str], prepared: Prepared) -> dict[str, str]:
+    """`--env` values the runtime accepts and that keep the variant consistent (its own checks)."""
+    compat = load_compat()
+    env = parse_overrides(pairs, prepared.resolved, compat)
+    problems = [str(p) for p in override_errors(prepared, env, compat)]
+    if problems:  # a problem the file's own field shows still comes from the overrides: name them
+        given = " ".join(f"--env {k}={v}" for k, v in env.items())
+        raise OverrideError([p if p.startswith("--env ") else f"with {given}: {p}" for p in problems])
+    return env
+
+
 def run(args: argparse.Namespace) -> int:
     prepared, image = one_variant(args)
     resolved = prepared.resolved
-    env = parse_overrides(args.env, resolved, load_compat())  # before any request
+    env = checked_overrides(args.env, prepared)  # before any request
     opts = options(args, resolved, env)
     mode = "dry_run" if args.dry_run else "plan" if args.plan else "live"
     if args.wait:
@@ -151,6 +168,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--wait tests a deployed endpoint: it does not go with --dry-run or --plan")
         if not openai_available():  # found out before anything is deployed
             raise OpenAIMissing(OPENAI_MISSING)
+    if mode == "live" and not args.no_image_check:  # before any write (--plan and --dry-run send none)
+        from builder.image.manifest_check import require_image
+
+        require_image(image, resolved.name)
     registry = registry_credentials(args, image)
     redactor = Redactor([registry.password if registry else None])
     key: str | None = None

@@ -9,11 +9,9 @@ import shlex
 import sys
 
 from builder.commands.common import add_selection, add_verb
-from builder.commands.deploy import add_image_choice, one_variant
-from builder.compat import load_compat
+from builder.commands.deploy import add_image_choice, checked_overrides, one_variant
 from builder.deploy.calling import served_model
 from builder.deploy.credentials import api_key, job_base
-from builder.deploy.overrides import parse_overrides
 from builder.errors import UsageError
 
 NAME = "test"
@@ -60,7 +58,7 @@ def run(args: argparse.Namespace) -> int:
     prepared, image = one_variant(args)
     resolved = prepared.resolved
     tests = variant_tests(resolved)
-    env = parse_overrides(args.env, resolved, load_compat())
+    env = checked_overrides(args.env, prepared)
     if args.endpoint:
         if args.env or args.docker_args or args.gpus is not None:
             raise UsageError("--env, --docker-args and --gpus go with a local test, not with --endpoint")

@@ -1,0 +1,38 @@
+"""deploy's first-contact traps (issue 15): overrides keep the variant consistent, option errors name
+the flag, the image must exist in its registry, Ctrl-C leaves a state that is safe to rerun."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.deploy.conftest import VARIANT, cli
+
+IMAGE = "registry.example.com/team/fastdeploy-worker:ernie-0.3b-1.0.0"
+
+
+def deploy(*extra: str, variant: str = VARIANT):
+    return cli("deploy", "--variant", variant, "--image", IMAGE, "--no-image-check", *extra)
+
+
+@pytest.mark.parametrize(
+    "variant, env, fragments",
+    [
+        (VARIANT, "TENSOR_PARALLEL_SIZE=2",
+         ["--env TENSOR_PARALLEL_SIZE=2: engine.tensor_parallel_size: 2 must equal hub.gpu_count (1)"]),
+        ("ernie-300b-a47b-wint4-tp4", "QUANTIZATION=wint8",
+         ["with --env QUANTIZATION=wint8: ", "cannot hold baidu/ERNIE-4.5-300B-A47B-Paddle at wint8"]),
+    ],
+)  # fmt: skip
+def test_an_override_that_breaks_the_variant_exits_2_before_any_request(fake_api, variant, env, fragments):
+    ran = deploy("--env", env, variant=variant)
+    assert ran.code == 2, ran.text
+    for fragment in fragments:
+        assert fragment in ran.err, ran.err
+    assert "Traceback" not in ran.text and fake_api.log == []
+
+
+def test_a_consistent_override_deploys(fake_api):
+    ran = deploy("--env", "MAX_MODEL_LEN=4096", "--env", "TENSOR_PARALLEL_SIZE=1")
+    assert ran.code == 0, ran.text
+    (endpoint,) = fake_api.endpoints.values()
+    assert endpoint["env"] == {"MAX_MODEL_LEN": "4096", "TENSOR_PARALLEL_SIZE": "1"}
