@@ -44,14 +44,14 @@ def add_image_choice(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def one_variant(args: argparse.Namespace) -> tuple[Prepared, str]:
-    """The one selected variant and the image reference to use."""
+def one_variant(args: argparse.Namespace, *, image_needed: bool = True) -> tuple[Prepared, str]:
+    """The one selected variant and the image reference to use ("" when no image is needed)."""
     prepared = prepare_selected(args)
     if len(prepared) != 1:
         raise UsageError(f"{args.verb} takes one variant, not {len(prepared)}")
     args.registry = chosen_registry(args.registry)
-    if args.image:
-        return prepared[0], args.image
+    if args.image or not image_needed:
+        return prepared[0], args.image or ""
     require_chosen(prepared[0].resolved, args.registry, args.verb)
     return prepared[0], image_tags(prepared[0].resolved, args.registry)[0]
 

@@ -55,7 +55,7 @@ def run(args: argparse.Namespace) -> int:
     from builder.verify.jobs import variant_tests
     from builder.verify.local import LocalRun, run_local
 
-    prepared, image = one_variant(args)
+    prepared, image = one_variant(args, image_needed=not args.endpoint)
     resolved = prepared.resolved
     tests = variant_tests(resolved)
     env = checked_overrides(args.env, prepared)

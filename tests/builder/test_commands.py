@@ -193,12 +193,13 @@ def test_matrix(cli):
     assert [m["variant"] for m in one["include"]] == ["qwen3-8b"]
 
 
-def test_unpinned_baked_weights_warn_without_changing_the_exit_code(cli, tmp_path, write_variant):
+def test_unpinned_baked_weights_warn_on_build_not_on_render(cli, tmp_path, write_variant, fake_docker):
     result = cli("--variant", "ernie-0.3b", "--render-only", "--out", str(tmp_path / "a"))
-    assert result.returncode == 0
-    assert "warning: ernie-0.3b bakes baidu/ERNIE-4.5-0.3B-Paddle without model.revision" in result.stderr
-    assert "not reproducible" in result.stderr and "model.revision" in result.stderr
-    assert "warning" not in result.stdout
+    assert result.returncode == 0 and result.stderr == ""
+    built = cli("build", "ernie-0.3b", "--out", str(tmp_path / "a"), "--registry", "localhost:5000")
+    assert built.returncode == 0
+    assert "warning: ernie-0.3b bakes baidu/ERNIE-4.5-0.3B-Paddle as its main branch is today" in built.stderr
+    assert "warning" not in built.stdout
     pinned = write_variant(
         "pinned",
         """\
