@@ -22,6 +22,11 @@ from builder.image.repository_choice import chosen_registry, require_chosen
 
 NAME = "build"
 HELP = "render, then build the image with the Docker engine (what `build.py --variant NAME` does)"
+# What Ctrl-C leaves (printed by the CLI in one line).
+INTERRUPTED = (
+    "the build directory is written and Docker keeps every layer it finished: running the command again "
+    "goes on from there (a cut-off push is completed by pushing again)"
+)
 
 
 def add_parser(subparsers, name: str = NAME, help: str = HELP) -> argparse.ArgumentParser:

@@ -10,6 +10,8 @@ from builder.paths import display
 
 NAME = "check"
 HELP = "exit 1 when a build directory differs from a fresh render (lists missing, changed, extra files)"
+# What Ctrl-C leaves (printed by the CLI in one line).
+INTERRUPTED = "nothing was written"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

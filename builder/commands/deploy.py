@@ -34,6 +34,11 @@ NAME = "deploy"
 HELP = "create or update the variant's RunPod template and serverless endpoint (REST v2), by name"
 SCALERS = {"queue-delay": "QUEUE_DELAY", "request-count": "REQUEST_COUNT"}
 FLASHBOOT = {"on": "FLASHBOOT", "off": "OFF", "priority": "PRIORITY_FLASHBOOT"}
+# What Ctrl-C leaves (printed by the CLI in one line).
+INTERRUPTED = (
+    "RunPod may have the template but not yet the endpoint (or an update half applied); deploy creates "
+    "or updates by name, so running the same command again is safe and completes it"
+)
 
 
 def add_image_choice(p: argparse.ArgumentParser, what: str) -> None:

@@ -12,10 +12,12 @@ from builder.commands.common import add_selection, add_verb
 from builder.commands.deploy import add_image_choice, checked_overrides, one_variant
 from builder.deploy.calling import served_model
 from builder.deploy.credentials import api_key, job_base
-from builder.errors import UsageError
+from builder.errors import BuilderError, UsageError
 
 NAME = "test"
 HELP = "run the variant's tests.json jobs against a local container, or a deployed endpoint (--endpoint)"
+# What Ctrl-C leaves (printed by the CLI in one line).
+INTERRUPTED = "the test container was removed; no endpoint was touched"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -49,11 +51,15 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+class ImageNotBuilt(BuilderError):
+    """`test NAME` before `build NAME`: said before Docker looks the image up in a registry."""
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here: the job clients load `requests`, which no other verb needs.
     from builder.verify.endpoint import smoke_test
     from builder.verify.jobs import variant_tests
-    from builder.verify.local import LocalRun, run_local
+    from builder.verify.local import LocalRun, image_missing, run_local
 
     prepared, image = one_variant(args, image_needed=not args.endpoint)
     resolved = prepared.resolved
@@ -65,6 +71,12 @@ def run(args: argparse.Namespace) -> int:
         key = api_key()
         print(f"testing endpoint {args.endpoint}: {len(tests)} job(s) of tests.json and one openai stream")
         return smoke_test(f"{job_base()}/{args.endpoint}", key, tests, served_model(resolved, env), print)
+    if not args.image and image_missing(image):  # the variant's own tag: built here, never pulled
+        registry = f" --registry {args.registry}" if args.registry else ""
+        raise ImageNotBuilt(
+            f"{image} is not among the engine's images: build it first: python build.py build "
+            f"{resolved.name}{registry} (or name an image with --image)"
+        )
     docker_args = [a for chunk in args.docker_args for a in shlex.split(chunk)]
     spec = LocalRun(image, docker_args, env, args.gpus, args.ready_timeout)
     print(f"testing {image}: {len(tests)} job(s) of tests.json against a local container")

@@ -101,3 +101,21 @@ def test_the_rendered_readme_spaces_the_model_name(cli, tmp_path):
         text = (tmp_path / name / "README.md").read_text()
         assert "**with" not in text and "`)with" not in text
         assert " with\n[FastDeploy]" in text
+
+
+def test_ctrl_c_is_one_line_exit_130_saying_what_was_left(cli, fake_docker, monkeypatch, tmp_path):
+    from builder.commands import list_variants
+    from builder.image import docker
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(docker, "build_image", interrupted)
+    built = cli("build", "ernie-0.3b", "--out", str(tmp_path / "b"), "--registry", "localhost:5000")
+    assert built.returncode == 130
+    lines = [line for line in built.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
+    assert len(lines) == 1 and "Traceback" not in built.stderr
+    assert lines[0].startswith("interrupted (Ctrl-C): ") and "Docker keeps every layer" in lines[0]
+    monkeypatch.setattr(list_variants, "prepare_selected", interrupted)
+    listed = cli("list")
+    assert listed.returncode == 130 and listed.stderr.strip() == "interrupted (Ctrl-C): nothing was written"

@@ -36,3 +36,24 @@ def test_a_consistent_override_deploys(fake_api):
     assert ran.code == 0, ran.text
     (endpoint,) = fake_api.endpoints.values()
     assert endpoint["env"] == {"MAX_MODEL_LEN": "4096", "TENSOR_PARALLEL_SIZE": "1"}
+
+
+def test_ctrl_c_between_the_template_and_the_endpoint_is_safe_to_rerun(fake_api, monkeypatch):
+    import builder.commands.deploy as deploy_verb
+
+    def say(text: str = "") -> None:
+        if text.startswith("endpoint ") and fake_api.templates:  # the template is written, the endpoint not
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(deploy_verb, "print", say, raising=False)
+    ran = deploy()
+    assert ran.code == 130, ran.text
+    lines = ran.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted (Ctrl-C): ") and "Traceback" not in ran.err
+    assert "running the same command again is safe" in lines[0]
+    assert len(fake_api.templates) == 1 and fake_api.endpoints == {}
+    monkeypatch.delattr(deploy_verb, "print")
+    again = deploy()
+    assert again.code == 0, again.text
+    assert len(fake_api.templates) == 1 and len(fake_api.endpoints) == 1
+    assert "template ernie-0.3b: no change" in again.out and "endpoint ernie-0.3b: create" in again.out

@@ -1,5 +1,6 @@
-"""deploy asks the image's registry (a real one: Debian's docker-registry) whether the image exists,
-before any write to RunPod; a missing image is one paragraph saying how to push it."""
+"""First-contact traps that need the engine or a registry: deploy asks the image's registry (a real one:
+Debian's docker-registry) whether the image exists before any write to RunPod, and says how to push it
+when it does not; `test NAME` before `build NAME` says to build it first, not a registry lookup error."""
 
 from __future__ import annotations
 
@@ -95,3 +96,13 @@ def test_deploy_checks_the_image_in_its_registry_before_any_write(registry, monk
         assert fake.invalid == []
     finally:
         fake.stop()
+
+
+def test_test_before_build_says_build_it_first(docker_client):
+    registry = f"127.0.0.1:9/i15cli-never-built-{uuid.uuid4().hex[:8]}"
+    ran = cli("test", "ernie-0.3b", "--registry", registry)
+    assert ran.code == 2, ran.text
+    assert f"build it first: python build.py build ernie-0.3b --registry {registry}" in ran.err
+    assert ran.err.count("\n") == 1 and ran.out == ""
+    for noise in ("Unable to find image", "no such host", "Traceback", "docker run"):
+        assert noise not in ran.text
