@@ -119,3 +119,24 @@ def test_ctrl_c_is_one_line_exit_130_saying_what_was_left(cli, fake_docker, monk
     monkeypatch.setattr(list_variants, "prepare_selected", interrupted)
     listed = cli("list")
     assert listed.returncode == 130 and listed.stderr.strip() == "interrupted (Ctrl-C): nothing was written"
+
+
+TORCH = """\
+extends: _base
+name: {name}
+title: Torch weights
+description: Hugging Face Torch weights.
+model: {id: Qwen/Qwen3-8B, bake: false}
+hub: {gpu_ids: [AMPERE_80]}
+"""
+
+
+def test_torch_weights_need_the_default_v1_loader(refused, cli, write_variant, tmp_path):
+    refused("explicit", TORCH + "engine: {load_choices: default}\n",
+            ["engine.load_choices: 'default' loads torch weights of Qwen/Qwen3-8B", "load_choices: default_v1"])  # fmt: skip
+    # FastDeploy 2.2's --load_choices defaults to "default": unset is refused there.
+    refused("old", TORCH + "engine: {fastdeploy: '2.2.0'}\n",
+            ["engine.load_choices: unset: loads torch weights", "(the release default)"])  # fmt: skip
+    # From 2.3 the release default is default_v1 (the flag table imported from FastDeploy's source).
+    ok = write_variant("fine", TORCH.replace("{name}", "fine"))
+    assert cli("render", str(ok), "--out", str(tmp_path / "o")).returncode == 0

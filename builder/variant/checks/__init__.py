@@ -21,6 +21,7 @@ CHECKS: tuple[Check, ...] = (
     model.name_matches_file,
     model.download_keeps_what_fastdeploy_reads,
     revision.revision_is_a_git_revision,
+    model.loader_reads_the_weights_format,
     *release.CHECKS,
     *settings.CHECKS,
     *pools.CHECKS,
