@@ -130,6 +130,33 @@ def registry_credentials(args: argparse.Namespace, image: str) -> RegistryCreden
     return RegistryCredentials(name=name, username=user, password=password)
 
 
+# EndpointOptions field -> the flag that sets it; a check of several fields -> the flags of the pair.
+OPTION_FLAGS = {
+    "name": "--name",
+    "workers_min": "--workers-min",
+    "workers_max": "--workers-max",
+    "idle_timeout": "--idle-timeout",
+    "scaler": "--scaler",
+    "scaler_value": "--scaler-value",
+    "flashboot": "--flashboot",
+    "network_volumes": "--network-volume",
+    "execution_timeout_s": "--execution-timeout",
+}
+PAIR_FLAGS = {"workers": "--workers-min/--workers-max", "scaler value": "--scaler/--scaler-value"}
+
+
+def option_problem(args: argparse.Namespace, error: dict) -> str:
+    """One pydantic error of EndpointOptions, named by the flag the user typed and its value."""
+    message = error["msg"].removeprefix("Value error, ")
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if field in OPTION_FLAGS:
+        dest = OPTION_FLAGS[field][2:].replace("-", "_")
+        value = getattr(args, dest, error.get("input"))
+        return f"{OPTION_FLAGS[field]} {value}: {message}"
+    flags = next((f for phrase, f in PAIR_FLAGS.items() if phrase in message), "options")
+    return f"{flags}: {message}"
+
+
 def options(args: argparse.Namespace, resolved: Resolved, env: dict[str, str]) -> EndpointOptions:
     try:
         return EndpointOptions(
@@ -145,8 +172,7 @@ def options(args: argparse.Namespace, resolved: Resolved, env: dict[str, str]) -
             env=env,
         )
     except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors()]
-        raise UsageError("; ".join(problems)) from None
+        raise UsageError("; ".join(option_problem(args, e) for e in exc.errors())) from None
 
 
 def checked_overrides(pairs: list[str], prepared: Prepared) -> dict[str, str]:

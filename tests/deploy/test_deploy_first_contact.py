@@ -57,3 +57,20 @@ def test_ctrl_c_between_the_template_and_the_endpoint_is_safe_to_rerun(fake_api,
     assert again.code == 0, again.text
     assert len(fake_api.templates) == 1 and len(fake_api.endpoints) == 1
     assert "template ernie-0.3b: no change" in again.out and "endpoint ernie-0.3b: create" in again.out
+
+
+@pytest.mark.parametrize(
+    "extra, expect",
+    [
+        (["--idle-timeout", "0"], "--idle-timeout 0: Input should be greater than or equal to 1"),
+        (["--workers-min", "5", "--workers-max", "2"], "--workers-min/--workers-max: workers max (2) is below"),
+        (["--execution-timeout", "0"], "--execution-timeout 0: "),
+        (["--scaler-value", "0.1"], "--scaler/--scaler-value: "),
+    ],
+)
+def test_option_errors_name_the_flag_the_user_typed(fake_api, extra, expect):
+    ran = deploy(*extra)
+    assert ran.code == 2 and expect in ran.err, ran.err
+    for internal in ("idle_timeout", "workers_min", "execution_timeout_s", "options:"):
+        assert internal not in ran.err
+    assert fake_api.log == []

@@ -75,7 +75,8 @@ def loader_reads_the_weights_format(ctx: Context) -> None:
         return
     ctx.add(
         ("engine", "load_choices"),
-        f"{'loads' if chosen else 'unset: loads'} {fmt} weights of {ctx.variant.model.id} with the {chosen or default} loader"
+        f"{'loads' if chosen else 'unset: loads'} {fmt} weights of {ctx.variant.model.id} with the "
+        f"{chosen or default} loader"
         f"{'' if chosen else ' (the release default)'}, which cannot read them; set "
         f"engine.load_choices: {needed}",
         chosen,
