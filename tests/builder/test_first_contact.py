@@ -132,8 +132,8 @@ hub: {gpu_ids: [AMPERE_80]}
 
 
 def test_torch_weights_need_the_default_v1_loader(refused, cli, write_variant, tmp_path):
-    refused("explicit", TORCH + "engine: {load_choices: default}\n",
-            ["engine.load_choices: 'default' loads torch weights of Qwen/Qwen3-8B", "load_choices: default_v1"])  # fmt: skip
+    explicit = ["engine.load_choices: 'default' loads torch weights of Qwen/Qwen3-8B", "load_choices: default_v1"]
+    refused("explicit", TORCH + "engine: {load_choices: default}\n", explicit)
     # FastDeploy 2.2's --load_choices defaults to "default": unset is refused there.
     refused("old", TORCH + "engine: {fastdeploy: '2.2.0'}\n",
             ["engine.load_choices: unset: loads torch weights", "(the release default)"])  # fmt: skip

@@ -63,7 +63,7 @@ def test_ctrl_c_between_the_template_and_the_endpoint_is_safe_to_rerun(fake_api,
     "extra, expect",
     [
         (["--idle-timeout", "0"], "--idle-timeout 0: Input should be greater than or equal to 1"),
-        (["--workers-min", "5", "--workers-max", "2"], "--workers-min/--workers-max: workers max (2) is below"),
+        (["--workers-min", "5", "--workers-max", "2"], "--workers-min/--workers-max: workers max (2) is"),
         (["--execution-timeout", "0"], "--execution-timeout 0: "),
         (["--scaler-value", "0.1"], "--scaler/--scaler-value: "),
     ],
