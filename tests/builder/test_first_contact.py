@@ -132,7 +132,7 @@ hub: {gpu_ids: [AMPERE_80]}
 
 
 def test_torch_weights_need_the_default_v1_loader(refused, cli, write_variant, tmp_path):
-    explicit = ["engine.load_choices: 'default' loads torch weights of Qwen/Qwen3-8B", "set engine.load_choices"]
+    explicit = ["engine.load_choices: 'default' loads torch weights of Qwen/Qwen3-8B", "default_v1"]
     refused("explicit", TORCH + "engine: {load_choices: default}\n", explicit)
     # FastDeploy 2.2's --load_choices defaults to "default": unset is refused there.
     refused("old", TORCH + "engine: {fastdeploy: '2.2.0'}\n",
