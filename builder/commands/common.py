@@ -4,13 +4,14 @@ selected variant files to rendered build directories."""
 from __future__ import annotations
 
 import argparse
+import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 from builder.compat import load_compat
 from builder.errors import UsageError, VariantErrors
 from builder.output.render import render_files
-from builder.paths import BUILD_DIR, VARIANTS_DIR
+from builder.paths import BUILD_DIR, VARIANTS_DIR, display
 from builder.variant.loader import variant_files
 from builder.variant.pipeline import Prepared, find_variant, prepare
 from builder.variant.resolve import Resolved
@@ -113,6 +114,31 @@ def prepare_all(paths: list[Path]) -> list[Prepared]:
     if errors:  # a base file's error is one error, however many variants extend it
         raise VariantErrors(list({str(e): e for e in errors}.values()))
     return prepared
+
+
+def prepare_each(paths: list[Path]) -> tuple[list[Prepared], dict[Path, VariantErrors]]:
+    """Every file loaded, checked and resolved on its own: the good ones, and each broken one's errors
+    (a table of the folder still shows the variants that work)."""
+    compat = load_compat()
+    prepared: list[Prepared] = []
+    broken: dict[Path, VariantErrors] = {}
+    for path in paths:
+        try:
+            prepared.append(prepare(path, compat))
+        except VariantErrors as exc:
+            broken[path] = exc
+    return prepared, broken
+
+
+def report_broken(broken: dict[Path, VariantErrors]) -> int:
+    """Print each broken file's errors (stderr); the exit status: 2 when any, else 0."""
+    errors = [e for exc in broken.values() for e in exc.errors]
+    for e in {str(e): e for e in errors}.values():
+        print(f"error: {e}", file=sys.stderr)
+    if broken:
+        names = ", ".join(display(p) for p in broken)
+        print(f"{len(broken)} broken variant file(s): {names}", file=sys.stderr)
+    return 2 if broken else 0
 
 
 def prepare_selected(args: argparse.Namespace, *, default_all: bool = False) -> list[Prepared]:

@@ -84,11 +84,15 @@ def test_check_reports_changed_missing_and_extra_files(cli, tmp_path):
     assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
     ok = cli("--variant", "ernie-0.3b", "--check", "--out", str(out))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    # Staged weights and wheels are not rendered files: --check ignores them; so are unrelated files.
+    # Staged weights and wheels are not rendered files: --check ignores them.
     (out / "weights" / "model.safetensors").write_bytes(b"w")
     (out / "wheels" / "runpod-1.0-py3-none-any.whl").write_bytes(b"w")
-    (out / "notes.txt").write_text("mine")
     assert cli("--variant", "ernie-0.3b", "--check", "--out", str(out)).returncode == 0
+    # A file no render wrote is extra (it travels in the build context), named with what to do.
+    (out / "notes.txt").write_text("mine")
+    notes = cli("--variant", "ernie-0.3b", "--check", "--out", str(out))
+    assert notes.returncode == 1 and "extra    notes.txt (not rendered: remove it)" in notes.stdout
+    (out / "notes.txt").unlink()
     (out / "Dockerfile").write_text("FROM scratch\n")
     (out / "handler.py").unlink()
     # A file an earlier render produced (listed in the manifest) that is no longer rendered.
@@ -99,8 +103,7 @@ def test_check_reports_changed_missing_and_extra_files(cli, tmp_path):
     assert bad.returncode == 1
     assert "changed  Dockerfile" in bad.stdout
     assert "missing  handler.py" in bad.stdout
-    assert "extra    stale.py" in bad.stdout
-    assert "notes.txt" not in bad.stdout
+    assert "extra    stale.py\n" in bad.stdout
     # A re-render repairs it and removes the stale rendered file, keeping staged and unrelated files.
     assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
     assert cli("--variant", "ernie-0.3b", "--check", "--out", str(out)).returncode == 0
@@ -141,6 +144,10 @@ def test_rerender_removes_files_no_longer_rendered(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     assert not (out / "fetch_weights.py").exists() and not (out / "weights.json").exists()
     assert (out / "mine.txt").read_text() == "keep"
+    # check names the file no render wrote (it travels in the build context); without it, up to date.
+    check = cli("--variant", "ernie-300b-a47b-wint4-tp4", "--check", "--out", str(out))
+    assert check.returncode == 1 and "extra    mine.txt (not rendered: remove it)" in check.stdout
+    (out / "mine.txt").unlink()
     assert cli("--variant", "ernie-300b-a47b-wint4-tp4", "--check", "--out", str(out)).returncode == 0
 
 

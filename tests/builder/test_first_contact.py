@@ -116,7 +116,7 @@ def test_ctrl_c_is_one_line_exit_130_saying_what_was_left(cli, fake_docker, monk
     lines = [line for line in built.stderr.splitlines() if line.strip() and not line.startswith("warning:")]
     assert len(lines) == 1 and "Traceback" not in built.stderr
     assert lines[0].startswith("interrupted (Ctrl-C): ") and "Docker keeps every layer" in lines[0]
-    monkeypatch.setattr(list_variants, "prepare_selected", interrupted)
+    monkeypatch.setattr(list_variants, "prepare_each", interrupted)
     listed = cli("list")
     assert listed.returncode == 130 and listed.stderr.strip() == "interrupted (Ctrl-C): nothing was written"
 
@@ -140,3 +140,55 @@ def test_torch_weights_need_the_default_v1_loader(refused, cli, write_variant, t
     # From 2.3 the release default is default_v1 (the flag table imported from FastDeploy's source).
     ok = write_variant("fine", TORCH.replace("{name}", "fine"))
     assert cli("render", str(ok), "--out", str(tmp_path / "o")).returncode == 0
+
+
+def test_a_broken_file_does_not_hide_the_others_from_list_and_matrix(cli, tmp_path):
+    import json
+    import shutil
+
+    folder = tmp_path / "variants"
+    shutil.copytree(ROOT / "variants", folder)
+    (folder / "broken.yaml").write_text("name: [\n")
+    listed = cli("list", "--variants-dir", str(folder))
+    assert listed.returncode == 2
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert "ernie-0.3b" in rows and "qwen3-8b" in rows and rows["broken"].split()[1] == "BROKEN"
+    assert "broken.yaml: (top level): YAML syntax error" in listed.stderr
+    assert "1 broken variant file(s)" in listed.stderr and "Traceback" not in listed.stderr
+    as_json = json.loads(cli("list", "--json", "--variants-dir", str(folder)).stdout)
+    assert {"name": "broken", "broken": True} in as_json and len(as_json) == 7
+    matrix = cli("matrix", "--variants-dir", str(folder))
+    assert matrix.returncode == 2 and "broken.yaml" in matrix.stderr
+    assert len(json.loads(matrix.stdout)["include"]) == 6
+
+
+def test_names_with_yaml_paths_and_base_files_get_a_paragraph(cli):
+    yaml_name = cli("render", "ernie-0.3b.yaml")
+    assert yaml_name.returncode == 2
+    assert "did you mean the variant 'ernie-0.3b', i.e. variants/ernie-0.3b.yaml?" in yaml_name.stderr
+    typo = cli("render", "variants/ernie-03b.yaml")
+    assert typo.returncode == 2 and "did you mean 'variants/ernie-0.3b.yaml'?" in typo.stderr
+    for ref in ("_base", "variants/_base.yaml"):
+        base = cli("render", ref)
+        assert base.returncode == 2, base.stderr
+        assert "variants/_base.yaml is a base file" in base.stderr and "extends: _base" in base.stderr
+        assert "is required" not in base.stderr
+
+
+def test_an_empty_weights_folder_is_refused(cli, fake_docker, tmp_path):
+    empty = tmp_path / "weights"
+    (empty / "sub").mkdir(parents=True)
+    result = cli("build", "ernie-0.3b", "--registry", "localhost:5000", "--out", str(tmp_path / "b"),
+                 "--weights-from", str(empty))  # fmt: skip
+    assert result.returncode == 2 and "holds no file" in result.stderr and "staged 0" not in result.stdout
+    assert fake_docker["build"] == []
+
+
+def test_check_reports_files_no_render_wrote(cli, tmp_path):
+    out = tmp_path / "b"
+    assert cli("render", "ernie-0.3b", "--out", str(out)).returncode == 0
+    (out / "weights" / "model.safetensors").write_bytes(b"staged by a build")
+    assert cli("check", "ernie-0.3b", "--out", str(out)).returncode == 0
+    (out / "notes.txt").write_text("mine")
+    result = cli("check", "ernie-0.3b", "--out", str(out))
+    assert result.returncode == 1 and "extra    notes.txt (not rendered: remove it)" in result.stdout
