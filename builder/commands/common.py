@@ -11,7 +11,7 @@ from pathlib import Path
 from builder.compat import load_compat
 from builder.errors import UsageError, VariantErrors
 from builder.output.render import render_files
-from builder.paths import BUILD_DIR, VARIANTS_DIR, display
+from builder.paths import BUILD_DIR, default_variants_dir, display
 from builder.variant.loader import variant_files
 from builder.variant.pipeline import Prepared, find_variant, prepare
 from builder.variant.resolve import Resolved
@@ -43,9 +43,10 @@ def add_selection(p: argparse.ArgumentParser, *, default_all: bool, positional: 
     g.add_argument(
         "--variants-dir",
         type=Path,
-        default=VARIANTS_DIR,
+        default=default_variants_dir(),
         metavar="DIR",
-        help="folder of variant files (default: variants/)",
+        help="folder of variant files (default: ./variants when the working directory has one, else the "
+        "shipped variants)",
     )
 
 

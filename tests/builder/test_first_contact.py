@@ -192,3 +192,33 @@ def test_check_reports_files_no_render_wrote(cli, tmp_path):
     (out / "notes.txt").write_text("mine")
     result = cli("check", "ernie-0.3b", "--out", str(out))
     assert result.returncode == 1 and "extra    notes.txt (not rendered: remove it)" in result.stdout
+
+
+def test_requirements_txt_installs_what_every_verb_imports():
+    """The checkout's install step (requirements.txt) covers every package any builder module imports,
+    openai included (deploy --wait, test --endpoint); pyproject offers it as the `endpoint` extra."""
+    import ast
+    import sys
+
+    distributions = {"yaml": "pyyaml", "pydantic_core": "pydantic"}  # import name -> what installs it
+    # Imported only on a path that says what to install when it is missing.
+    # a gated model's host download; Python 3.10's TOML reader; the project's own packages
+    optional = {"huggingface_hub", "tomli", "builder", "worker_runtime", "__future__"}
+    imported = set()
+    for path in (ROOT / "builder").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                imported |= {a.name.split(".")[0] for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                imported.add(node.module.split(".")[0])
+    third_party = {
+        distributions.get(name, name)
+        for name in imported - set(sys.stdlib_module_names) - optional
+    }
+    pinned = {
+        line.split("==")[0].strip().lower()
+        for line in (ROOT / "requirements.txt").read_text().splitlines()
+        if "==" in line and not line.lstrip().startswith("#")
+    }
+    assert "openai" in third_party and third_party <= pinned, sorted(third_party - pinned)
+    assert '"openai>=' in (ROOT / "pyproject.toml").read_text().split("[project.optional-dependencies]")[1]

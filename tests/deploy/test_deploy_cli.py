@@ -297,7 +297,7 @@ def test_wait_needs_a_live_deploy_and_the_openai_package(fake_api, monkeypatch):
     assert ran.code == 2 and "does not go with --dry-run" in ran.err
     monkeypatch.setitem(sys.modules, "openai", None)
     ran = deploy("--wait")
-    assert ran.code == 1 and "pip install openai" in ran.err
+    assert ran.code == 1 and "pip install -r requirements.txt" in ran.err
     assert fake_api.log == []
 
 

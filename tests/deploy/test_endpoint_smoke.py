@@ -83,4 +83,4 @@ def test_without_the_openai_package_the_smoke_test_says_what_to_install(clean_en
     monkeypatch.setitem(sys.modules, "openai", None)  # `import openai` fails as if not installed
     ran = cli("test", "--variant", VARIANT, "--endpoint", ENDPOINT)
     assert ran.code == 1
-    assert "pip install openai" in ran.err and "Traceback" not in ran.text
+    assert "pip install -r requirements.txt" in ran.err and "Traceback" not in ran.text
