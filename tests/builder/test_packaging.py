@@ -128,5 +128,5 @@ def test_installed_messages_point_to_a_page_the_package_ships(installed, tmp_pat
     result = _command(installed, "deploy", "ernie-0.3b", "--registry", "docker.io/me", "--dry-run",
                       "--env", "MAX_MODEL_LENGTH=1", cwd=tmp_path)  # fmt: skip
     assert result.returncode == 2
-    page = tmp_path / result.stderr.rsplit("the settings are listed in ", 1)[1].strip()  # as the user reads it
+    page = tmp_path / result.stderr.rsplit("the settings are listed in ", 1)[1].strip()  # from its cwd
     assert page.is_file() and page.read_text() == (ROOT / "docs" / "settings.md").read_text()
