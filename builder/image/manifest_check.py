@@ -107,6 +107,14 @@ def pull_token(challenge: str, repository: str, creds: tuple[str, str] | None = 
     return body.get("token") or body.get("access_token")
 
 
+def _refused(host: str, ref: str, why: str) -> str:
+    return (
+        f"the registry {host} refused to say whether {ref} exists ({why}): log in (`docker login {host}`, "
+        "or REGISTRY_USERNAME and REGISTRY_PASSWORD) with an account that may pull it, or pass "
+        "--no-image-check"
+    )
+
+
 def manifest_exists(ref: str) -> bool:
     """True when the registry serves a manifest for `ref`, False on 404; else RegistryUnreadable."""
     host, repository, reference = split_reference(ref)
@@ -134,15 +142,9 @@ def manifest_exists(ref: str) -> bool:
                         headers["Authorization"] = _basic(creds)
                         continue
                 except (urllib.error.URLError, OSError, ValueError) as token_exc:
-                    raise RegistryUnreadable(
-                        f"{host} refused a pull token for {repository} ({redact(str(token_exc), secret)})"
-                    ) from None
+                    raise RegistryUnreadable(_refused(host, ref, redact(str(token_exc), secret))) from None
             if exc.code in (401, 403):
-                raise RegistryUnreadable(
-                    f"the registry {host} refused to say whether {ref} exists (HTTP {exc.code}): log in "
-                    "(`docker login`, or REGISTRY_USERNAME and REGISTRY_PASSWORD) with an account that "
-                    "may pull it, or pass --no-image-check"
-                ) from None
+                raise RegistryUnreadable(_refused(host, ref, f"HTTP {exc.code}")) from None
             raise RegistryUnreadable(f"{url} answered HTTP {exc.code} {exc.reason}") from None
         except (urllib.error.URLError, OSError) as exc:
             raise RegistryUnreadable(
