@@ -80,6 +80,7 @@ def test_revisions_that_cannot_be_git_revisions_are_refused(refused):
         ("dots", "main..dev", "'..'"),
         ("lock", "main.lock", "'.lock'"),
         ("space", "my branch", "contains ' '"),
+        ("dash", "-main", "starts with '/' or '-'"),
     ]:
         text = MINIMAL_VARIANT.format(name=case) + f"  revision: {value}\n"
         result = refused(case, text, ["model.revision", "commit id (40 or 64 hex digits)"])

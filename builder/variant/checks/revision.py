@@ -15,7 +15,7 @@ _FORBIDDEN = re.compile(r"[\x00-\x20\x7f~^:?*\[\\<>\"'`]")
 RULE = (
     "a commit id (40 or 64 hex digits), or a branch or tag name: no spaces, control characters or "
     "~ ^ : ? * [ \\ < > quotes, no '..' or '@{', no part starting with '.' or ending with '.lock', "
-    "not starting or ending with '/'"
+    "not starting with '/' or '-' or ending with '/' or '.'"
 )
 
 
@@ -30,8 +30,8 @@ def revision_problem(revision: str) -> str | None:
         return f"contains {' '.join(repr(c) for c in bad)}"
     if ".." in revision or "@{" in revision or revision == "@" or "//" in revision:
         return "contains '..', '@{' or '//', or is '@'"
-    if revision.startswith("/") or revision.endswith(("/", ".")):
-        return "starts with '/' or ends with '/' or '.'"
+    if revision.startswith(("/", "-")) or revision.endswith(("/", ".")):
+        return "starts with '/' or '-', or ends with '/' or '.'"
     if any(part.startswith(".") or part.endswith(".lock") for part in revision.split("/")):
         return "has a part starting with '.' or ending with '.lock'"
     return None
