@@ -6,7 +6,8 @@ verb of that name. Two of them together, or an option the chosen verb does not t
 no silent precedence.
 
 Exit status: 0 done; 2 wrong input (command line, variant files, build inputs); 1 Docker or a registry
-failed, or `check` found a build directory out of date. Every `BuilderError` is printed without a traceback.
+failed, or `check` found a build directory out of date; 130 interrupted (Ctrl-C: one line saying what the
+verb left, from its module's ``INTERRUPTED``). Every `BuilderError` is printed without a traceback.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from builder.commands.common import add_image_options, add_out, add_selection
 from builder.errors import BuilderError, UsageError
 
 PROG = "build.py"
+INTERRUPTED_STATUS = 130  # 128 + SIGINT, what a shell reports for a command stopped by Ctrl-C
 # The flag form: action flag -> verb. No action flag: build (with --push: push).
 ACTION_FLAGS = {
     "--render-only": "render",
@@ -98,6 +100,7 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
     top, parsers = verb_parser(prog)
     flag_form = bool(argv) and argv[0].startswith("-") and argv[0] not in ("-h", "--help", "--version")
     parser = flag_parser(prog) if flag_form else top  # the one whose usage a UsageError shows
+    args: argparse.Namespace | None = None
     try:
         if flag_form:
             args = _from_flags(argv, parser, parsers)
@@ -120,6 +123,11 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         for line in exc.lines():
             print(line, file=sys.stderr)
         return exc.exit_code
+    except KeyboardInterrupt:  # Ctrl-C: one line saying what was left, the shell's status for SIGINT
+        verb = sys.modules.get(getattr(getattr(args, "run", None), "__module__", ""), None)
+        left = getattr(verb, "INTERRUPTED", "nothing was written")
+        print(f"\ninterrupted (Ctrl-C): {left}", file=sys.stderr)
+        return INTERRUPTED_STATUS
 
 
 def console() -> int:

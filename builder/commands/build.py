@@ -12,14 +12,21 @@ from builder.commands.common import (
     add_selection,
     add_verb,
     render_selected,
+    unpinned_download_warning,
 )
 from builder.commands.render import write
 from builder.image.context import stage
 from builder.image.layer_inputs import layer_labels
-from builder.image.naming import check_registry, check_tags, image_labels, image_tags
+from builder.image.naming import check_tags, image_labels, image_tags
+from builder.image.repository_choice import chosen_registry, require_chosen
 
 NAME = "build"
 HELP = "render, then build the image with the Docker engine (what `build.py --variant NAME` does)"
+# What Ctrl-C leaves (printed by the CLI in one line).
+INTERRUPTED = (
+    "the build directory is written and Docker keeps every layer it finished: running the command again "
+    "goes on from there (a cut-off push is completed by pushing again)"
+)
 
 
 def add_parser(subparsers, name: str = NAME, help: str = HELP) -> argparse.ArgumentParser:
@@ -63,9 +70,16 @@ def build_one(args: argparse.Namespace, item: Rendered, *, push: bool) -> int:
 
 def build_all(args: argparse.Namespace, *, push: bool) -> int:
     check_tags(args.tag)
-    check_registry(args.registry)
+    args.registry = chosen_registry(args.registry)
+    rendered = render_selected(args)
+    for item in rendered:  # every variant before the first write
+        require_chosen(item.resolved, args.registry, "push" if push else "build")
+    for item in rendered:
+        warning = unpinned_download_warning(item.resolved, args.weights_from)
+        if warning:
+            print(f"warning: {warning}", file=sys.stderr)
     status = 0
-    for item in render_selected(args):
+    for item in rendered:
         write(item)
         status = max(status, build_one(args, item, push=push))
     return status

@@ -11,7 +11,7 @@ from pathlib import Path
 from builder.compat import load_compat
 from builder.errors import UsageError, VariantErrors
 from builder.output.render import render_files
-from builder.paths import BUILD_DIR, VARIANTS_DIR
+from builder.paths import BUILD_DIR, default_variants_dir, display
 from builder.variant.loader import variant_files
 from builder.variant.pipeline import Prepared, find_variant, prepare
 from builder.variant.resolve import Resolved
@@ -43,9 +43,10 @@ def add_selection(p: argparse.ArgumentParser, *, default_all: bool, positional: 
     g.add_argument(
         "--variants-dir",
         type=Path,
-        default=VARIANTS_DIR,
+        default=default_variants_dir(),
         metavar="DIR",
-        help="folder of variant files (default: variants/)",
+        help="folder of variant files (default: ./variants when the working directory has one, else the "
+        "shipped variants)",
     )
 
 
@@ -116,6 +117,31 @@ def prepare_all(paths: list[Path]) -> list[Prepared]:
     return prepared
 
 
+def prepare_each(paths: list[Path]) -> tuple[list[Prepared], dict[Path, VariantErrors]]:
+    """Every file loaded, checked and resolved on its own: the good ones, and each broken one's errors
+    (a table of the folder still shows the variants that work)."""
+    compat = load_compat()
+    prepared: list[Prepared] = []
+    broken: dict[Path, VariantErrors] = {}
+    for path in paths:
+        try:
+            prepared.append(prepare(path, compat))
+        except VariantErrors as exc:
+            broken[path] = exc
+    return prepared, broken
+
+
+def report_broken(broken: dict[Path, VariantErrors]) -> int:
+    """Print each broken file's errors (stderr); the exit status: 2 when any, else 0."""
+    errors = [e for exc in broken.values() for e in exc.errors]
+    for e in {str(e): e for e in errors}.values():
+        print(f"error: {e}", file=sys.stderr)
+    if broken:
+        names = ", ".join(display(p) for p in broken)
+        print(f"{len(broken)} broken variant file(s): {names}", file=sys.stderr)
+    return 2 if broken else 0
+
+
 def prepare_selected(args: argparse.Namespace, *, default_all: bool = False) -> list[Prepared]:
     return prepare_all(selected(args, default_all=default_all))
 
@@ -126,15 +152,14 @@ def out_dir(args: argparse.Namespace, name: str, several: bool) -> Path:
     return args.out / name if several else args.out
 
 
-def unpinned_weights_warning(resolved: Resolved) -> str | None:
-    """A warning when baked weights are not pinned to a revision (not an error: exit code unchanged)."""
-    if not resolved.bake or resolved.revision:
+def unpinned_download_warning(resolved: Resolved, weights_from: Path | None) -> str | None:
+    """One line when a build downloads baked weights at a branch head (no model.revision): the one
+    place an unpinned download really happens. None otherwise (pinned, not baked, or --weights-from)."""
+    if not resolved.bake or resolved.revision or weights_from is not None:
         return None
     return (
-        f"{resolved.name} bakes {resolved.model_id} without model.revision, so the image is not "
-        "reproducible: a later build may bake different weights. Pin them by setting model.revision in "
-        f"the variant to a commit id of the model repository (its history on the hub, or "
-        f"`git ls-remote https://huggingface.co/{resolved.model_id} HEAD` for Hugging Face)"
+        f"{resolved.name} bakes {resolved.model_id} as its main branch is today (no model.revision), so "
+        "a later build may bake other weights; `python -m builder.tools.pin_revisions` pins it"
     )
 
 
@@ -150,12 +175,8 @@ class Rendered:
 
 
 def render_selected(args: argparse.Namespace) -> list[Rendered]:
-    """Render (in memory) every selected variant, after warning about unpinned baked weights."""
+    """Render (in memory) every selected variant."""
     prepared = prepare_selected(args)
-    for p in prepared:
-        warning = unpinned_weights_warning(p.resolved)
-        if warning:
-            print(f"warning: {warning}", file=sys.stderr)
     compat = load_compat()
     several = len(prepared) > 1
     return [

@@ -20,11 +20,13 @@ from builder.deploy.api import Client
 from builder.deploy.apply import RegistryCredentials, deploy
 from builder.deploy.calling import health_path, print_calling, print_lb_calling, served_model
 from builder.deploy.credentials import CredentialsError, api_key, job_base, lb_base, management_base
-from builder.deploy.overrides import parse_overrides
+from builder.deploy.overrides import OverrideError, parse_overrides
 from builder.deploy.plan import ENDPOINT_KINDS, EndpointOptions, lb_ports, pinned_health_port
 from builder.deploy.redact import Redactor
 from builder.errors import UsageError
-from builder.image.naming import check_registry, image_tags
+from builder.image.naming import image_tags
+from builder.image.repository_choice import chosen_registry, require_chosen
+from builder.variant.overridden import override_errors
 from builder.variant.pipeline import Prepared
 from builder.variant.resolve import Resolved
 
@@ -32,6 +34,11 @@ NAME = "deploy"
 HELP = "create or update the variant's RunPod template and serverless endpoint (REST v2), by name"
 SCALERS = {"queue-delay": "QUEUE_DELAY", "request-count": "REQUEST_COUNT"}
 FLASHBOOT = {"on": "FLASHBOOT", "off": "OFF", "priority": "PRIORITY_FLASHBOOT"}
+# What Ctrl-C leaves (printed by the CLI in one line).
+INTERRUPTED = (
+    "RunPod may have the template but not yet the endpoint (or an update half applied); deploy creates "
+    "or updates by name, so running the same command again is safe and completes it"
+)
 
 
 def add_image_choice(p: argparse.ArgumentParser, what: str) -> None:
@@ -42,13 +49,16 @@ def add_image_choice(p: argparse.ArgumentParser, what: str) -> None:
     )
 
 
-def one_variant(args: argparse.Namespace) -> tuple[Prepared, str]:
-    """The one selected variant and the image reference to use."""
+def one_variant(args: argparse.Namespace, *, image_needed: bool = True) -> tuple[Prepared, str]:
+    """The one selected variant and the image reference to use ("" when no image is needed)."""
     prepared = prepare_selected(args)
     if len(prepared) != 1:
         raise UsageError(f"{args.verb} takes one variant, not {len(prepared)}")
-    check_registry(args.registry)
-    return prepared[0], args.image or image_tags(prepared[0].resolved, args.registry)[0]
+    args.registry = chosen_registry(args.registry)
+    if args.image or not image_needed:
+        return prepared[0], args.image or ""
+    require_chosen(prepared[0].resolved, args.registry, args.verb)
+    return prepared[0], image_tags(prepared[0].resolved, args.registry)[0]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -102,6 +112,11 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--dry-run", action="store_true", help="print a first deploy's requests; send none")
     mode.add_argument("--plan", action="store_true", help="read what RunPod has, print the writes; send none")
+    p.add_argument(
+        "--no-image-check",
+        action="store_true",
+        help="do not ask the image's registry whether the image exists before deploying it",
+    )
     p.add_argument("--wait", action="store_true", help="then wait for a ready worker and smoke-test it")
     p.add_argument("--wait-timeout", type=float, default=1800.0, metavar="S", help="for --wait (seconds)")
     return p
@@ -118,6 +133,33 @@ def registry_credentials(args: argparse.Namespace, image: str) -> RegistryCreden
         return None
     name = args.registry_auth or re.sub(r"[^A-Za-z0-9._-]+", "-", f"{registry_host(image)}-{user}")
     return RegistryCredentials(name=name, username=user, password=password)
+
+
+# EndpointOptions field -> the flag that sets it; a check of several fields -> the flags of the pair.
+OPTION_FLAGS = {
+    "name": "--name",
+    "workers_min": "--workers-min",
+    "workers_max": "--workers-max",
+    "idle_timeout": "--idle-timeout",
+    "scaler": "--scaler",
+    "scaler_value": "--scaler-value",
+    "flashboot": "--flashboot",
+    "network_volumes": "--network-volume",
+    "execution_timeout_s": "--execution-timeout",
+}
+PAIR_FLAGS = {"workers": "--workers-min/--workers-max", "scaler value": "--scaler/--scaler-value"}
+
+
+def option_problem(args: argparse.Namespace, error: dict) -> str:
+    """One pydantic error of EndpointOptions, named by the flag the user typed and its value."""
+    message = error["msg"].removeprefix("Value error, ")
+    field = str(error["loc"][0]) if error["loc"] else ""
+    if field in OPTION_FLAGS:
+        dest = OPTION_FLAGS[field][2:].replace("-", "_")
+        value = getattr(args, dest, error.get("input"))
+        return f"{OPTION_FLAGS[field]} {value}: {message}"
+    flags = next((f for phrase, f in PAIR_FLAGS.items() if phrase in message), "options")
+    return f"{flags}: {message}"
 
 
 def options(args: argparse.Namespace, resolved: Resolved, env: dict[str, str]) -> EndpointOptions:
@@ -141,14 +183,24 @@ def options(args: argparse.Namespace, resolved: Resolved, env: dict[str, str]) -
             ports=lb_ports(resolved, env) if lb else [],
         )
     except ValidationError as exc:
-        problems = [f"{'.'.join(map(str, e['loc'])) or 'options'}: {e['msg']}" for e in exc.errors()]
-        raise UsageError("; ".join(problems)) from None
+        raise UsageError("; ".join(option_problem(args, e) for e in exc.errors())) from None
+
+
+def checked_overrides(pairs: list[str], prepared: Prepared) -> dict[str, str]:
+    """`--env` values the runtime accepts and that keep the variant consistent (its own checks)."""
+    compat = load_compat()
+    env = parse_overrides(pairs, prepared.resolved, compat)
+    problems = [str(p) for p in override_errors(prepared, env, compat)]
+    if problems:  # a problem the file's own field shows still comes from the overrides: name them
+        given = " ".join(f"--env {k}={v}" for k, v in env.items())
+        raise OverrideError([p if p.startswith("--env ") else f"with {given}: {p}" for p in problems])
+    return env
 
 
 def run(args: argparse.Namespace) -> int:
     prepared, image = one_variant(args)
     resolved = prepared.resolved
-    env = parse_overrides(args.env, resolved, load_compat())  # before any request
+    env = checked_overrides(args.env, prepared)  # before any request
     opts = options(args, resolved, env)
     mode = "dry_run" if args.dry_run else "plan" if args.plan else "live"
     if args.wait:
@@ -158,6 +210,10 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--wait tests a deployed endpoint: it does not go with --dry-run or --plan")
         if not openai_available():  # found out before anything is deployed
             raise OpenAIMissing(OPENAI_MISSING)
+    if mode == "live" and not args.no_image_check:  # before any write (--plan and --dry-run send none)
+        from builder.image.manifest_check import require_image
+
+        require_image(image, resolved.name)
     registry = registry_credentials(args, image)
     redactor = Redactor([registry.password if registry else None])
     key: str | None = None

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from builder.commands.common import add_selection, add_verb, prepare_selected
+from builder.commands.common import add_selection, add_verb, prepare_each, report_broken, selected
 
 NAME = "list"
 HELP = "table of the variants: model, quantization, TP, release, CUDA, disk, GPU pools"
@@ -21,7 +21,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     rows = []
-    for p in prepare_selected(args, default_all=True):
+    prepared, broken = prepare_each(selected(args, default_all=True))
+    for p in prepared:
         r = p.resolved
         rows.append(
             {
@@ -36,13 +37,20 @@ def run(args: argparse.Namespace) -> int:
                 "disk_gb": r.container_disk_gb,
             }
         )
+    # A broken file is a row of its own (its errors on stderr): it hides none of the others.
+    rows += [{"name": path.stem, "broken": True} for path in broken]
+    status = report_broken(broken)
     if args.json:
         print(json.dumps(rows, indent=2))
-        return 0
+        return status
     table = [list(COLUMNS)] + [
-        [str(row[c]).lower() if isinstance(row[c], bool) else str(row[c]) for c in COLUMNS] for row in rows
+        [_cell(row.get(c, "BROKEN" if c == "model" else "")) for c in COLUMNS] for row in rows
     ]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
     for line in table:
         print("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
-    return 0
+    return status
+
+
+def _cell(value: object) -> str:
+    return str(value).lower() if isinstance(value, bool) else str(value)

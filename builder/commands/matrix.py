@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
-from builder.commands.common import add_selection, add_verb, prepare_selected
+from builder.commands.common import add_selection, add_verb, prepare_each, report_broken, selected
 
 NAME = "matrix"
 HELP = "JSON job matrix for CI"
@@ -18,6 +18,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
+    prepared, broken = prepare_each(selected(args, default_all=True))
     include = [
         {
             "variant": p.resolved.name,
@@ -26,7 +27,7 @@ def run(args: argparse.Namespace) -> int:
             "gpu_count": p.resolved.gpu_count,
             "bake": p.resolved.bake,
         }
-        for p in prepare_selected(args, default_all=True)
+        for p in prepared
     ]
-    print(json.dumps({"include": include}, sort_keys=True))
-    return 0
+    print(json.dumps({"include": include}, sort_keys=True))  # the good ones; a broken file fails the job
+    return report_broken(broken)

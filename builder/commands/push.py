@@ -8,6 +8,7 @@ from builder.commands import build
 
 NAME = "push"
 HELP = "render, build and push every tag of the image, print the digests"
+INTERRUPTED = build.INTERRUPTED
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

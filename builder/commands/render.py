@@ -10,6 +10,8 @@ from builder.paths import display
 
 NAME = "render"
 HELP = "render the build directories (Dockerfile, manifests, runtime) and stop"
+# What Ctrl-C leaves (printed by the CLI in one line).
+INTERRUPTED = "a build directory may be partly written; running `render` again rewrites it"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

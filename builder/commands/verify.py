@@ -13,12 +13,11 @@ import sys
 from typing import TYPE_CHECKING
 
 from builder.commands.common import add_selection, add_verb
-from builder.commands.deploy import add_image_choice, one_variant
-from builder.compat import load_compat
+from builder.commands.deploy import add_image_choice, checked_overrides, one_variant
 from builder.deploy.calling import health_path, served_model
 from builder.deploy.credentials import api_key, job_base, lb_base
-from builder.deploy.overrides import effective, parse_overrides
-from builder.errors import UsageError
+from builder.deploy.overrides import effective
+from builder.errors import BuilderError, UsageError
 from builder.variant.resolve import Resolved
 
 if TYPE_CHECKING:
@@ -26,6 +25,8 @@ if TYPE_CHECKING:
 
 NAME = "test"
 HELP = "run the variant's tests.json jobs against a local container, or a deployed endpoint (--endpoint)"
+# What Ctrl-C leaves (printed by the CLI in one line).
+INTERRUPTED = "the test container was removed; no endpoint was touched"
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -63,16 +64,20 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     return p
 
 
+class ImageNotBuilt(BuilderError):
+    """`test NAME` before `build NAME`: said before Docker looks the image up in a registry."""
+
+
 def run(args: argparse.Namespace) -> int:
     # Imported here: the job clients load `requests`, which no other verb needs.
     from builder.verify.endpoint import smoke_test
     from builder.verify.jobs import variant_tests
-    from builder.verify.local import LocalRun, run_local
+    from builder.verify.local import LocalRun, image_missing, run_local
 
-    prepared, image = one_variant(args)
+    prepared, image = one_variant(args, image_needed=not args.endpoint)
     resolved = prepared.resolved
     tests = variant_tests(resolved)
-    env = parse_overrides(args.env, resolved, load_compat())
+    env = checked_overrides(args.env, prepared)
     lb = resolved.endpoint_type == "load_balancer"
     model = served_model(resolved, env)
     if args.endpoint:
@@ -91,6 +96,12 @@ def run(args: argparse.Namespace) -> int:
             base, health = lb_base(args.endpoint), health_path(resolved, env)
             return test_endpoint(base, key, health, tests, model, args.ready_timeout, print, sys.stdout)
         return smoke_test(f"{job_base()}/{args.endpoint}", key, tests, model, print)
+    if not args.image and image_missing(image):  # the variant's own tag: built here, never pulled
+        registry = f" --registry {args.registry}" if args.registry else ""
+        raise ImageNotBuilt(
+            f"{image} is not among the engine's images: build it first: python build.py build "
+            f"{resolved.name}{registry} (or name an image with --image)"
+        )
     docker_args = [a for chunk in args.docker_args for a in shlex.split(chunk)]
     spec = LocalRun(image, docker_args, env, args.gpus, args.ready_timeout)
     kind = "its load-balancing HTTP server" if lb else "a local container"

@@ -71,6 +71,10 @@ class ReleasesFile(_Table):
     model_files: dict[Literal["common", "paddle", "torch"], list[str]] = Field(
         description="files FastDeploy reads from a model folder, by checkpoint format"
     )
+    format_loaders: dict[Literal["paddle", "torch"], str] = Field(
+        default_factory=dict,
+        description="the weight loader (--load-choices) a checkpoint format needs; unlisted: any loader",
+    )
 
 
 # --- gpu_pools.yaml ----------------------------------------------------------------------------------

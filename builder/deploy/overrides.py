@@ -10,6 +10,7 @@ from collections.abc import Sequence
 
 from builder.compat import Compat
 from builder.errors import BuilderError, did_you_mean
+from builder.paths import reference_page
 from builder.variant.resolve import Resolved
 from builder.variant.settings_spec import BY_ENV, FIXED_BY_LISTING, env_value
 from worker_runtime.catalog import SETTINGS
@@ -71,7 +72,7 @@ def parse_overrides(pairs: Sequence[str], resolved: Resolved, compat: Compat) ->
             problems.append(
                 f"--env {key}: not a setting the worker reads"
                 + (f" (did you mean {hint}?)" if hint else "")
-                + "; the settings are listed in docs/settings.md"
+                + f"; the settings are listed in {reference_page('settings.md')}"
             )
         env[key] = value
     if problems:

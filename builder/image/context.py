@@ -140,6 +140,12 @@ def stage(
         raise StagingError(f"--wheelhouse {wheelhouse} is not a directory")
     if weights_from is not None and not weights_from.is_dir():
         raise StagingError(f"--weights-from {weights_from} is not a directory")
+    if weights_from is not None and not any(p.is_file() for p in weights_from.rglob("*")):
+        raise StagingError(
+            f"--weights-from {weights_from} holds no file: an image without weights cannot serve "
+            f"{resolved.model_id}; point it at the downloaded model folder (config.json, the weight files, "
+            "the tokenizer), or leave it out to download the weights during the build"
+        )
     for flag, source, kind in (
         ("--weights-from", weights_from, "weights"),
         ("--wheelhouse", wheelhouse, "wheels"),

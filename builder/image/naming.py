@@ -17,16 +17,10 @@ from collections.abc import Sequence
 
 from builder.errors import UsageError
 from builder.paths import ROOT
-from builder.variant.models import REPOSITORY_PATTERN, TAG_PATTERN
+from builder.variant.models import TAG_PATTERN
 from builder.variant.resolve import Resolved
 
 VARIANT_LABEL = "io.runpod.fastdeploy.variant"
-
-
-def check_registry(registry: str | None) -> None:
-    """``--registry`` is a repository prefix (HOST[:PORT][/NAMESPACE], lower case), else UsageError."""
-    if registry and not re.match(REPOSITORY_PATTERN, registry):
-        raise UsageError(f"--registry {registry!r} is not HOST[:PORT][/NAMESPACE] in lower case")
 
 
 def check_tags(tags: Sequence[str]) -> None:

@@ -287,6 +287,23 @@ def _stale(out: Path, files: dict[str, bytes], previous: list[str] | None) -> li
     ]
 
 
+def unrelated_files(out: Path, files: dict[str, bytes]) -> list[str]:
+    """Files of a build directory that no render wrote (not rendered, not in the manifest, not staged
+    weights/wheels, not caches): a render leaves them, and they travel in the build context."""
+    if not out.is_dir():
+        return []
+    listed = set(read_manifest(out) or [])
+    return [
+        rel
+        for rel in (p.relative_to(out).as_posix() for p in sorted(out.rglob("*")) if not p.is_dir())
+        if rel not in files
+        and rel != MANIFEST
+        and rel not in listed
+        and not _is_staged(rel)
+        and not _is_cache(rel)
+    ]
+
+
 def diff_files(out: Path, files: dict[str, bytes]) -> dict[str, list[str]]:
     """Differences between a directory and a fresh render: missing, changed (the manifest included), and
     extra (files the previous manifest lists that are no longer rendered). Unrelated files are ignored."""

@@ -16,7 +16,6 @@ the file, comments included, stays as it is.
 from __future__ import annotations
 
 import argparse
-import json
 import re
 import sys
 import urllib.error
@@ -27,19 +26,12 @@ from pathlib import Path
 
 import yaml
 
+from builder.image.manifest_check import MANIFEST_TYPES, pull_token, scheme, split_reference
 from builder.paths import COMPAT_DIR
 
 RELEASES_FILE = COMPAT_DIR / "fastdeploy_releases.yaml"
 KEY = "base_digests"
 DIGEST = re.compile(r"^sha256:[0-9a-f]{64}$")
-MANIFEST_TYPES = ", ".join(
-    (
-        "application/vnd.oci.image.index.v1+json",
-        "application/vnd.docker.distribution.manifest.list.v2+json",
-        "application/vnd.oci.image.manifest.v1+json",
-        "application/vnd.docker.distribution.manifest.v2+json",
-    )
-)
 
 
 class PinError(Exception):
@@ -56,47 +48,13 @@ def base_refs(data: dict) -> list[str]:
     return sorted(refs)
 
 
-def split_ref(ref: str) -> tuple[str, str, str]:
-    """``host/name:tag`` -> (registry host, repository, tag), Docker Hub's conventions included."""
-    name, _, tag = ref.rpartition(":")
-    if not name or "/" in tag:
-        name, tag = ref, "latest"
-    first, _, rest = name.partition("/")
-    if rest and ("." in first or ":" in first or first == "localhost"):
-        host, repository = first, rest
-    else:
-        host, repository = "registry-1.docker.io", name
-    if host in ("docker.io", "index.docker.io"):
-        host = "registry-1.docker.io"
-    if host == "registry-1.docker.io" and "/" not in repository:
-        repository = f"library/{repository}"
-    return host, repository, tag
-
-
-def _scheme(host: str) -> str:
-    # A registry on this machine is the tests' plain-HTTP one; everything else speaks HTTPS.
-    return "http" if host.split(":")[0] in ("127.0.0.1", "localhost") else "https"
-
-
-def _token(challenge: str, repository: str) -> str | None:
-    """An anonymous Bearer token for pulling ``repository`` (the registry's WWW-Authenticate challenge)."""
-    if not challenge.lower().startswith("bearer "):
-        return None
-    params = dict(re.findall(r'(\w+)="([^"]*)"', challenge))
-    if "realm" not in params:
-        return None
-    query = {"scope": f"repository:{repository}:pull"}
-    if "service" in params:
-        query["service"] = params["service"]
-    with urllib.request.urlopen(f"{params['realm']}?{urllib.parse.urlencode(query)}", timeout=30) as reply:
-        body = json.loads(reply.read())
-    return body.get("token") or body.get("access_token")
+split_ref = split_reference  # host/name:tag -> (registry host, repository, tag), Docker's conventions
 
 
 def registry_digest(ref: str) -> str:
     """The digest the registry serves for ``ref`` now (its manifest list when it has one)."""
     host, repository, tag = split_ref(ref)
-    url = f"{_scheme(host)}://{host}/v2/{repository}/manifests/{tag}"
+    url = f"{scheme(host)}://{host}/v2/{repository}/manifests/{tag}"
     headers = {"Accept": MANIFEST_TYPES}
     for _attempt in range(2):
         request = urllib.request.Request(url, method="HEAD", headers=headers)
@@ -107,7 +65,9 @@ def registry_digest(ref: str) -> str:
                     raise PinError(f"{ref}: the registry sent no usable Docker-Content-Digest ({digest!r})")
                 return digest
         except urllib.error.HTTPError as exc:
-            token = _token(exc.headers.get("WWW-Authenticate", ""), repository) if exc.code == 401 else None
+            token = (
+                pull_token(exc.headers.get("WWW-Authenticate", ""), repository) if exc.code == 401 else None
+            )
             if token and "Authorization" not in headers:
                 headers["Authorization"] = f"Bearer {token}"
                 continue

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 
 from builder.errors import ErrorList, VariantErrors
-from builder.paths import display
+from builder.paths import VARIANTS_DIR, display
 
 SUFFIX = ".yaml"
 
@@ -102,7 +102,8 @@ def read_yaml(path: Path) -> dict[str, Any]:
 
 
 def extends_target(ref: str, from_file: Path) -> Path:
-    """`extends: _base` means `_base.yaml` beside the file; a value with a suffix or slash is a path."""
+    """`extends: _base` means `_base.yaml` beside the file (load_variant falls back to the shipped base of
+    that name when the folder has none); a value with a suffix or slash is a path."""
     if ref.endswith((SUFFIX, ".yml")) or "/" in ref:
         return (from_file.parent / ref).resolve()
     return (from_file.parent / f"{ref}{SUFFIX}").resolve()
@@ -146,8 +147,9 @@ def load_variant(path: Path) -> Loaded:
             errors.raise_if_any()
         if chain and not current.is_file():
             errors = ErrorList()
-            siblings = (
-                sorted(p.stem for p in current.parent.glob(f"*{SUFFIX}")) if current.parent.is_dir() else []
+            folders = [current.parent, VARIANTS_DIR]
+            siblings = sorted(
+                {p.stem for d in folders if d.is_dir() for p in d.glob(f"*{SUFFIX}")} - {chain[-1].stem}
             )
             errors.add(
                 display(chain[-1]),
@@ -168,6 +170,10 @@ def load_variant(path: Path) -> Loaded:
             errors.add(display(current), ("extends",), "must be the name of a base file", ref)
             errors.raise_if_any()
         current = extends_target(ref, current)
+        if not current.is_file() and (VARIANTS_DIR / f"{ref}{SUFFIX}").is_file():
+            # A bare name the file's folder lacks: the shipped base of that name (a user's own variants
+            # folder, an installed copy's packaged `_base`).
+            current = (VARIANTS_DIR / f"{ref}{SUFFIX}").resolve()
 
     merged: dict[str, Any] = {}
     origins: dict[tuple[str, ...], str] = {}

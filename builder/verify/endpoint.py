@@ -16,7 +16,8 @@ from builder.verify.report import job_line, summary
 
 OPENAI_MISSING = (
     "the endpoint smoke test streams one request with the official openai SDK, which is not installed: "
-    "pip install openai (requirements-dev.txt pins the tested version)"
+    "pip install -r requirements.txt in a checkout (it pins the tested version), or pip install "
+    "'fastdeploy-runpod-workers[endpoint]' for an installed copy"
 )
 
 

@@ -158,6 +158,18 @@ def wait_ready(container: str, base: str, timeout: float, out: TextIO) -> float:
         time.sleep(0.5)
 
 
+def image_missing(image: str) -> bool:
+    """True when the engine answers that it has no such image (False when it has it, or cannot say:
+    `docker run` then reports the engine's own problem)."""
+    if not shutil.which("docker"):
+        return False
+    try:
+        found = _docker(["docker", "image", "inspect", "--format", "{{.Id}}", image], timeout=60)
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return found.returncode != 0 and "no such image" in (found.stderr + found.stdout).lower()
+
+
 def _run_lb(
     container: str,
     spec: LocalRun,
@@ -225,6 +237,9 @@ def run_local(
         code = summary(results, say)
         failed = code != 0
         return code
+    except KeyboardInterrupt:  # Ctrl-C: the CLI says what was left in one line, no log tail
+        failed = False
+        raise
     finally:
         if failed:
             say(f"last {LOG_TAIL} lines of the container's log:")

@@ -15,8 +15,10 @@ from tests.builder.helpers import ROOT, Ran
 
 @pytest.fixture(autouse=True)
 def _in_repository_root(monkeypatch):
-    """Every builder test runs from the repository root (paths in messages are shown relative to it)."""
+    """Every builder test runs from the repository root (paths in messages are shown relative to it),
+    without the host's choice of registry."""
     monkeypatch.chdir(ROOT)
+    monkeypatch.delenv("FASTDEPLOY_RUNPOD_REGISTRY", raising=False)
 
 
 @pytest.fixture

@@ -166,7 +166,9 @@ def test_build_and_push_verbs_equal_the_flag_form(fake_docker, capsys, tmp_path)
 def test_a_failed_build_exits_1_and_the_other_variants_still_build(fake_docker, capsys, tmp_path):
     calls = fake_docker
     calls["fail"].add("ernie-0.3b")
-    code, out, err = run(capsys, "build", "ernie-0.3b", "qwen3-8b", "--out", str(tmp_path))
+    code, out, err = run(
+        capsys, "build", "ernie-0.3b", "qwen3-8b", "--out", str(tmp_path), "--registry", "localhost:5000"
+    )
     assert code == 1
     assert [c[1][0].rsplit(":", 1)[1].rsplit("-", 1)[0] for c in calls["build"]] == ["ernie-0.3b", "qwen3-8b"]
     assert "error: The base image of" in err and "Traceback" not in err

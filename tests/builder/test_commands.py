@@ -85,11 +85,15 @@ def test_check_reports_changed_missing_and_extra_files(cli, tmp_path):
     assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
     ok = cli("--variant", "ernie-0.3b", "--check", "--out", str(out))
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    # Staged weights and wheels are not rendered files: --check ignores them; so are unrelated files.
+    # Staged weights and wheels are not rendered files: --check ignores them.
     (out / "weights" / "model.safetensors").write_bytes(b"w")
     (out / "wheels" / "runpod-1.0-py3-none-any.whl").write_bytes(b"w")
-    (out / "notes.txt").write_text("mine")
     assert cli("--variant", "ernie-0.3b", "--check", "--out", str(out)).returncode == 0
+    # A file no render wrote is extra (it travels in the build context), named with what to do.
+    (out / "notes.txt").write_text("mine")
+    notes = cli("--variant", "ernie-0.3b", "--check", "--out", str(out))
+    assert notes.returncode == 1 and "extra    notes.txt (not rendered: remove it)" in notes.stdout
+    (out / "notes.txt").unlink()
     (out / "Dockerfile").write_text("FROM scratch\n")
     (out / "handler.py").unlink()
     # A file an earlier render produced (listed in the manifest) that is no longer rendered.
@@ -100,13 +104,11 @@ def test_check_reports_changed_missing_and_extra_files(cli, tmp_path):
     assert bad.returncode == 1
     assert "changed  Dockerfile" in bad.stdout
     assert "missing  handler.py" in bad.stdout
-    assert "extra    stale.py" in bad.stdout
-    assert "notes.txt" not in bad.stdout
-    # A re-render repairs it and removes the stale rendered file, keeping staged and unrelated files.
+    assert "extra    stale.py\n" in bad.stdout
+    # A re-render repairs it and removes the stale rendered file, keeping staged files.
     assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
     assert cli("--variant", "ernie-0.3b", "--check", "--out", str(out)).returncode == 0
     assert (out / "weights" / "model.safetensors").exists() and not (out / "stale.py").exists()
-    assert (out / "notes.txt").read_text() == "mine"
 
 
 def test_manifest_lists_rendered_files_sorted(cli, tmp_path):
@@ -142,6 +144,10 @@ def test_rerender_removes_files_no_longer_rendered(cli, tmp_path):
     assert result.returncode == 0, result.stderr
     assert not (out / "fetch_weights.py").exists() and not (out / "weights.json").exists()
     assert (out / "mine.txt").read_text() == "keep"
+    # check names the file no render wrote (it travels in the build context); without it, up to date.
+    check = cli("--variant", "ernie-300b-a47b-wint4-tp4", "--check", "--out", str(out))
+    assert check.returncode == 1 and "extra    mine.txt (not rendered: remove it)" in check.stdout
+    (out / "mine.txt").unlink()
     assert cli("--variant", "ernie-300b-a47b-wint4-tp4", "--check", "--out", str(out)).returncode == 0
 
 
@@ -194,12 +200,13 @@ def test_matrix(cli):
     assert [m["variant"] for m in one["include"]] == ["qwen3-8b"]
 
 
-def test_unpinned_baked_weights_warn_without_changing_the_exit_code(cli, tmp_path, write_variant):
+def test_unpinned_baked_weights_warn_on_build_not_on_render(cli, tmp_path, write_variant, fake_docker):
     result = cli("--variant", "ernie-0.3b", "--render-only", "--out", str(tmp_path / "a"))
-    assert result.returncode == 0
-    assert "warning: ernie-0.3b bakes baidu/ERNIE-4.5-0.3B-Paddle without model.revision" in result.stderr
-    assert "not reproducible" in result.stderr and "model.revision" in result.stderr
-    assert "warning" not in result.stdout
+    assert result.returncode == 0 and result.stderr == ""
+    built = cli("build", "ernie-0.3b", "--out", str(tmp_path / "a"), "--registry", "localhost:5000")
+    assert built.returncode == 0
+    assert "warning: ernie-0.3b bakes baidu/ERNIE-4.5-0.3B-Paddle as its main branch is today" in built.stderr
+    assert "warning" not in built.stdout
     pinned = write_variant(
         "pinned",
         """\

@@ -16,7 +16,7 @@ import pytest
 
 from tests.builder.helpers import ROOT
 
-SOURCES = ("pyproject.toml", "README.md", "builder", "worker_runtime", "templates", "variants")
+SOURCES = ("pyproject.toml", "README.md", "builder", "worker_runtime", "templates", "variants", "docs")
 
 
 def _packages_on_disk() -> list[str]:
@@ -93,3 +93,40 @@ def test_version_has_one_copy():
     text = (ROOT / "pyproject.toml").read_text()
     assert 'dynamic = ["version"]' in text and 'version = { attr = "builder.__version__" }' in text
     assert '\nversion = "' not in text
+
+
+MINE = """\
+extends: _base
+name: mine
+title: Mine
+description: A user's own variant beside no base file.
+model: {id: baidu/ERNIE-4.5-0.3B-Paddle}
+image: {repository: docker.io/me/fastdeploy-worker}
+"""
+
+
+def test_installed_command_reads_the_working_directorys_variants_with_the_packaged_base(installed, tmp_path):
+    (tmp_path / "variants").mkdir()
+    (tmp_path / "variants" / "mine.yaml").write_text(MINE)
+    listed = _command(installed, "list", cwd=tmp_path)
+    assert listed.returncode == 0 and listed.stderr == "", listed.stderr
+    assert [line.split()[0] for line in listed.stdout.splitlines()[1:]] == ["mine"]  # ./variants wins
+    rendered = _command(installed, "render", "mine", cwd=tmp_path)
+    assert rendered.returncode == 0, rendered.stderr
+    assert (tmp_path / "build" / "mine" / "Dockerfile").is_file()
+    packaged = str(installed / "builder" / "variants")
+    shipped = _command(installed, "render", "ernie-0.3b", "--variants-dir", packaged, cwd=tmp_path)
+    assert shipped.returncode == 0, shipped.stderr
+    (tmp_path / "variants" / "mine.yaml").write_text(MINE.replace("extends: _base", "extends: _bsae"))
+    missing = _command(installed, "render", "mine", cwd=tmp_path)
+    assert missing.returncode == 2 and "(did you mean '_base'?)" in missing.stderr
+    allowed = missing.stderr.split("allowed: ", 1)[1]
+    assert "mine" not in allowed.split(" (did you mean")[0]
+
+
+def test_installed_messages_point_to_a_page_the_package_ships(installed, tmp_path):
+    result = _command(installed, "deploy", "ernie-0.3b", "--registry", "docker.io/me", "--dry-run",
+                      "--env", "MAX_MODEL_LENGTH=1", cwd=tmp_path)  # fmt: skip
+    assert result.returncode == 2
+    page = tmp_path / result.stderr.rsplit("the settings are listed in ", 1)[1].strip()  # from its cwd
+    assert page.is_file() and page.read_text() == (ROOT / "docs" / "settings.md").read_text()

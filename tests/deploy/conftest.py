@@ -50,7 +50,7 @@ def api_key() -> str:
 def clean_env(monkeypatch, tmp_path):
     """No RunPod or registry variables from the host; HOME without a runpod config."""
     for name in ("RUNPOD_API_KEY", "RUNPOD_API_BASE_URL", "RUNPOD_ENDPOINT_BASE_URL",
-                 "REGISTRY_USERNAME", "REGISTRY_PASSWORD"):  # fmt: skip
+                 "REGISTRY_USERNAME", "REGISTRY_PASSWORD", "FASTDEPLOY_RUNPOD_REGISTRY"):  # fmt: skip
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
     return monkeypatch

@@ -45,7 +45,8 @@ def test_a_refused_key_fails_every_job_and_is_not_printed(job_api, clean_env):
 
 
 def test_deploy_wait_polls_health_then_smoke_tests(job_api, fake_api):
-    ran = cli("deploy", "--variant", VARIANT, "--workers-min", "1", "--wait", "--wait-timeout", "60")
+    ran = cli("deploy", "--variant", VARIANT, "--registry", "registry.example.com/team", "--no-image-check",
+              "--workers-min", "1", "--wait", "--wait-timeout", "60")  # fmt: skip
     assert ran.code == 0, ran.text
     (endpoint,) = fake_api.endpoints.values()
     assert "a worker is ready" in ran.out and "4 of 4 job(s) passed" in ran.out
@@ -82,4 +83,4 @@ def test_without_the_openai_package_the_smoke_test_says_what_to_install(clean_en
     monkeypatch.setitem(sys.modules, "openai", None)  # `import openai` fails as if not installed
     ran = cli("test", "--variant", VARIANT, "--endpoint", ENDPOINT)
     assert ran.code == 1
-    assert "pip install openai" in ran.err and "Traceback" not in ran.text
+    assert "pip install -r requirements.txt" in ran.err and "Traceback" not in ran.text

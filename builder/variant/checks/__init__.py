@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from builder.compat import Compat
 from builder.errors import ErrorList
-from builder.variant.checks import archs, hub, model, pools, release, settings, sizing
+from builder.variant.checks import archs, hub, model, pools, release, revision, settings, sizing
 from builder.variant.checks.context import Check, Context
 from builder.variant.loader import Loaded
 from builder.variant.models import Variant
@@ -20,6 +20,8 @@ from builder.variant.models import Variant
 CHECKS: tuple[Check, ...] = (
     model.name_matches_file,
     model.download_keeps_what_fastdeploy_reads,
+    revision.revision_is_a_git_revision,
+    model.loader_reads_the_weights_format,
     *release.CHECKS,
     *settings.CHECKS,
     *pools.CHECKS,

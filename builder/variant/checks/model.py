@@ -5,6 +5,7 @@ from __future__ import annotations
 from fnmatch import fnmatch
 
 from builder.variant.checks.context import Context, check
+from worker_runtime.release import spelling
 
 
 @check("name")
@@ -46,3 +47,40 @@ def bake_needs_a_download(ctx: Context) -> None:
             True,
             suggest=False,
         )
+
+
+@check("model.id", "engine.load_choices", "engine.fastdeploy")
+def loader_reads_the_weights_format(ctx: Context) -> None:
+    """A checkpoint format that needs one loader (Torch weights: default_v1) gets it: set in the variant,
+    or the release's default of --load-choices (default_v1 from 2.3, so nothing to set there)."""
+    known = ctx.compat.model(ctx.variant.model.id)
+    needed = ctx.compat.releases_file.format_loaders.get(known.format) if known else None
+    if needed is None or not ctx.release_ok:
+        return
+    chosen = ctx.variant.engine.load_choices
+    release = ctx.engine_release
+    flag = spelling("--load-choices", release)
+    default = release["flags"][flag].get("default") if flag else None
+    if (chosen or default) == needed:
+        return
+    fmt = known.format if known else ""
+    if needed not in ctx.compat.engine_choices(ctx.release, "load_choices"):
+        ctx.add(
+            ("engine", "fastdeploy"),
+            f"cannot load {fmt} weights of {ctx.variant.model.id}: they need the {needed} loader, which this "
+            "release does not have; choose a release that has it",
+            ctx.release,
+            suggest=False,
+        )
+        return
+    ctx.add(
+        ("engine", "load_choices"),
+        f"{'loads' if chosen else 'unset: loads'} {fmt} weights of {ctx.variant.model.id} with the "
+        f"{chosen or default} loader"
+        f"{'' if chosen else ' (the release default)'}, which cannot read them; set "
+        f"engine.load_choices: {needed}",
+        chosen,
+        [needed],
+        suggest=False,
+        show_value=chosen is not None,
+    )

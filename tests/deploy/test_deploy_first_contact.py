@@ -1,0 +1,76 @@
+"""deploy's first-contact traps (issue 15): overrides keep the variant consistent, option errors name
+the flag, the image must exist in its registry, Ctrl-C leaves a state that is safe to rerun."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.deploy.conftest import VARIANT, cli
+
+IMAGE = "registry.example.com/team/fastdeploy-worker:ernie-0.3b-1.0.0"
+
+
+def deploy(*extra: str, variant: str = VARIANT):
+    return cli("deploy", "--variant", variant, "--image", IMAGE, "--no-image-check", *extra)
+
+
+@pytest.mark.parametrize(
+    "variant, env, fragments",
+    [
+        (VARIANT, "TENSOR_PARALLEL_SIZE=2",
+         ["--env TENSOR_PARALLEL_SIZE=2: engine.tensor_parallel_size: 2 must equal hub.gpu_count (1)"]),
+        ("ernie-300b-a47b-wint4-tp4", "QUANTIZATION=wint8",
+         ["with --env QUANTIZATION=wint8: ", "cannot hold baidu/ERNIE-4.5-300B-A47B-Paddle at wint8"]),
+    ],
+)  # fmt: skip
+def test_an_override_that_breaks_the_variant_exits_2_before_any_request(fake_api, variant, env, fragments):
+    ran = deploy("--env", env, variant=variant)
+    assert ran.code == 2, ran.text
+    for fragment in fragments:
+        assert fragment in ran.err, ran.err
+    assert "Traceback" not in ran.text and fake_api.log == []
+
+
+def test_a_consistent_override_deploys(fake_api):
+    ran = deploy("--env", "MAX_MODEL_LEN=4096", "--env", "TENSOR_PARALLEL_SIZE=1")
+    assert ran.code == 0, ran.text
+    (endpoint,) = fake_api.endpoints.values()
+    assert endpoint["env"] == {"MAX_MODEL_LEN": "4096", "TENSOR_PARALLEL_SIZE": "1"}
+
+
+def test_ctrl_c_between_the_template_and_the_endpoint_is_safe_to_rerun(fake_api, monkeypatch):
+    import builder.commands.deploy as deploy_verb
+
+    def say(text: str = "") -> None:
+        if text.startswith("endpoint ") and fake_api.templates:  # the template is written, the endpoint not
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(deploy_verb, "print", say, raising=False)
+    ran = deploy()
+    assert ran.code == 130, ran.text
+    lines = ran.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("interrupted (Ctrl-C): ") and "Traceback" not in ran.err
+    assert "running the same command again is safe" in lines[0]
+    assert len(fake_api.templates) == 1 and fake_api.endpoints == {}
+    monkeypatch.delattr(deploy_verb, "print")
+    again = deploy()
+    assert again.code == 0, again.text
+    assert len(fake_api.templates) == 1 and len(fake_api.endpoints) == 1
+    assert "template ernie-0.3b: no change" in again.out and "endpoint ernie-0.3b: create" in again.out
+
+
+@pytest.mark.parametrize(
+    "extra, expect",
+    [
+        (["--idle-timeout", "0"], "--idle-timeout 0: Input should be greater than or equal to 1"),
+        (["--workers-min", "5", "--workers-max", "2"], "--workers-min/--workers-max: workers max (2) is"),
+        (["--execution-timeout", "0"], "--execution-timeout 0: "),
+        (["--scaler-value", "0.1"], "--scaler/--scaler-value: "),
+    ],
+)
+def test_option_errors_name_the_flag_the_user_typed(fake_api, extra, expect):
+    ran = deploy(*extra)
+    assert ran.code == 2 and expect in ran.err, ran.err
+    for internal in ("idle_timeout", "workers_min", "execution_timeout_s", "options:"):
+        assert internal not in ran.err
+    assert fake_api.log == []
