@@ -20,7 +20,7 @@ from builder.deploy.api import Client
 from builder.deploy.apply import RegistryCredentials, deploy
 from builder.deploy.calling import health_path, print_calling, print_lb_calling, served_model
 from builder.deploy.credentials import CredentialsError, api_key, job_base, lb_base, management_base
-from builder.deploy.overrides import OverrideError, parse_overrides
+from builder.deploy.overrides import LB_ENDPOINT_SETTINGS, OverrideError, parse_overrides
 from builder.deploy.plan import ENDPOINT_KINDS, EndpointOptions, lb_ports, pinned_health_port
 from builder.deploy.redact import Redactor
 from builder.errors import UsageError
@@ -190,7 +190,9 @@ def checked_overrides(pairs: list[str], prepared: Prepared) -> dict[str, str]:
     """`--env` values the runtime accepts and that keep the variant consistent (its own checks)."""
     compat = load_compat()
     env = parse_overrides(pairs, prepared.resolved, compat)
-    problems = [str(p) for p in override_errors(prepared, env, compat)]
+    # The endpoint's own ports and health path (checked above) are no variant field to check again.
+    variant_env = {k: v for k, v in env.items() if k not in LB_ENDPOINT_SETTINGS}
+    problems = [str(p) for p in override_errors(prepared, variant_env, compat)]
     if problems:  # a problem the file's own field shows still comes from the overrides: name them
         given = " ".join(f"--env {k}={v}" for k, v in env.items())
         raise OverrideError([p if p.startswith("--env ") else f"with {given}: {p}" for p in problems])

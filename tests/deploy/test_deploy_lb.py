@@ -16,7 +16,7 @@ IMAGE = "registry.example.com/team/fastdeploy-worker:ernie-0.3b-lb-1.0.0"
 
 
 def deploy(variant: str = LB, *extra: str):
-    return cli("deploy", "--variant", variant, "--image", IMAGE, *extra)
+    return cli("deploy", "--variant", variant, "--image", IMAGE, "--no-image-check", *extra)
 
 
 def test_lb_create_sends_kind_scaling_and_port_and_a_rerun_writes_nothing(fake_api):

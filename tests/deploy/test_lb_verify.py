@@ -138,7 +138,10 @@ def test_a_failing_route_exits_1_with_the_workers_message(lb_worker):
 
 
 def test_deploy_wait_of_an_lb_variant_waits_on_health_then_tests(lb_worker, fake_api):
-    ran = cli("deploy", "--variant", LB, "--wait", "--wait-timeout", "60")
+    ran = cli(
+        "deploy", "--variant", LB, "--registry", "registry.example.com/team", "--no-image-check",
+        "--wait", "--wait-timeout", "60",
+    )  # fmt: skip
     assert ran.code == 0, ran.text
     assert "health: 200 (ready)" in ran.out and "4 of 4 job(s) passed" in ran.out
     (endpoint,) = fake_api.endpoints.values()
