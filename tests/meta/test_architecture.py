@@ -158,3 +158,15 @@ def test_readme_module_list_agrees_with_the_builder_folder():
         where = f"docs/development.md 'How it works', `{folder.relative_to(ROOT)}/`"
         assert names <= actual, f"{where} lists what is not there: {sorted(names - actual)}"
         assert actual <= names, f"{where} does not list: {sorted(actual - names)}"
+
+
+def test_the_runtime_module_list_agrees_with_the_runtime_folder():
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    section = text[text.index("## How it works") : text.index("## Commands")]
+    bullet = section[section.index("- `worker_runtime/`") :].split("\n- ", 1)[0]
+    listed = set(re.findall(r"`([\w.]+\.(?:py|json|txt))`", bullet))
+    actual = {p.name for p in (ROOT / "worker_runtime").iterdir() if p.suffix in (".py", ".json", ".txt")}
+    actual.discard("__init__.py")
+    where = "docs/development.md 'How it works', `worker_runtime/`"
+    assert listed <= actual, f"{where} lists what is not there: {sorted(listed - actual)}"
+    assert actual <= listed, f"{where} does not list: {sorted(actual - listed)}"
