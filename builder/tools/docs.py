@@ -1,20 +1,24 @@
 """Reference pages generated from the typed models, so the docs cannot drift from the code.
 
-    python -m builder.tools.docs          # rewrite docs/variant-reference.md, settings.md, gpu-pools.md
-    python -m builder.tools.docs --check  # exit 1 when a page is stale (a test runs this)
+    python -m builder.tools.docs          # rewrite the reference pages and README's generated tables
+    python -m builder.tools.docs --check  # exit 1 when one is stale (a test runs this)
 
 The variant reference walks the pydantic models (field path, type, default, description); the settings
 page lists every environment variable the runtime reads, from ``worker_runtime.settings.SETTINGS``; the
-GPU pools page renders builder/compat/gpu_pools.yaml against the releases' builds (``gpu_pools_table``,
-reusable for the README) and the GPU types each shipped variant excludes.
+GPU pools page renders builder/compat/gpu_pools.yaml against the releases' builds and the GPU types each
+shipped variant excludes. The README's tables of shipped variants and GPU pools sit between
+``<!-- generated: NAME -->`` and ``<!-- end generated: NAME -->`` markers and are rewritten in place; the
+prose around them is hand-written.
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 import types
 import typing
+from collections.abc import Callable
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -227,6 +231,63 @@ PAGES = {
 }
 
 
+def _table(header: tuple[str, ...], rows: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cell.replace("|", "\\|") for cell in row) + " |" for row in rows]
+    return "\n".join(lines) + "\n"
+
+
+def variants_table(compat: Compat | None = None) -> str:
+    """The shipped variants, resolved: what each serves, on which pools, and the container disk it asks."""
+    compat = compat or load_compat()
+    rows = []
+    for path in variant_files(VARIANTS_DIR):
+        r = prepare(path, compat).resolved
+        quantization = r.settings.get("QUANTIZATION", "bf16")
+        weights = "baked" if r.bake else "downloaded at start"
+        rows.append(
+            [
+                f"`{r.name}`",
+                r.model_id,
+                f"{quantization}, TP {r.gpu_count}, weights {weights}",
+                ", ".join(f"`{g}`" for g in r.gpu_ids),
+                f"{r.container_disk_gb} GB",
+            ]
+        )
+    return _table(("variant", "model", "serving", "GPU pools (in order)", "container disk"), rows)
+
+
+def pools_table(compat: Compat | None = None) -> str:
+    """Pool id -> the GPU models RunPod hands out in it, their memory and architecture (the README's)."""
+    compat = compat or load_compat()
+    rows = []
+    for pool_id, pool in compat.pools.items():
+        models = "<br>".join(
+            f"{t.id} ({t.memory_gb:g} GB, {t.arch})"
+            + ("" if _runs(compat, t.arch, "image") != "—" else ": no FastDeploy image runs it, excluded")
+            for t in pool.types
+        )
+        rows.append([f"`{pool_id}`", models, f"{min(t.memory_gb for t in pool.types):g} GB"])
+    return _table(("pool id (`gpu_ids`)", "GPU models (memory, architecture)", "smallest memory"), rows)
+
+
+README = ROOT / "README.md"
+README_BLOCKS: dict[str, Callable[[], str]] = {"variants": variants_table, "gpu-pools": pools_table}
+
+
+def fill_blocks(text: str, blocks: dict[str, Callable[[], str]]) -> str:
+    """``text`` with each generated block rewritten; a block whose markers are missing is an error."""
+    for name, make in blocks.items():
+        pattern = re.compile(
+            rf"(<!-- generated: {re.escape(name)} -->\n).*?(<!-- end generated: {re.escape(name)} -->)", re.S
+        )
+        if not pattern.search(text):
+            raise SystemExit(f"README.md has no '<!-- generated: {name} -->' block; add its markers back")
+        body = make()
+        text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
+    return text
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Regenerate (or --check) the generated reference pages.")
     parser.add_argument("--check", action="store_true", help="exit 1 when a page is stale")
@@ -241,6 +302,14 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(text, encoding="utf-8")
             print(f"wrote docs/{name}")
+    current = README.read_text(encoding="utf-8")
+    filled = fill_blocks(current, README_BLOCKS)
+    if args.check:
+        if filled != current:
+            stale.append("README.md (generated tables)")
+    elif filled != current:
+        README.write_text(filled, encoding="utf-8")
+        print("wrote README.md (generated tables)")
     if stale:
         print(f"stale: {', '.join(stale)}; run: python -m builder.tools.docs", file=sys.stderr)
         return 1

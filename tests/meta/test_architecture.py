@@ -1,6 +1,7 @@
 """The structure docs/ARCHITECTURE.md describes: every builder package has a layer there, imports go
 downward only (no sibling imports within a layer), the runtime never imports the builder, the builder reads
-only the runtime's declarative modules, and README's module list names exactly the files of builder/."""
+only the runtime's declarative modules, and docs/development.md's module list names exactly the files of
+builder/."""
 
 from __future__ import annotations
 
@@ -128,9 +129,9 @@ def test_importing_the_cli_loads_no_runtime_dependency_nor_the_docker_sdk():
 
 
 def _readme_lists() -> dict[str, set[str]]:
-    """README "How it works": builder folder -> the file and folder names its bullet lists."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text[text.index("## How it works") : text.index("## The command line")]
+    """docs/development.md "How it works": builder folder -> the file and folder names its bullet lists."""
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    section = text[text.index("## How it works") : text.index("## Commands")]
     listed: dict[str, set[str]] = {}
     for bullet in re.split(r"\n- ", section)[1:]:
         head = re.match(r"`(builder/[^`]*)`", bullet)
@@ -143,7 +144,8 @@ def _readme_lists() -> dict[str, set[str]]:
 def test_readme_module_list_agrees_with_the_builder_folder():
     listed = _readme_lists()
     folders = sorted(p for p in [BUILDER, *BUILDER.rglob("*")] if p.is_dir() and p.name != "__pycache__")
-    assert set(listed) == {p.relative_to(ROOT).as_posix() for p in folders}, "one README bullet per folder"
+    expected = {p.relative_to(ROOT).as_posix() for p in folders}
+    assert set(listed) == expected, "one bullet per folder in docs/development.md"
     for folder in folders:
         actual = {
             p.name + ("/" if p.is_dir() else "")
@@ -153,6 +155,18 @@ def test_readme_module_list_agrees_with_the_builder_folder():
             and (p.is_dir() or p.suffix in (".py", ".yaml"))
         }
         names = listed[folder.relative_to(ROOT).as_posix()] - {"__init__.py"}
-        where = f"README 'How it works', `{folder.relative_to(ROOT)}/`"
+        where = f"docs/development.md 'How it works', `{folder.relative_to(ROOT)}/`"
         assert names <= actual, f"{where} lists what is not there: {sorted(names - actual)}"
         assert actual <= names, f"{where} does not list: {sorted(actual - names)}"
+
+
+def test_the_runtime_module_list_agrees_with_the_runtime_folder():
+    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
+    section = text[text.index("## How it works") : text.index("## Commands")]
+    bullet = section[section.index("- `worker_runtime/`") :].split("\n- ", 1)[0]
+    listed = set(re.findall(r"`([\w.]+\.(?:py|json|txt))`", bullet))
+    actual = {p.name for p in (ROOT / "worker_runtime").iterdir() if p.suffix in (".py", ".json", ".txt")}
+    actual.discard("__init__.py")
+    where = "docs/development.md 'How it works', `worker_runtime/`"
+    assert listed <= actual, f"{where} lists what is not there: {sorted(listed - actual)}"
+    assert actual <= listed, f"{where} does not list: {sorted(actual - listed)}"

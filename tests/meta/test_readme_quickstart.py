@@ -1,0 +1,89 @@
+"""The README's quick start stays runnable: every `python build.py` command in it runs here in a form
+that needs no GPU, registry or RunPod account (as written, or `--help`, or `--dry-run`), after the
+`export`s the quick start itself makes, and none prints a warning or a traceback."""
+
+from __future__ import annotations
+
+import os
+import re
+import shlex
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+README = (ROOT / "README.md").read_text(encoding="utf-8")
+_START = README.index("## Quick start")
+QUICK_START = README[_START : README.index("\n## ", _START + 1)]
+BASH_LINES = [
+    line.split("#", 1)[0].strip()
+    for block in re.findall(r"```bash\n(.*?)```", QUICK_START, re.S)
+    for line in block.splitlines()
+]
+COMMANDS = [line for line in BASH_LINES if line.startswith("python build.py")]
+# What the quick start exports, less the secret it asks the user to fill in.
+EXPORTS = dict(
+    line.removeprefix("export ").split("=", 1)
+    for line in BASH_LINES
+    if line.startswith("export ") and not line.endswith("=...")
+)
+# Verbs that need Docker, a GPU or an API key run as `--help` here; the rest run as written.
+NEEDS_OUTSIDE = {"build", "push", "test"}
+
+
+def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, *argv], cwd=ROOT, env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _env(tmp_path: Path, with_exports: bool = True) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in ("RUNPOD_API_KEY", "FASTDEPLOY_RUNPOD_REGISTRY")}
+    env["HOME"] = str(tmp_path)  # no ~/.runpod/config.toml, no docker config of this machine
+    if with_exports:
+        env.update(EXPORTS)
+    return env
+
+
+def _runnable_form(command: str, tmp_path: Path) -> list[str]:
+    argv = shlex.split(command)[1:]  # drop "python"
+    verb = argv[1]
+    if verb in NEEDS_OUTSIDE or (verb == "deploy" and "--dry-run" not in argv):
+        return [argv[0], verb, "--help"]
+    if verb == "render":
+        return [*argv, "--out", str(tmp_path / "render")]
+    return argv
+
+
+def test_the_quick_start_names_the_whole_path():
+    verbs = [shlex.split(c)[2] for c in COMMANDS]
+    for verb in ("list", "render", "build", "test", "push", "deploy"):
+        assert verb in verbs, f"the quick start has no `python build.py {verb}` step"
+    assert any("--dry-run" in c for c in COMMANDS)
+    assert "FASTDEPLOY_RUNPOD_REGISTRY" in EXPORTS, "the quick start chooses a registry"
+    assert (ROOT / "requirements.txt").exists() and "pip install -r requirements.txt" in QUICK_START
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_each_quick_start_command_runs_without_warning(command: str, tmp_path: Path):
+    result = _run(_runnable_form(command, tmp_path), _env(tmp_path))
+    assert result.returncode == 0, f"{command}\n{result.stdout}\n{result.stderr}"
+    output = result.stdout + result.stderr
+    assert "Traceback" not in output
+    assert not re.search(r"(?im)^\s*warning\b", output), f"{command} warned:\n{output}"
+
+
+def test_deploy_dry_run_without_a_chosen_repository_says_how_to_choose_one(tmp_path: Path):
+    result = _run(["build.py", "deploy", "ernie-0.3b", "--dry-run"], _env(tmp_path, with_exports=False))
+    assert result.returncode != 0
+    message = result.stdout + result.stderr
+    assert "Traceback" not in message
+    for way in ("--registry", "image.repository", "FASTDEPLOY_RUNPOD_REGISTRY"):
+        assert way in message, f"the refusal does not name {way}:\n{message}"
+
+
+def test_the_python_snippets_compile():
+    for block in re.findall(r"```python\n(.*?)```", README, re.S):
+        compile(block, "README.md", "exec")
