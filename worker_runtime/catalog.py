@@ -169,11 +169,11 @@ SETTINGS: tuple[Setting, ...] = (
         advanced=True,
     ),
     # RunPod's model cache (serverless/endpoints/model-caching.mdx): the endpoint names a Hugging Face
-    # model; its snapshot is mounted read-only under HF_HUB_CACHE's default below (worker_runtime.model_cache).
+    # model, its snapshot is mounted under HF_HUB_CACHE's default below (worker_runtime.model_cache).
     Setting(
         "MODEL_CACHED",
         "bool",
-        "Start from the endpoint's cached model (Hugging Face cache under HF_HUB_CACHE) instead of downloading.",
+        "Start from the endpoint's cached model (the Hugging Face cache in HF_HUB_CACHE), not a download.",
         default=False,
         in_hub=False,
     ),

@@ -142,14 +142,13 @@ def plan_weights(settings: Settings, clock: Callable[[], float] = time.monotonic
     download route with one warning, or raises CacheUnavailable when MODEL_CACHE_FALLBACK=false.
     """
     served = settings.served_model_name or settings.model
+    download = f"weights: download route, {_model_at(settings)} fetched by the engine"
     if not settings.model_cached:
         if settings.model_source == "local":
             return WeightsPlan("local", settings, served, f"weights: local path {settings.model}")
         if os.path.isabs(settings.model):
-            return WeightsPlan("baked", settings, served, f"weights: baked into the image at {settings.model}")
-        return WeightsPlan(
-            "download", settings, served, f"weights: download route, {_model_at(settings)} fetched by the engine"
-        )
+            return WeightsPlan("baked", settings, served, f"weights: baked in the image at {settings.model}")
+        return WeightsPlan("download", settings, served, download)
     root = settings.hf_hub_cache or DEFAULT_HUB_CACHE
     started = clock()
     found = look_up(root, settings.model, settings.model_revision, settings.model_cache_files)
@@ -170,13 +169,7 @@ def plan_weights(settings: Settings, clock: Callable[[], float] = time.monotonic
         f"warning: the cached model {_model_at(settings)} cannot be used: {found.missing}; downloading it "
         "instead (slower, billed cold start; MODEL_CACHE_FALLBACK=false makes this a startup failure)"
     )
-    return WeightsPlan(
-        "download",
-        settings,
-        served,
-        f"weights: download route, {_model_at(settings)} fetched by the engine",
-        warning=warning,
-    )
+    return WeightsPlan("download", settings, served, download, warning=warning)
 
 
 def _model_at(settings: Settings) -> str:
