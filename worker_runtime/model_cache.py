@@ -14,6 +14,7 @@ Pure apart from reading the cache tree; standard library only.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import re
 import time
@@ -116,6 +117,21 @@ def missing_patterns(files: list[str], patterns: tuple[str, ...]) -> list[str]:
     return [p for p in wanted if not any(fnmatch(f, p) or fnmatch(f.rsplit("/", 1)[-1], p) for f in files)]
 
 
+def missing_shards(path: str, files: list[str]) -> list[str]:
+    """Weight files a checkpoint index (``*.index.json``: its ``weight_map``) names but the snapshot lacks."""
+    named: set[str] = set()
+    for index in (f for f in files if f.endswith(".index.json")):
+        try:
+            with open(os.path.join(path, index), encoding="utf-8") as f:
+                weight_map = json.load(f).get("weight_map") or {}
+        except (OSError, ValueError, AttributeError):
+            return [index]  # an index that cannot be read: the snapshot is not usable as it is
+        folder = os.path.dirname(index)
+        named.update(os.path.join(folder, v).replace(os.sep, "/") for v in weight_map.values())
+    have = set(files)
+    return sorted(n for n in named if n not in have)
+
+
 def look_up(root: str, model_id: str, revision: str | None, patterns: tuple[str, ...]) -> Lookup:
     """The snapshot of ``model_id`` at ``revision`` under ``root`` if it holds every pattern."""
     revision = revision or DEFAULT_REVISION
@@ -128,9 +144,13 @@ def look_up(root: str, model_id: str, revision: str | None, patterns: tuple[str,
     path = os.path.join(repo_dir, "snapshots", commit)
     if not os.path.isdir(path):
         return Lookup(missing=f"no snapshot {commit} in {os.path.join(repo_dir, 'snapshots')}")
-    left_out = missing_patterns(snapshot_files(path), patterns)
+    files = snapshot_files(path)
+    left_out = missing_patterns(files, patterns)
     if left_out:
         return Lookup(missing=f"snapshot {path} has no file matching {', '.join(left_out)}")
+    shards = missing_shards(path, files)
+    if shards:
+        return Lookup(missing=f"snapshot {path} lacks {', '.join(shards)} (named by its weights index)")
     return Lookup(path=path, commit=commit)
 
 

@@ -4,6 +4,7 @@ cache is missing or incomplete."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -157,3 +158,15 @@ def test_worker_without_the_cache_and_no_fallback_stops(tmp_path: Path, local_ru
     assert rt.wait_exit() == 1
     assert "MODEL_CACHE_FALLBACK=false forbids downloading it" in rt.output
     assert "Starting FastDeploy" not in rt.output and "Traceback" not in rt.output
+
+
+def test_a_shard_named_by_the_weights_index_must_be_there(tmp_path: Path) -> None:
+    snap = cache_tree(tmp_path, "models--Org-A--Model-B")
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    (snap / "model.safetensors.index.json").write_text(json.dumps(index))
+    (snap / "model-00001-of-00002.safetensors").write_text("weights")
+    plan = plan_weights(cached_settings(tmp_path))
+    assert plan.route == "download"
+    assert "lacks model-00002-of-00002.safetensors (named by its weights index)" in (plan.warning or "")
+    (snap / "model-00002-of-00002.safetensors").write_text("weights")
+    assert plan_weights(cached_settings(tmp_path)).route == "cached"
