@@ -20,6 +20,7 @@ from builder.deploy.api import Client
 from builder.deploy.apply import RegistryCredentials, deploy
 from builder.deploy.calling import print_calling, served_model
 from builder.deploy.credentials import CredentialsError, api_key, job_base, management_base
+from builder.deploy.model_cache import model_reference, print_cache_step
 from builder.deploy.overrides import parse_overrides
 from builder.deploy.plan import EndpointOptions
 from builder.deploy.redact import Redactor
@@ -163,6 +164,7 @@ def run(args: argparse.Namespace) -> int:
         redactor=redactor, base_url=management_base(),
     )  # fmt: skip
     endpoint_id = outcome.endpoint_id or "<endpoint id>"
+    print_cache_step(model_reference(resolved, env), opts.name, endpoint_id, print)
     base = f"{job_base()}/{endpoint_id}"
     model = served_model(resolved, env)
     print_calling(endpoint_id, base, model, print)
