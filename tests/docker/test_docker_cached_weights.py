@@ -27,16 +27,15 @@ BRANCH = "i17cached"  # names what this module leaves in the shared Docker engin
 def cached_image(docker_client, standin_base, wheelhouse, registry, tmp_path_factory):
     out_dir = tmp_path_factory.mktemp("render-cached")
     tag = f"{BRANCH}-{uuid.uuid4().hex[:8]}"
-    result = dockerlab.run_build(
-        [
-            "--variant", VARIANT,
-            "--base-image", standin_base,
-            "--wheelhouse", str(wheelhouse),
-            "--out", str(out_dir),
-            "--registry", f"{registry.address}/{BRANCH}",
-            "--tag", tag,
-        ]  # fmt: skip
-    )
+    args = [
+        "--variant", VARIANT,
+        "--base-image", standin_base,
+        "--wheelhouse", str(wheelhouse),
+        "--out", str(out_dir),
+        "--registry", f"{registry.address}/{BRANCH}",
+        "--tag", tag,
+    ]  # fmt: skip
+    result = dockerlab.run_build(args)
     tags = dockerlab.tags_from_output(result.stdout)
     try:
         assert result.returncode == 0 and tags, result.stdout[-6000:]
