@@ -176,6 +176,8 @@ def plan_weights(settings: Settings, clock: Callable[[], float] = time.monotonic
     if found.path is not None:
         engine = dataclasses.replace(settings, model=found.path, model_source="local", model_revision=None)
         detail = f"weights: cached route, {_model_at(settings)} from the model cache at {found.path}"
+        # Without SERVED_MODEL_NAME (releases before 2.2 lack the flag) the engine answers to its path.
+        served = settings.served_model_name or found.path
         return WeightsPlan("cached", engine, served, detail, lookup_seconds=took)
     if not settings.model_cache_fallback:
         raise CacheUnavailable(

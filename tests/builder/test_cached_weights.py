@@ -64,3 +64,9 @@ def test_bake_keeps_deciding_without_weights(write_variant, lines, mode):
     path = write_variant("w", MINIMAL_VARIANT.replace("{name}", "w") + lines)
     resolved = prepare(path, load_compat()).resolved
     assert resolved.weights == mode and resolved.bake == (mode == "baked")
+
+
+def test_cached_needs_a_release_that_keeps_the_served_name(refused):
+    text = CACHED + f"  revision: {COMMIT}\nengine:\n  fastdeploy: 2.1.0\n  cuda: '12.6'\n"
+    fragments = ["engine.fastdeploy", "'2.1.0'", "needs a release with --served-model-name"]
+    refused("cached-on-2-1", text, fragments)

@@ -170,3 +170,9 @@ def test_a_shard_named_by_the_weights_index_must_be_there(tmp_path: Path) -> Non
     assert "lacks model-00002-of-00002.safetensors (named by its weights index)" in (plan.warning or "")
     (snap / "model-00002-of-00002.safetensors").write_text("weights")
     assert plan_weights(cached_settings(tmp_path)).route == "cached"
+
+
+def test_without_a_served_name_the_runtime_names_what_the_engine_answers_to(tmp_path: Path) -> None:
+    snap = cache_tree(tmp_path, "models--Org-A--Model-B")
+    plan = plan_weights(cached_settings(tmp_path, SERVED_MODEL_NAME=""))
+    assert plan.route == "cached" and plan.served_name == str(snap)

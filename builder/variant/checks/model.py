@@ -65,7 +65,7 @@ def weights_and_bake_agree(ctx: Context) -> None:
         )
 
 
-@check("model.weights", "model.bake", "model.source", "model.revision")
+@check("model.weights", "model.bake", "model.source", "model.revision", "engine.fastdeploy")
 def cached_weights_are_a_pinned_huggingface_commit(ctx: Context) -> None:
     """RunPod caches Hugging Face repositories only, and its cache holds one snapshot per commit: a cached
     variant names the commit (a branch would move away from the snapshot the endpoint cached)."""
@@ -86,5 +86,13 @@ def cached_weights_are_a_pinned_huggingface_commit(ctx: Context) -> None:
             "weights: cached needs the full 40-character commit id of the repository (the cached snapshot "
             "is named by it; `python -m builder.tools.pin_revisions` finds it)",
             model.revision,
+            suggest=False,
+        )
+    if ctx.release_ok and "--served-model-name" not in ctx.compat.flag_spellings(ctx.release):
+        ctx.add(
+            ("engine", "fastdeploy"),
+            "weights: cached needs a release with --served-model-name (2.2.0 or later): the engine starts "
+            "on the snapshot's path and must still answer to the repository id clients send",
+            ctx.release,
             suggest=False,
         )
