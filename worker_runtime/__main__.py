@@ -19,6 +19,7 @@ import time
 from collections.abc import Callable, Mapping
 
 from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
+from worker_runtime.model_cache import CacheUnavailable, plan_weights
 from worker_runtime.ports import free_ports
 from worker_runtime.settings import Settings, SettingsError, load_flag_table, load_settings
 from worker_runtime.supervisor import DEFAULT_LOG_DIR, EngineStartError, Supervisor, log_tail, shm_warning
@@ -105,8 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     warning = shm_warning()
     if warning:
         print(warning, flush=True)
+    try:
+        weights = plan_weights(settings)
+    except CacheUnavailable as exc:
+        print(exc, flush=True)
+        return 1
+    for line in (weights.warning, weights.detail):
+        if line:
+            print(line, flush=True)
 
-    supervisor = start_engine(settings, own_ports(args, rest))
+    supervisor = start_engine(weights.settings, own_ports(args, rest))
     atexit.register(supervisor.stop)
 
     main_pid = os.getpid()
@@ -133,6 +142,7 @@ def main(argv: list[str] | None = None) -> int:
         supervisor.stop()
         return 1
     print(f"FastDeploy ready after {took:.1f} s", flush=True)
+    print(weights.ready_line(took), flush=True)
 
     # Imported only now: the engine starts while these load, and settings errors need neither.
     from worker_runtime.engine_client import EngineClient
@@ -140,7 +150,7 @@ def main(argv: list[str] | None = None) -> int:
 
     runtime = Runtime(
         EngineClient(supervisor.health_url.rsplit("/", 1)[0], settings.request_timeout),
-        settings.served_model_name or settings.model,
+        weights.served_name,
         settings.max_concurrency,
         supervisor,
         logprobs=bool(settings.logprobs),

@@ -168,6 +168,35 @@ SETTINGS: tuple[Setting, ...] = (
         engine_env="FD_MODEL_CACHE",
         advanced=True,
     ),
+    # RunPod's model cache (serverless/endpoints/model-caching.mdx): the endpoint names a Hugging Face
+    # model, its snapshot is mounted under HF_HUB_CACHE's default below (worker_runtime.model_cache).
+    Setting(
+        "MODEL_CACHED",
+        "bool",
+        "Start from the endpoint's cached model (the Hugging Face cache in HF_HUB_CACHE), not a download.",
+        default=False,
+        in_hub=False,
+    ),
+    Setting(
+        "MODEL_CACHE_FILES",
+        "args",
+        "Glob patterns a cached snapshot must match, each at least one file (config.json always).",
+        default="",
+        in_hub=False,
+    ),
+    Setting(
+        "MODEL_CACHE_FALLBACK",
+        "bool",
+        "When the cached model is missing or incomplete, download it (true) or fail at start (false).",
+        default=True,
+        advanced=True,
+    ),
+    Setting(
+        "HF_HUB_CACHE",
+        "str",
+        "Hugging Face cache searched for a cached model; unset: /runpod-volume/huggingface-cache/hub.",
+        in_hub=False,
+    ),
     Setting(
         "LOGPROBS",
         "bool",
@@ -280,6 +309,10 @@ class Settings:
     limit_mm_per_prompt: dict[str, Any] | None = None
     model_source: str | None = None
     model_cache_dir: str | None = None
+    model_cached: bool = False
+    model_cache_files: tuple[str, ...] = ()
+    model_cache_fallback: bool = True
+    hf_hub_cache: str | None = None
     logprobs: bool | None = None
     stop_on_disconnect: bool = True
     engine_args: tuple[str, ...] = ()

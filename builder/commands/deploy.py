@@ -20,6 +20,7 @@ from builder.deploy.api import Client
 from builder.deploy.apply import RegistryCredentials, deploy
 from builder.deploy.calling import health_path, print_calling, print_lb_calling, served_model
 from builder.deploy.credentials import CredentialsError, api_key, job_base, lb_base, management_base
+from builder.deploy.model_cache import model_reference, print_cache_step
 from builder.deploy.overrides import LB_ENDPOINT_SETTINGS, OverrideError, parse_overrides
 from builder.deploy.plan import ENDPOINT_KINDS, EndpointOptions, lb_ports, pinned_health_port
 from builder.deploy.redact import Redactor
@@ -232,6 +233,7 @@ def run(args: argparse.Namespace) -> int:
         redactor=redactor, base_url=management_base(),
     )  # fmt: skip
     endpoint_id = outcome.endpoint_id or "<endpoint id>"
+    print_cache_step(model_reference(resolved, env), opts.name, endpoint_id, print)
     base = f"{job_base()}/{endpoint_id}"
     model = served_model(resolved, env)
     if opts.kind == "LOAD_BALANCER":

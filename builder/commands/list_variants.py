@@ -9,7 +9,7 @@ from builder.commands.common import add_selection, add_verb, prepare_each, repor
 
 NAME = "list"
 HELP = "table of the variants: model, quantization, TP, release, CUDA, disk, GPU pools"
-COLUMNS = ("name", "model", "quantization", "tp", "fastdeploy", "cuda", "bake", "disk_gb", "gpus")
+COLUMNS = ("name", "model", "quantization", "tp", "fastdeploy", "cuda", "weights", "disk_gb", "gpus")
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
                 "gpus": ",".join(r.gpu_ids),
                 "fastdeploy": r.release,
                 "cuda": r.cuda,
-                "bake": r.bake,
+                "weights": r.weights,
                 "disk_gb": r.container_disk_gb,
             }
         )

@@ -213,6 +213,11 @@ class Compat:
         """Share of the container disk that must stay free for the RunPod SDK's host check."""
         return self.releases_file.min_free_disk_fraction
 
+    @staticmethod
+    def disk_weights_gb(weights_gb: float, weights_mode: str) -> float:
+        """Weights on the container disk: none when RunPod's model cache holds them (mounted, not copied)."""
+        return 0.0 if weights_mode == "cached" else weights_gb
+
     def needed_disk_gb(self, weights_gb: float) -> int:
         """Container disk for weights plus the image headroom, with the SDK's free share left over."""
         used = weights_gb * self.releases_file.disk_weights_factor + self.headroom_gb

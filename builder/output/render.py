@@ -20,7 +20,7 @@ from builder.errors import BuilderError
 from builder.output.hub import check_hub_json, check_tests_json, hub_json, runtime_problems, tests_json
 from builder.paths import RUNTIME_DIR, TEMPLATES_DIR
 from builder.variant.models import CONTROL_CHARS
-from builder.variant.resolve import Resolved
+from builder.variant.resolve import CACHED_ONLY, Resolved
 from builder.variant.settings_spec import BY_ENV, FIXED_BY_LISTING, in_settings_order
 
 PLACEHOLDER_MARK = "<!-- build-context placeholder -->"
@@ -120,7 +120,7 @@ def context(resolved: Resolved, compat: Compat) -> dict[str, Any]:
     image_env = {k: v for k, v in env.items() if k != "FASTDEPLOY_VERSION"}
     settings_rows = []
     for setting in BY_ENV.values():
-        if not setting.in_hub:
+        if not setting.in_hub or (setting.env in CACHED_ONLY and resolved.weights != "cached"):
             continue
         value = env.get(setting.env)
         if value is None and setting.default not in (None, ""):

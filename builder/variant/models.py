@@ -55,10 +55,18 @@ class ModelSource(_Strict):
         True,
         description="Bake the weights into the image at /models/<variant name> (else download at start).",
     )
+    weights: Literal["baked", "download", "cached"] | None = Field(
+        None,
+        description="Where a worker gets the weights: baked (in the image at /models/<variant name>), "
+        "download (at start), or cached (RunPod's model cache: the endpoint names the model, workers read "
+        "its Hugging Face snapshot; needs source huggingface and a commit id as revision). Unset: bake "
+        "decides.",
+    )
     allow_patterns: list[Text] = Field(
         default_factory=list,
         description="Glob patterns of repository files to download (empty: every file); they must let "
-        "through every file FastDeploy reads (config, tokenizer, chat_template.jinja).",
+        "through every file FastDeploy reads (config, tokenizer, chat_template.jinja). With weights: "
+        "cached, each must match a file of the cached snapshot, else the worker falls back to a download.",
     )
     gated: bool = Field(
         False,
@@ -73,6 +81,11 @@ class ModelSource(_Strict):
     served_name: Text | None = Field(
         None, description="Name clients send as `model` (SERVED_MODEL_NAME); default: the model id."
     )
+
+    @property
+    def weights_mode(self) -> str:
+        """The weights route: ``weights`` when set, else ``bake`` (true: baked, false: download)."""
+        return self.weights or ("baked" if self.bake else "download")
 
 
 class Engine(_Strict):

@@ -23,6 +23,8 @@ from worker_runtime.release import parser_spelling
 
 MODELS_ROOT = "/models"
 DEPS_DIR = "/opt/worker/deps"
+# Settings offered (hub.json) only by variants whose weights come from RunPod's model cache.
+CACHED_ONLY = ("MODEL_CACHE_FALLBACK",)
 
 
 @dataclass(frozen=True)
@@ -43,6 +45,7 @@ class Resolved:
     model_source: str
     revision: str | None
     bake: bool
+    weights: str  # "baked" | "download" | "cached"
     gated: bool
     allow_patterns: list[str]
     model_dir: str | None
@@ -116,17 +119,21 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         }
 
     size = compat.weights_gb(model.id, model.weights_gb) or 0.0
-    model_dir = f"{MODELS_ROOT}/{variant.name}" if model.bake else None
+    mode = model.weights_mode
+    model_dir = f"{MODELS_ROOT}/{variant.name}" if mode == "baked" else None
     flags = compat.flag_spellings(eng.fastdeploy)
 
     values: dict[str, Any] = {
         "MODEL": model_dir or model.id,
-        "MODEL_REVISION": None if model.bake else model.revision,
+        "MODEL_REVISION": None if model_dir else model.revision,
         "SERVED_MODEL_NAME": model.served_name or (model.id if model.source != "local" else None),
-        "MODEL_SOURCE": None if model.bake else model.source,
+        "MODEL_SOURCE": None if model_dir else model.source,
         # Baked for both kinds: the image says which endpoint it serves (hub.json fixes it, see hub.py).
         "ENDPOINT_TYPE": variant.endpoint.type,
     }
+    if mode == "cached":  # the runtime looks for this snapshot first (worker_runtime.model_cache)
+        values["MODEL_CACHED"] = True
+        values["MODEL_CACHE_FILES"] = list(model.allow_patterns) or None
     if "--served-model-name" not in flags and model.served_name is None:
         values["SERVED_MODEL_NAME"] = None
     for fname, env in ENGINE_FIELDS.items():
@@ -141,10 +148,14 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
     settings = {s.env: values[s.env] for s in BY_ENV.values() if values.get(s.env) is not None}
 
     count = hub.gpu_count or eng.tensor_parallel_size
-    disk = hub.container_disk_gb or compat.needed_disk_gb(size)
+    disk = hub.container_disk_gb or compat.needed_disk_gb(compat.disk_weights_gb(size, mode))
     cudas = hub.allowed_cuda_versions or compat.host_cuda_versions(eng.cuda)
     exposed = (
-        offerable_settings(compat.engine_release(eng.fastdeploy), eng.fastdeploy)
+        [
+            env
+            for env in offerable_settings(compat.engine_release(eng.fastdeploy), eng.fastdeploy)
+            if mode == "cached" or env not in CACHED_ONLY
+        ]
         if hub.expose is None
         else list(hub.expose)
     )
@@ -174,7 +185,8 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         model_id=model.id,
         model_source=model.source,
         revision=model.revision,
-        bake=model.bake,
+        bake=mode == "baked",
+        weights=mode,
         gated=model.gated,
         allow_patterns=list(model.allow_patterns),
         model_dir=model_dir,

@@ -18,7 +18,7 @@ from builder.paths import VARIANTS_DIR
 from builder.variant.pipeline import prepare
 
 GOLDEN_DIR = Path(__file__).resolve().parent / "golden"
-GOLDEN_VARIANTS = ("ernie-0.3b", "ernie-0.3b-lb", "ernie-21b-a3b-thinking")
+GOLDEN_VARIANTS = ("ernie-0.3b", "ernie-0.3b-lb", "ernie-21b-a3b-thinking", "qwen3-8b-cached")
 
 
 def golden_files(name: str) -> dict[str, bytes]:

@@ -40,6 +40,7 @@ def test_shipped_variants():
         "ernie-300b-a47b-wint4-tp4",
         "ernie-vl-28b-a3b-wint4",
         "qwen3-8b",
+        "qwen3-8b-cached",
     }
 
 

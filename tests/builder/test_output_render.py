@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import shutil
 import subprocess
 
@@ -16,6 +17,7 @@ from builder.compat import load_compat
 from builder.output.render import RenderError, copied_files, dockerfile_quote, render_files
 from builder.variant.loader import variant_files
 from builder.variant.pipeline import prepare
+from builder.variant.resolve import CACHED_ONLY
 from tests.builder.helpers import MINIMAL_VARIANT, ROOT
 from tests.builder.regen_golden import GOLDEN_DIR, GOLDEN_VARIANTS, golden_files
 from worker_runtime.settings import SETTINGS
@@ -145,16 +147,19 @@ def test_dockerfile_layout(rendered):
     for name, files in rendered.items():
         body = files["Dockerfile"].decode()
         assert "None" not in body, name
-        assert "TOKEN" not in body.upper(), name
+        # No token of any kind (HF_TOKEN, ARG TOKEN, ...); tokenizer file names are not tokens.
+        assert not re.search("TOKEN(?!IZER)", body.upper()), name
         assert "ARG BASE_IMAGE=" in body
 
 
 def test_hub_env_inputs_are_the_runtime_settings(rendered):
-    offered = [s.env for s in SETTINGS if s.in_hub]
     by_env = {s.env: s for s in SETTINGS}
     for name, files in rendered.items():
         hub = json.loads(files[".runpod/hub.json"])
         env = hub["config"]["env"]
+        # The model cache's settings only where the weights come from it.
+        cached = "MODEL_CACHED" in files["Dockerfile"].decode()
+        offered = [s.env for s in SETTINGS if s.in_hub and (cached or s.env not in CACHED_ONLY)]
         assert [e["key"] for e in env] == offered, name
         for entry in env:
             if entry["key"] == "ENDPOINT_TYPE":  # fixed by the listing: a value, not an input
@@ -223,8 +228,11 @@ def test_readme_lists_settings_and_both_request_formats(rendered):
     text = rendered["ernie-0.3b"]["README.md"].decode()
     assert "openai_route" in text and '"messages"' in text and "from openai import OpenAI" in text
     for setting in SETTINGS:
-        if setting.in_hub:
+        if setting.in_hub and setting.env not in CACHED_ONLY:
             assert f"`{setting.env}`" in text
+    # The model cache's fallback switch: only in the README of a variant whose weights are cached.
+    assert "`MODEL_CACHE_FALLBACK`" not in text
+    assert "`MODEL_CACHE_FALLBACK`" in rendered["qwen3-8b-cached"]["README.md"].decode()
 
 
 @pytest.mark.parametrize("value", ["a\nRUN x", "a\rb", "tab\there", "nul\x00"])

@@ -310,7 +310,8 @@ def test_shipped_download_patterns_cover_every_file_fastdeploy_reads():
         model = prepare(path, compat).variant.model
         names = compat.model_files(model.id)
         assert "chat_template.jinja" in names and "config.json" in names
-        for name in names if model.allow_patterns else []:
+        # Cached weights: RunPod caches every file; their patterns say what the snapshot must hold.
+        for name in names if model.allow_patterns and model.weights_mode != "cached" else []:
             assert any(fnmatch(name, p) for p in model.allow_patterns), (path.name, name)
 
 

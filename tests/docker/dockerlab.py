@@ -603,12 +603,25 @@ def digests_from_output(output: str) -> dict[str, str]:
 WORKER_PORT = 8000
 
 
-def start_worker(client, image: str, *, shm_size: str | None = "1g", environment: dict | None = None):
-    """Run IMAGE with ``--local --port 8000 --host 0.0.0.0``, published on 127.0.0.1; (container, port)."""
+def start_worker(
+    client,
+    image: str,
+    *,
+    shm_size: str | None = "1g",
+    environment: dict | None = None,
+    volumes: dict | None = None,
+    name: str | None = None,
+):
+    """Run IMAGE with ``--local --port 8000 --host 0.0.0.0``, published on 127.0.0.1; (container, port).
+    ``volumes`` as the Docker SDK takes them ({host path: {"bind": path, "mode": "ro"}})."""
     port = free_port()
-    kwargs = {}
+    kwargs: dict = {}
     if shm_size:
         kwargs["shm_size"] = shm_size
+    if volumes:
+        kwargs["volumes"] = volumes
+    if name:
+        kwargs["name"] = name
     container = client.containers.run(
         image,
         command=["--local", "--port", str(WORKER_PORT), "--host", "0.0.0.0"],

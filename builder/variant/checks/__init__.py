@@ -5,7 +5,8 @@ check whose fields failed to parse is skipped: see ``builder.variant.parse``).
 The checks, in the order their errors are reported: ``model`` (name, baking), ``release`` (release,
 install route, CUDA, the release's lists and flags, extra engine arguments), ``settings`` (engine.settings,
 engine.env), ``pools`` (pools, GPU count), ``sizing`` (memory, disk, context length), ``archs`` (GPU
-architectures of quantization kernels and release builds), ``hub`` (offered settings and presets).
+architectures of quantization kernels and release builds), ``hub`` (offered settings and presets), then
+``model`` again (baking a local path, weights and bake agreeing, cached weights pinned).
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ CHECKS: tuple[Check, ...] = (
     *archs.CHECKS,
     *hub.CHECKS,
     model.bake_needs_a_download,
+    model.weights_and_bake_agree,
+    model.cached_weights_are_a_pinned_huggingface_commit,
 )
 
 

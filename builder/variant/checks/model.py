@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from fnmatch import fnmatch
 
 from builder.variant.checks.context import Context, check
 from worker_runtime.release import spelling
+
+# A Hugging Face commit id, as the cache names its snapshot folders.
+COMMIT = re.compile(r"^[0-9a-f]{40}$")
 
 
 @check("name")
@@ -16,12 +20,12 @@ def name_matches_file(ctx: Context) -> None:
         ctx.add(("name",), f"must match the file name ({stem!r})", ctx.variant.name, [stem])
 
 
-@check("model.id", "model.allow_patterns")
+@check("model.id", "model.allow_patterns", "model.weights", "model.bake")
 def download_keeps_what_fastdeploy_reads(ctx: Context) -> None:
     """model.allow_patterns let through every file FastDeploy reads from the model folder."""
     patterns = ctx.variant.model.allow_patterns
-    if not patterns:
-        return  # every file is downloaded
+    if not patterns or ctx.variant.model.weights_mode == "cached":
+        return  # every file is downloaded; or cached: RunPod caches every file, the patterns are checks
     left_out = [
         name
         for name in ctx.compat.model_files(ctx.variant.model.id)
@@ -37,10 +41,10 @@ def download_keeps_what_fastdeploy_reads(ctx: Context) -> None:
         )
 
 
-@check("model.bake", "model.source")
+@check("model.bake", "model.weights", "model.source")
 def bake_needs_a_download(ctx: Context) -> None:
     """Baked weights are downloaded at build time: a local path cannot be."""
-    if ctx.variant.model.bake and ctx.variant.model.source == "local":
+    if ctx.variant.model.weights_mode == "baked" and ctx.variant.model.source == "local":
         ctx.add(
             ("model", "bake"),
             "cannot bake a local path: set bake: false (the path is read when the worker starts)",
@@ -84,3 +88,49 @@ def loader_reads_the_weights_format(ctx: Context) -> None:
         suggest=False,
         show_value=chosen is not None,
     )
+
+
+@check("model.bake", "model.weights")
+def weights_and_bake_agree(ctx: Context) -> None:
+    """model.weights replaces model.bake: a variant giving both says the same in each."""
+    model = ctx.variant.model
+    if model.weights and "bake" in model.model_fields_set and model.bake != (model.weights == "baked"):
+        ctx.add(
+            ("model", "bake"),
+            f"contradicts weights: {model.weights}; drop bake (weights replaces it) or make them agree",
+            model.bake,
+            suggest=False,
+        )
+
+
+@check("model.weights", "model.bake", "model.source", "model.revision", "engine.fastdeploy")
+def cached_weights_are_a_pinned_huggingface_commit(ctx: Context) -> None:
+    """RunPod caches Hugging Face repositories only, and its cache holds one snapshot per commit: a cached
+    variant names the commit (a branch would move away from the snapshot the endpoint cached)."""
+    model = ctx.variant.model
+    if model.weights_mode != "cached":
+        return
+    if model.source != "huggingface":
+        ctx.add(
+            ("model", "source"),
+            "weights: cached needs source: huggingface (RunPod's model cache holds Hugging Face "
+            "repositories only)",
+            model.source,
+            ["huggingface"],
+        )
+    if model.revision is None or not COMMIT.match(model.revision):
+        ctx.add(
+            ("model", "revision"),
+            "weights: cached needs the full 40-character commit id of the repository (the cached snapshot "
+            "is named by it; `python -m builder.tools.pin_revisions` finds it)",
+            model.revision,
+            suggest=False,
+        )
+    if ctx.release_ok and "--served-model-name" not in ctx.compat.flag_spellings(ctx.release):
+        ctx.add(
+            ("engine", "fastdeploy"),
+            "weights: cached needs a release with --served-model-name (2.2.0 or later): the engine starts "
+            "on the snapshot's path and must still answer to the repository id clients send",
+            ctx.release,
+            suggest=False,
+        )

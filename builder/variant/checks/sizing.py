@@ -49,15 +49,19 @@ def memory(ctx: Context) -> None:
             )
 
 
-@check(*MODEL, "model.bake", "hub.container_disk_gb")
+@check(*MODEL, "model.bake", "model.weights", "hub.container_disk_gb")
 def disk(ctx: Context) -> None:
-    """A container disk the variant sets holds the weights plus the image headroom, 10% left free."""
-    size, disk_gb = ctx.weights_gb, ctx.variant.hub.container_disk_gb
+    """A container disk the variant sets holds the weights (none when cached) plus the image headroom,
+    10% left free."""
+    size, disk_gb, mode = ctx.weights_gb, ctx.variant.hub.container_disk_gb, ctx.variant.model.weights_mode
     if size is None or disk_gb is None:
         return
+    size = ctx.compat.disk_weights_gb(size, mode)
     needed = ctx.compat.needed_disk_gb(size)
     if disk_gb < needed:
-        what = "baked weights" if ctx.variant.model.bake else "downloaded weights"
+        what = {"baked": "baked weights", "download": "downloaded weights"}.get(
+            mode, "cached weights, kept off this disk by RunPod's model cache,"
+        )
         ctx.add(
             ("hub", "container_disk_gb"),
             f"is too small for the {what} ({size:g} GB) plus {ctx.compat.headroom_gb:g} GB image "
