@@ -17,7 +17,7 @@ REFERENCE = "https://huggingface.co/Qwen/Qwen3-8B:b968826d9c46dd6066d109eabc6255
 
 
 def deploy(*extra: str, variant: str = VARIANT):
-    return cli("deploy", "--variant", variant, "--image", IMAGE, *extra)
+    return cli("deploy", "--variant", variant, "--image", IMAGE, "--no-image-check", *extra)
 
 
 def step_lines(out: str) -> list[str]:
@@ -55,9 +55,13 @@ def test_dry_run_prints_the_step_without_an_endpoint_id_or_a_request(fake_api, a
 
 
 def test_env_overrides_of_model_and_revision_follow_into_the_reference(fake_api):
-    ran = deploy("--dry-run", "--env", "MODEL_REVISION=refs-pr-1", "--env", "MODEL=Qwen/Qwen3-8B-Base")
+    commit = "0123456789abcdef0123456789abcdef01234567"
+    ran = deploy("--dry-run", "--env", f"MODEL_REVISION={commit}", "--env", "MODEL=Qwen/Qwen3-0.6B")
     assert ran.code == 0, ran.text
-    assert "Model: https://huggingface.co/Qwen/Qwen3-8B-Base:refs-pr-1" in ran.out
+    assert f"Model: https://huggingface.co/Qwen/Qwen3-0.6B:{commit}" in ran.out
+    # The overrides go through the variant's checks: a branch is no cached snapshot.
+    branch = deploy("--dry-run", "--env", "MODEL_REVISION=refs-pr-1")
+    assert branch.code == 2 and "--env MODEL_REVISION=refs-pr-1" in branch.err
 
 
 def test_other_variants_print_no_step(fake_api):
