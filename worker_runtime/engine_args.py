@@ -98,6 +98,8 @@ def engine_env(
         env["FD_DISABLE_CHUNKED_PREFILL"] = "1"
     # Without it FastDeploy keeps generating for a client that left (a cancelled or timed-out job).
     env["FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE"] = "1" if settings.stop_on_disconnect else "0"
+    # Nothing leaves the container unasked: FastDeploy's usage report is off unless the setting allows it.
+    env["DO_NOT_TRACK"] = "0" if settings.fastdeploy_usage_stats else "1"
     if settings.worker_deps_dir and "PYTHONPATH" in env:
         deps = os.path.normpath(settings.worker_deps_dir)
         kept = [p for p in env["PYTHONPATH"].split(path_sep) if p and os.path.normpath(p) != deps]

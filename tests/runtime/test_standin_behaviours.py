@@ -40,8 +40,9 @@ class StandIn:
             PYTHONPATH=os.pathsep.join([str(REPO), str(STANDIN)]),
             FD_LOG_DIR=str(self.log_dir),
             FD_STANDIN_LOAD_DELAY="0",
-            **env,
+            DO_NOT_TRACK="1",  # as the runtime starts it: no usage report to FastDeploy's server
         )
+        full_env.update(env)
         argv = [sys.executable, "-m", "fastdeploy.entrypoints.openai.api_server", "--model", "m"]
         argv += ["--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", "1024", *flags]
         self.proc = subprocess.Popen(

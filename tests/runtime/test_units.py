@@ -359,6 +359,7 @@ def test_standin_reads_the_runtimes_own_flag_table(tmp_path) -> None:
         "FD_LOG_DIR": str(tmp_path / "log"),
         "FD_STANDIN_CRASH_AT_START": "5",
         "FD_STANDIN_LOAD_DELAY": "0",
+        "DO_NOT_TRACK": "1",
     }
     argv = [sys.executable, "-m", "fastdeploy.entrypoints.openai.api_server", "--model", "m"]
     out = subprocess.run([*argv, "--only-here", "3"], env=env, capture_output=True, text=True, timeout=30)

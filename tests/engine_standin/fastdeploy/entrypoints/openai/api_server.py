@@ -28,6 +28,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastdeploy.usage.usage_lib import WAIT as USAGE_WAIT
+from fastdeploy.usage.usage_lib import report_usage_stats
+
 SRC = "release/2.5 474174bb"  # the FastDeploy source every citation below refers to
 # gunicorn's default keepalive (api_server.py L716-725 sets none; UvicornWorker passes it to uvicorn as
 # timeout_keep_alive): an idle keep-alive connection is closed 2 s after its last response.
@@ -1133,6 +1136,8 @@ def main(argv: list[str] | None = None) -> int:
     # Workers start while the model loads; SIGTERM now kills the server with Python's default action,
     # so nothing cleans them up (the port opens only after loading: api_server.py L895-913).
     gpu = start_gpu_worker(logs.dir)
+    # The first GPU worker reports usage while it initialises its device (worker/gpu_worker.py L83-84).
+    report = report_usage_stats(vars(args), release)
     crash = os.environ.get("FD_STANDIN_CRASH_AT_START", "")
     if crash.strip():
         time.sleep(env_float("FD_STANDIN_LOAD_DELAY", 0.1))
@@ -1148,6 +1153,8 @@ def main(argv: list[str] | None = None) -> int:
         print("Failed to launch worker processes, check log/workerlog.* for details.", file=sys.stderr)
         return int(crash)
     time.sleep(env_float("FD_STANDIN_LOAD_DELAY", 0.1))
+    if report is not None:
+        report.join(USAGE_WAIT)  # its one attempt is over before the port opens (see usage_lib)
     logs.write("workerlog.0", "INFO model loaded, KV cache profiled")
     app = StandIn(args, release, logs)
     try:
