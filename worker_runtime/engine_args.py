@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker_runtime.catalog import SETTINGS, Settings
-from worker_runtime.release import spelling
+from worker_runtime.release import pinned_flags, spelling
 
 API_SERVER_MODULE = "fastdeploy.entrypoints.openai.api_server"
 ENGINE_HOST = "127.0.0.1"
@@ -61,6 +61,7 @@ def engine_argv(settings: Settings, release: Mapping[str, Any], ports: EnginePor
             continue  # metrics are served on --port: no second listener (it would bind 0.0.0.0)
         if flag in release["flags"]:
             argv += [flag, str(port)]
+    argv += pinned_flags(release)
     for setting in SETTINGS:
         if setting.flag is None or setting.flag == "--model":
             continue
