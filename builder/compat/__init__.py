@@ -66,7 +66,7 @@ class Compat:
 
     # --- releases ----------------------------------------------------------------------------------
     def release_names(self) -> list[str]:
-        """Releases a variant can name: published, with build data here and a flag table (engine_flags.json)."""
+        """Releases a variant can name: published, with build data and a flag table (engine_flags.json)."""
         published = {n for n, r in self.releases_file.releases.items() if r.published}
         return sorted(published & set(self.engine), key=version_key)
 
