@@ -30,6 +30,12 @@ def finishes(chunks: list[Any]) -> dict[int, list[Any]]:
     return out
 
 
+def merged(chunks: list[Any]) -> bool:
+    """Every chunk lists each choice index once: the engine's several-tokens chunks were merged."""
+    indexes = [[c["index"] for c in chunk.get("choices") or []] for chunk in chunks]
+    return all(len(set(i)) == len(i) for i in indexes) and any(indexes)
+
+
 def output_of(rt: RuntimeProcess, job_id: str) -> list[Any]:
     result: dict[str, Any] = {}
 
@@ -56,6 +62,7 @@ def test_abort_passes_through_a_native_stream_and_its_merged_chunks(local_runtim
     )
     urllib.request.urlopen(request, timeout=WAIT).close()
     chunks = output_of(rt, job["id"])
+    assert merged(chunks)
     (reasons,) = finishes(chunks).values()
     assert reasons[-1] == "abort" and set(reasons[:-1]) == {None}
     usage = next(c["usage"] for c in reversed(chunks) if c.get("usage"))
@@ -74,6 +81,7 @@ def test_pd_reschedule_passes_through_merged_chunks_and_usage_sums(
     )
     assert body["status"] == "COMPLETED", body
     chunks = body["output"]
+    assert merged(chunks)
     reasons = finishes(chunks)
     choices = n * (len(prompt) if isinstance(prompt, list) else 1)
     assert sorted(reasons) == list(range(choices))
