@@ -212,6 +212,17 @@ SETTINGS: tuple[Setting, ...] = (
         engine_env="FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE",
         advanced=True,
     ),
+    # FastDeploy reports hardware, model and configuration from its first GPU worker unless
+    # DO_NOT_TRACK=1 (2.5: usage/usage_lib.py L59-72, L364-391; worker/gpu_worker.py L83-84).
+    Setting(
+        "FASTDEPLOY_USAGE_STATS",
+        "bool",
+        "Let FastDeploy send its usage report (hardware, model, configuration) to FD_USAGE_STATS_SERVER; "
+        "false sets DO_NOT_TRACK=1.",
+        default=False,
+        engine_env="DO_NOT_TRACK",
+        advanced=True,
+    ),
     Setting(
         "ENGINE_ARGS",
         "args",
@@ -315,6 +326,7 @@ class Settings:
     hf_hub_cache: str | None = None
     logprobs: bool | None = None
     stop_on_disconnect: bool = True
+    fastdeploy_usage_stats: bool = False
     engine_args: tuple[str, ...] = ()
     engine_startup_timeout: float = 1800.0
     request_timeout: float = 600.0

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from worker_runtime.catalog import SETTINGS, Settings
-from worker_runtime.release import spelling
+from worker_runtime.release import pinned_flags, spelling
 
 API_SERVER_MODULE = "fastdeploy.entrypoints.openai.api_server"
 ENGINE_HOST = "127.0.0.1"
@@ -61,6 +61,7 @@ def engine_argv(settings: Settings, release: Mapping[str, Any], ports: EnginePor
             continue  # metrics are served on --port: no second listener (it would bind 0.0.0.0)
         if flag in release["flags"]:
             argv += [flag, str(port)]
+    argv += pinned_flags(release)
     for setting in SETTINGS:
         if setting.flag is None or setting.flag == "--model":
             continue
@@ -98,6 +99,8 @@ def engine_env(
         env["FD_DISABLE_CHUNKED_PREFILL"] = "1"
     # Without it FastDeploy keeps generating for a client that left (a cancelled or timed-out job).
     env["FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE"] = "1" if settings.stop_on_disconnect else "0"
+    # Nothing leaves the container unasked: FastDeploy's usage report is off unless the setting allows it.
+    env["DO_NOT_TRACK"] = "0" if settings.fastdeploy_usage_stats else "1"
     if settings.worker_deps_dir and "PYTHONPATH" in env:
         deps = os.path.normpath(settings.worker_deps_dir)
         kept = [p for p in env["PYTHONPATH"].split(path_sep) if p and os.path.normpath(p) != deps]

@@ -16,7 +16,8 @@ GET_ROUTES = frozenset({MODELS})
 # The only routes a job may reach. FastDeploy 2.5 serves more on the same port (api_server.py): control
 # routes (/v1/pause aborts every running request, /v1/sleep, /v1/wakeup, /v1/update_weights, /v1/resume,
 # /v1/is_paused), /metrics, /health, /config-info; and /v1/embeddings and /v1/reward, which only a
-# pooling model answers (these images serve generative models). None of them is for job input.
+# pooling model answers (these images serve generative models). release/2.6 adds POST /v1/abort_requests
+# (api_server.py L479), which aborts any request it names. None of them is for job input.
 OPENAI_ROUTES = (CHAT, COMPLETIONS, MODELS)
 
 # Native sampling_params, passed to the engine under the same names (OpenAI fields plus FastDeploy's

@@ -70,8 +70,14 @@ class Compat:
 
     # --- releases ----------------------------------------------------------------------------------
     def release_names(self) -> list[str]:
-        """Releases a variant can name: build data here and a flag table in engine_flags.json."""
-        return sorted(set(self.releases_file.releases) & set(self.engine), key=version_key)
+        """Releases a variant can name: published, with build data and a flag table (engine_flags.json)."""
+        published = {n for n, r in self.releases_file.releases.items() if r.published}
+        return sorted(published & set(self.engine), key=version_key)
+
+    def unpublished(self, name: str) -> bool:
+        """Whether the release is in the data but not published yet (a branch; no variant may select it)."""
+        rel = self.build_release(name)
+        return rel is not None and not rel.published
 
     def build_release(self, name: str) -> Release | None:
         """Images, Python and pip route of a release (None: unknown)."""
@@ -276,6 +282,12 @@ def _cross_checks(
         f"{rel_file}: releases.{name}: no flag table for it in {flags_file}"
         for name in releases.releases
         if name not in engine.releases
+    ]
+    problems += [
+        f"{rel_file}: releases.{name}: {flags_file} marks it unreleased (read from a branch): "
+        "set published: false"
+        for name, rel in releases.releases.items()
+        if rel.published and engine.releases.get(name) is not None and engine.releases[name].unreleased
     ]
     quantizations = {q for entry in engine.releases.values() for q in entry.quantization}
     problems += [

@@ -41,6 +41,10 @@ class Bound(_Table):
 class Release(_Table):
     """What building on one FastDeploy release needs (its flags live in worker_runtime/engine_flags.json)."""
 
+    published: bool = Field(
+        default=True,
+        description="false: a release branch with no image or wheel yet; no variant may select it",
+    )
     python: str
     gpu_archs: list[Arch] = Field(
         description="architectures the official image / default wheel runs on (its build's CUDA targets)"
@@ -139,6 +143,7 @@ class EngineRelease(BaseModel):
     reasoning_parsers: list[str]
     tool_parsers: list[str]
     load_choices: list[str]
+    unreleased: bool = False  # read from a branch's source (builder.tools.import_engine_flags --source)
 
 
 class EngineFlagsFile(BaseModel):

@@ -175,6 +175,17 @@ def test_release_queries():
     assert "wint4" in compat.engine_choices("2.5.0", "quantization")
 
 
+def test_an_unpublished_release_is_data_no_variant_can_select(data_dir):
+    compat = load_compat()
+    assert compat.unpublished("2.6.0") and not compat.unpublished("2.5.0")
+    assert "2.6.0" not in compat.release_names() and compat.engine_release("2.6.0")["unreleased"]
+    assert compat.newest_release_for({"sm80"}) == "2.5.0"
+    folder, edit = data_dir
+    edit("fastdeploy_releases.yaml", lambda d: d["releases"]["2.6.0"].update(published=True))
+    (problem,) = _problems(folder)
+    assert "releases.2.6.0" in problem and "marks it unreleased" in problem and "published: false" in problem
+
+
 def test_memory_rule_matches_the_reference_table():
     compat = load_compat()
     util = compat.default_gpu_memory_utilization

@@ -172,7 +172,8 @@ def test_hub_env_inputs_are_the_runtime_settings(rendered):
                 assert spec["type"] == "number"
                 assert "default" not in spec or isinstance(spec["default"], int | float)
             if setting.kind == "bool":  # a string with an "unset" option: a toggle cannot be unset
-                unset = "(engine default)" if setting.default is None else "(worker default: true)"
+                worker = f"(worker default: {str(setting.default).lower()})"
+                unset = "(engine default)" if setting.default is None else worker
                 assert spec["type"] == "string" and spec["options"][0] == {"label": unset, "value": ""}
                 assert [o["value"] for o in spec["options"]][1:] == ["true", "false"]
             assert spec["advanced"] == setting.advanced

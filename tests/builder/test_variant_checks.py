@@ -31,6 +31,15 @@ CASES = {
             "which FastDeploy reads from the model folder",
         ],
     ),
+    "unpublished-release": (
+        GOOD + "engine:\n  fastdeploy: 2.6.0\n",
+        [
+            "engine.fastdeploy",
+            "'2.6.0' is not published yet",
+            "read from its release branch",
+            "allowed: 2.0.0, 2.1.0, 2.2.0, 2.3.0, 2.4.0, 2.5.0",
+        ],
+    ),
     "api-key-flag": (
         GOOD + "engine:\n  extra_args: [--api-key, secret]\n",
         ["engine.extra_args[0]", "'--api-key'", "401", "RunPod's API key"],
@@ -264,7 +273,7 @@ def test_unknown_extra_arg_lists_only_flags_that_may_be_passed(write_variant):
 
 
 def test_unknown_release_lists_releases_with_build_data(write_variant):
-    (error,) = errors_of(write_variant, "release", "engine:\n  fastdeploy: 2.6.0\n")
+    (error,) = errors_of(write_variant, "release", "engine:\n  fastdeploy: 2.9.0\n")
     assert "allowed: 2.0.0, 2.1.0, 2.2.0, 2.3.0, 2.4.0, 2.5.0" in error
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import pytest
 
+from worker_runtime.catalog import DEFAULT_RELEASE
 from worker_runtime.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
@@ -144,13 +145,28 @@ def start_local(**extra: str) -> RuntimeProcess:
     return RuntimeProcess(["--local", "--host", "127.0.0.1", "--port", str(port)], runtime_env(**extra), port)
 
 
+def contract_releases() -> list[str]:
+    """The releases the runtime's contract tests run against: the default release and every newer entry
+    of the flag table (an unreleased branch such as release/2.6), each with the stand-in in its mode."""
+    table = json.loads((REPO / "worker_runtime" / "engine_flags.json").read_text(encoding="utf-8"))
+    key = lambda v: tuple(int(p) for p in v.split("."))  # noqa: E731
+    return sorted((v for v in table["releases"] if key(v) >= key(DEFAULT_RELEASE)), key=key)
+
+
 @pytest.fixture
-def local_runtime() -> Iterator[Any]:
+def engine_release() -> str:
+    """The FastDeploy release of the runtimes ``local_runtime`` starts (a module may parametrize it)."""
+    return DEFAULT_RELEASE
+
+
+@pytest.fixture
+def local_runtime(engine_release: str) -> Iterator[Any]:
     """Factory: start a --local runtime with extra env; every one started is stopped afterwards."""
     started: list[RuntimeProcess] = []
 
     def factory(wait_ready: bool = True, **extra: str) -> RuntimeProcess:
-        rt = start_local(**extra)
+        release = {"FASTDEPLOY_VERSION": engine_release, "FD_STANDIN_RELEASE": engine_release}
+        rt = start_local(**{**release, **extra})
         started.append(rt)
         if wait_ready:
             rt.wait_output("Local RunPod-shaped endpoint")

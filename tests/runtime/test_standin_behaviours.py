@@ -14,6 +14,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -40,8 +41,9 @@ class StandIn:
             PYTHONPATH=os.pathsep.join([str(REPO), str(STANDIN)]),
             FD_LOG_DIR=str(self.log_dir),
             FD_STANDIN_LOAD_DELAY="0",
-            **env,
+            DO_NOT_TRACK="1",  # as the runtime starts it: no usage report to FastDeploy's server
         )
+        full_env.update(env)
         argv = [sys.executable, "-m", "fastdeploy.entrypoints.openai.api_server", "--model", "m"]
         argv += ["--host", "127.0.0.1", "--port", str(self.port), "--max-model-len", "1024", *flags]
         self.proc = subprocess.Popen(
@@ -347,3 +349,97 @@ def test_a_request_crossing_the_idle_close_is_lost(standin, race: str) -> None:
         with pytest.raises((http.client.RemoteDisconnected, ConnectionError)):
             c.getresponse()
         assert s.metrics()["standin_requests_lost_at_idle_close_total"] == 1
+
+
+# ----------------------------------------------------------------------------- release/2.6 mode
+
+V26 = {"FD_STANDIN_RELEASE": "2.6.0"}
+
+
+@pytest.mark.parametrize(
+    "env,workers,limit",
+    [({}, 4, 2048), ({"FD_ENABLE_MULTI_API_SERVER": "1"}, 1, 512), ({"FD_STANDIN_RELEASE": "2.5.0"}, 1, 512)],
+)
+def test_26_parser_defaults_depend_on_the_multi_api_server_variable(
+    standin, env: dict[str, str], workers: int, limit: int
+) -> None:
+    """release/2.6 entrypoints/openai/utils.py L344-357 (commit 8d7063ec, PR #7516)."""
+    s = standin(**{**V26, **env})
+    args = s.request("GET", "/config-info")[1]["args"]
+    assert (args["workers"], args["max_concurrency"]) == (workers, limit)
+
+
+def open_connections(s: StandIn, n: int) -> list[http.client.HTTPConnection]:
+    """``n`` connections, accepted in this order (each one's turn among the API-server processes)."""
+    out = []
+    for _ in range(n):
+        c = s.conn()
+        c.connect()
+        c.request("GET", "/health")
+        c.getresponse().read()
+        out.append(c)
+    return out
+
+
+@pytest.mark.parametrize("workers,status", [("4", 429), ("1", 200)])
+def test_each_api_server_process_has_its_share_of_the_limit(standin, workers: str, status: int) -> None:
+    """ceil(max_concurrency / workers) requests per process (api_server.py L100; 2.6 L101): with four
+    processes and a limit of 4, a second request on the process of a busy one is refused, with one of
+    four requests in flight."""
+    s = standin("--max-concurrency", "4", "--workers", workers, FD_STANDIN_TOKEN_DELAY="0.01", **V26)
+    conns = open_connections(s, 5)  # the first and the fifth share a process when there are four
+    try:
+        body = json.dumps({"prompt": "p", "max_tokens": 400, "stream": True})
+        conns[0].request("POST", COMPLETIONS, body, {"Content-Type": "application/json"})
+        busy = conns[0].getresponse()
+        assert busy.status == 200
+        wait_until(lambda: s.metrics()["fastdeploy:num_requests_running"] == 1, "the first request")
+        conns[4].request("POST", COMPLETIONS, json.dumps({"prompt": "q", "max_tokens": 2}))
+        answer = conns[4].getresponse()
+        assert answer.status == status, answer.read()
+    finally:
+        for c in conns:
+            c.close()
+
+
+def test_26_stops_decoding_for_a_client_that_left_by_default(standin) -> None:
+    """2.6 envs.py L199-200: FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE defaults to 1."""
+    s = standin(FD_STANDIN_TOKEN_DELAY="0.01", FD_STANDIN_ANSWER_TOKENS="300", **V26)
+    start_stream_and_leave(s, COMPLETIONS, {"prompt": "p", "max_tokens": 300})
+    wait_until(lambda: s.metrics()["fastdeploy:num_requests_running"] == 0, "the abort")
+    assert s.metrics()["standin_generated_tokens_total"] < 300
+
+
+def test_26_abort_requests_ends_a_stream_with_finish_reason_abort(standin) -> None:
+    s = standin(FD_STANDIN_TOKEN_DELAY="0.02", FD_STANDIN_ANSWER_TOKENS="300", **V26)
+    assert s.request("POST", "/v1/abort_requests", {})[0] == 400  # neither abort_all nor req_ids
+    result: list[Any] = []
+    reader = threading.Thread(
+        target=lambda: result.append(s.events(CHAT, {"messages": MESSAGES, "max_tokens": 300})), daemon=True
+    )
+    reader.start()
+    wait_until(lambda: s.metrics()["standin_generated_tokens_total"] > 5, "decoding to start")
+    status, _ = s.request("POST", "/v1/abort_requests", {"abort_all": True})
+    assert status == 200
+    reader.join(WAIT)
+    (events,) = result
+    finishes = [c.get("finish_reason") for e in events if isinstance(e, dict) for c in e["choices"]]
+    assert finishes[-1] == "abort" and finishes.count("abort") == 1
+    assert events[-1] == "[DONE]" and len(finishes) < 300
+
+
+def test_abort_requests_is_not_a_25_route(standin) -> None:
+    s = standin()
+    assert s.request("POST", "/v1/abort_requests", {"abort_all": True})[0] == 404
+
+
+@pytest.mark.parametrize("stream", [True, False])
+def test_finish_reason_knob(standin, stream: bool) -> None:
+    s = standin(FD_STANDIN_FINISH_REASON="pd_reschedule", **V26)
+    body = {"prompt": "p", "max_tokens": 3}
+    if stream:
+        events = s.events(COMPLETIONS, body)
+        finishes = [c.get("finish_reason") for e in events if isinstance(e, dict) for c in e["choices"]]
+        assert finishes == [None, None, "pd_reschedule"]
+    else:
+        assert s.request("POST", COMPLETIONS, body)[1]["choices"][0]["finish_reason"] == "pd_reschedule"

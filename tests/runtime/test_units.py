@@ -234,7 +234,39 @@ def test_engine_env() -> None:
         "FD_MODEL_CACHE": "/c",
         "FD_DISABLE_CHUNKED_PREFILL": "1",
         "FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE": "1",
+        "DO_NOT_TRACK": "1",
     }
+
+
+def test_engine_env_keeps_the_usage_report_off_unless_allowed() -> None:
+    asked = {"DO_NOT_TRACK": "0", "FD_USAGE_STATS_SERVER": "http://stats.example"}
+    env = engine_env(load_settings({"MODEL": "m"}), asked, "/logs")
+    assert env["DO_NOT_TRACK"] == "1"  # the endpoint's own DO_NOT_TRACK=0 does not turn it on
+    allowed = load_settings({"MODEL": "m", "FASTDEPLOY_USAGE_STATS": "true"})
+    env = engine_env(allowed, asked, "/logs")
+    assert env["DO_NOT_TRACK"] == "0" and env["FD_USAGE_STATS_SERVER"] == "http://stats.example"
+
+
+@pytest.mark.parametrize("version", sorted(TABLE["releases"]))
+def test_argv_pins_the_defaults_the_runtime_relies_on(version: str) -> None:
+    """One API-server process and 2.5's request limit on every release that has the flags, whatever the
+    release's own default (release/2.6: 4 processes, 2048)."""
+    argv = argv_for({"FASTDEPLOY_VERSION": version})
+    flags = TABLE["releases"][version]["flags"]
+    assert "--workers" in flags  # every release the table holds takes it
+    assert argv[argv.index("--workers") + 1] == "1" and argv.count("--workers") == 1
+    if "--max-concurrency" in flags:
+        assert argv[argv.index("--max-concurrency") + 1] == "512"
+    else:
+        assert "--max-concurrency" not in argv
+
+
+def test_engine_args_may_raise_the_pinned_limit_but_not_the_workers() -> None:
+    argv = argv_for({"ENGINE_ARGS": "--max-concurrency 1024"})
+    assert argv[-2:] == ["--max-concurrency", "1024"]  # later on the command line: argparse takes it
+    with pytest.raises(SettingsError) as exc:
+        load_settings({"MODEL": "m", "ENGINE_ARGS": "--workers 4"})
+    assert "may not set --workers: the runtime manages it" in str(exc.value)
 
 
 def test_normalize_shapes() -> None:
@@ -359,6 +391,7 @@ def test_standin_reads_the_runtimes_own_flag_table(tmp_path) -> None:
         "FD_LOG_DIR": str(tmp_path / "log"),
         "FD_STANDIN_CRASH_AT_START": "5",
         "FD_STANDIN_LOAD_DELAY": "0",
+        "DO_NOT_TRACK": "1",
     }
     argv = [sys.executable, "-m", "fastdeploy.entrypoints.openai.api_server", "--model", "m"]
     out = subprocess.run([*argv, "--only-here", "3"], env=env, capture_output=True, text=True, timeout=30)

@@ -18,10 +18,28 @@ import pytest
 from worker_runtime.engine_args import EnginePorts, engine_argv
 from worker_runtime.settings import SettingsError, load_flag_table, load_settings
 
-from .conftest import WAIT, RuntimeProcess, decoding_stops, http, listening_ports, process_alive, wait_until
+from .conftest import (
+    WAIT,
+    RuntimeProcess,
+    contract_releases,
+    decoding_stops,
+    http,
+    listening_ports,
+    process_alive,
+    wait_until,
+)
 
 pytestmark = pytest.mark.integration
 MESSAGES = [{"role": "user", "content": "hello"}]
+
+
+@pytest.fixture(params=contract_releases())
+def engine_release(request: pytest.FixtureRequest) -> str:
+    """Every test that starts a runtime runs against each contract release (2.5.0, and release/2.6 in
+    the stand-in's 2.6 mode): publishing 2.6 is a data change."""
+    return request.param
+
+
 SLOW = {"FD_STANDIN_TOKEN_DELAY": "0.01", "FD_STANDIN_ANSWER_TOKENS": "600"}
 
 
@@ -88,6 +106,7 @@ def test_stop_on_disconnect_can_be_turned_off(local_runtime) -> None:
 
 
 CONTROL = ["/v1/pause", "/v1/resume", "/v1/sleep", "/v1/wakeup", "/v1/update_weights", "/v1/is_paused"]
+CONTROL += ["/v1/abort_requests"]  # release/2.6 (api_server.py L479): aborts any request it names
 
 
 def test_only_inference_routes_reach_the_engine(local_runtime) -> None:
@@ -241,6 +260,7 @@ def test_engine_argv_gives_metrics_port_only_where_metrics_need_their_own_listen
         "2.3.0": True,
         "2.4.0": False,
         "2.5.0": False,
+        "2.6.0": False,
     }
     for version in table:  # the engine's HTTP port always on loopback
         argv = engine_argv(settings, table[version], ports, "py")

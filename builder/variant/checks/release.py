@@ -30,6 +30,16 @@ RELEASE_LISTS = (
 def release_route(ctx: Context) -> None:
     """The release is known, has the install route, and is published for the CUDA version."""
     eng, compat = ctx.variant.engine, ctx.compat
+    if compat.unpublished(ctx.release):
+        ctx.add(
+            ("engine", "fastdeploy"),
+            f"is not published yet: FastDeploy {ctx.release} is read from its release branch (flags, "
+            "defaults) for testing, and has no image or wheel to build on; pick a published release",
+            ctx.release,
+            compat.release_names(),
+            suggest=False,
+        )
+        return
     if not ctx.release_ok:
         ctx.add(
             ("engine", "fastdeploy"), "is not a known FastDeploy release", ctx.release, compat.release_names()

@@ -26,6 +26,15 @@ Fault and pacing knobs (environment variables):
   the client noticing: a request sent on a connection idle longer than 2 s minus this is lost unanswered,
   as one crossing the close in flight is (default 0).
 - ``FD_STANDIN_GPU_WORKER_LIFE``: seconds the "GPU worker" lives at most when nobody stops it (600).
+- ``FD_STANDIN_FINISH_REASON``: every choice ends with this finish_reason (e.g. 2.6's ``pd_reschedule``).
+
+``FD_STANDIN_RELEASE=2.6.0`` selects the release/2.6 branch's behaviours (see ``api_server.py``): its
+parser defaults (``--workers 4``, ``--max-concurrency 2048`` unless ``FD_ENABLE_MULTI_API_SERVER=1``),
+generation stopped for a client that left unless ``FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE=0``, and
+``POST /v1/abort_requests`` ending what it aborts with finish_reason ``abort``. On every release the
+request limit is per API-server process (``ceil(max_concurrency / workers)``), and the usage report is
+sent to ``FD_USAGE_STATS_SERVER`` before the port opens unless ``DO_NOT_TRACK=1``
+(``fastdeploy/usage/usage_lib.py``).
 
 Behaviours of FastDeploy 2.5 it reproduces (each cited in the code with its source file and line):
 HTTP 500 for request errors (tracebacks in chat messages, ``{"detail": ...}`` on 429), ``max_tokens``

@@ -7,6 +7,12 @@ its blank line, ``arrival_time``, a usage-only final chunk, error events inside 
 Each behaviour names the FastDeploy source it mirrors, as ``path Lnn`` relative to the ``fastdeploy``
 package of FastDeploy's branch release/2.5 at commit 474174bb (setup.py: 2.5.0), the commit the runtime's
 flag table was read from. Releases before 2.5 keep the stand-in's older answers where noted.
+
+``FD_STANDIN_RELEASE=2.6.0`` is the release/2.6 branch at 7198b588 (setup.py: 2.6.0, unpublished; cited
+as "2.6 path Lnn"): its flags and parser defaults (--workers 4 and --max-concurrency 2048 unless
+``FD_ENABLE_MULTI_API_SERVER=1``), a client disconnect stopping generation unless
+``FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE=0``, ``POST /v1/abort_requests`` and ``finish_reason``
+"abort" for what it aborts.
 """
 
 from __future__ import annotations
@@ -27,6 +33,9 @@ import zlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from fastdeploy.usage.usage_lib import WAIT as USAGE_WAIT
+from fastdeploy.usage.usage_lib import report_usage_stats
 
 SRC = "release/2.5 474174bb"  # the FastDeploy source every citation below refers to
 # gunicorn's default keepalive (api_server.py L716-725 sets none; UvicornWorker passes it to uvicorn as
@@ -100,6 +109,16 @@ def env_int(name: str, default: int = 0) -> int:
 # ----------------------------------------------------------------------------- flags
 
 
+# release/2.6 make_arg_parser: with FD_ENABLE_MULTI_API_SERVER=1 (set by its multi-API-server launcher for
+# its children) the API server keeps 2.5's defaults (2.6 entrypoints/openai/utils.py L344-357); the flag
+# table holds the defaults without it.
+MULTI_API_SERVER_DEFAULTS = {"workers": 1, "max_concurrency": 512}
+
+
+def at_least(release: str, version: tuple[int, int]) -> bool:
+    return tuple(int(p) for p in release.split(".")[:2]) >= version
+
+
 def build_parser(release: str) -> argparse.ArgumentParser:
     """An argparse parser accepting exactly the flags of ``release``."""
     table = json.loads(flags_file().read_text(encoding="utf-8"))["releases"]
@@ -128,6 +147,8 @@ def build_parser(release: str) -> argparse.ArgumentParser:
         if spec.get("choices"):
             kwargs["choices"] = spec["choices"]
         parser.add_argument(*names, **kwargs)
+    if at_least(release, (2, 6)) and os.environ.get("FD_ENABLE_MULTI_API_SERVER") == "1":
+        parser.set_defaults(**MULTI_API_SERVER_DEFAULTS)
     return parser
 
 
@@ -393,7 +414,12 @@ class StandIn:
         self.reasoning = bool(getattr(args, "reasoning_parser", None))
         self.api_keys: list[str] = list(getattr(args, "api_key", None) or [])
         self.enable_logprob = bool(getattr(args, "enable_logprob", False))
-        self.in_flight = 0
+        # One request limit per API-server process: ceil(max_concurrency / workers) each (api_server.py
+        # L100, 2.6 L101); gunicorn's processes share the port, so connections are spread over them.
+        self.workers = max(1, getattr(args, "workers", None) or 1)
+        self.process_limit = (self.max_concurrency + self.workers - 1) // self.workers
+        self.in_flight = [0] * self.workers
+        self.connections = 0
         version = tuple(int(p) for p in release.split(".")[:2])
         self.new_errors = version >= (2, 3)
         # 2.5's answers to request errors (HTTP 500, tracebacks, clamped max_tokens), read from its source.
@@ -408,7 +434,19 @@ class StandIn:
         self.stamp = os.environ.get("FD_STANDIN_STAMP_TOKENS", "") == "1"
         # EngineClient.abort() stops a request only with this variable set (envs.py L171-172,
         # entrypoints/engine_client.py L974-975); otherwise a request whose client left decodes on.
-        self.stop_on_disconnect = os.environ.get("FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE", "0") == "1"
+        # release/2.6 turns it on by default (2.6 envs.py L199-200).
+        self.v26 = version >= (2, 6)
+        stop_default = "1" if self.v26 else "0"
+        self.stop_on_disconnect = (
+            os.environ.get("FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE", stop_default) == "1"
+        )
+        # 2.6: requests /v1/abort_requests aborted, and the ids of those decoding now.
+        self.aborted: set[str] = set()
+        self.decoding: set[str] = set()
+        # FD_STANDIN_FINISH_REASON: every choice ends with this finish_reason (e.g. 2.6's pd_reschedule,
+        # which only a prefill/decode split sends: 2.6 serving_chat.py L806-807, serving_completion.py
+        # L738-739; the stream models allow it too, 2.6 protocol.py L342, L425).
+        self.forced_finish = os.environ.get("FD_STANDIN_FINISH_REASON", "").strip() or None
         self.paused = False
         # Counters served on /metrics (the tests read them): tokens decoded, tokens decoded for a client
         # that had gone, requests decoding now, client disconnects, idle connections closed, control calls.
@@ -548,6 +586,8 @@ class StandIn:
         self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, metrics_only: bool = False
     ) -> None:
         first = True
+        process = self.connections % self.workers  # the API-server process that accepted it
+        self.connections += 1
         try:
             while True:
                 if first:
@@ -585,7 +625,7 @@ class StandIn:
                 if metrics_only:
                     keep = await self.route_metrics_app(method, path, writer)
                 else:
-                    keep = await self.route(method, path, headers, raw, reader, writer)
+                    keep = await self.route(method, path, headers, raw, reader, writer, process)
                 if not keep or headers.get("connection", "").lower() == "close":
                     return
         except (ConnectionError, asyncio.IncompleteReadError):
@@ -671,6 +711,7 @@ class StandIn:
         raw: bytes,
         reader: asyncio.StreamReader,
         writer: asyncio.StreamWriter,
+        process: int = 0,
     ) -> bool:
         if path == "/health" and method == "GET":
             return await self.send(writer, 200, b"")
@@ -683,9 +724,11 @@ class StandIn:
             return await self.send_json(writer, 401, {"error": "Unauthorized"})
         if (method, path) in CONTROL_ROUTES:
             return await self.control(method, path, writer)
+        if self.v26 and (method, path) == ABORT_ROUTE:
+            return await self.abort_requests(raw, writer)
         if self.hang:
             await asyncio.Event().wait()  # never answers (the client must time out)
-        if self.too_many or self.in_flight >= self.max_concurrency:
+        if self.too_many or self.in_flight[process] >= self.process_limit:
             # api_server.py L321-328 raises HTTPException(429); L552-554 answers {"detail": ...}
             detail = f"Too many requests,current max concurrency is {self.max_concurrency}"
             return await self.send_json(writer, 429, {"detail": detail})
@@ -702,7 +745,7 @@ class StandIn:
         if method == "POST" and path in ("/v1/chat/completions", "/v1/completions"):
             chat = path == "/v1/chat/completions"
             rid = f"chatcmpl-{uuid.uuid4()}" if chat else f"cmpl-{uuid.uuid4()}"
-            self.in_flight += 1
+            self.in_flight[process] += 1
             try:
                 try:
                     body = json.loads(raw.decode("utf-8")) if raw else None
@@ -726,8 +769,28 @@ class StandIn:
                     return await self.stream(writer, reader, rid, body, choices, chat)
                 return await self.complete(writer, reader, rid, body, choices, chat)
             finally:
-                self.in_flight -= 1
+                self.in_flight[process] -= 1
         return await self.send_json(writer, 404, {"detail": "Not Found"})
+
+    async def abort_requests(self, raw: bytes, writer: asyncio.StreamWriter) -> bool:
+        """2.6 api_server.py L479-490: abort the named requests (or all), answer 200 with no body; the
+        engine ends each with finish_reason "abort" (2.6 serving_chat.py L474-475, L803-804;
+        serving_completion.py L594-595, L736-737)."""
+        self.control_calls["/v1/abort_requests"] = self.control_calls.get("/v1/abort_requests", 0) + 1
+        try:
+            body = json.loads(raw.decode("utf-8")) if raw else {}
+        except ValueError:
+            body = None
+        if not isinstance(body, dict):
+            return await self.send_json(writer, 422, {"detail": "invalid JSON body"})
+        abort_all, req_ids = body.get("abort_all", False), body.get("req_ids") or []
+        if not abort_all and not req_ids:
+            return await self.send_json(writer, 400, {"error": "must provide abort_all=true or req_ids"})
+        # Engine request ids carry a choice suffix ("_0"): a bare response id names all of its choices.
+        named = {str(r).split("_")[0] for r in req_ids}
+        self.aborted |= {rid for rid in self.decoding if abort_all or rid in named}
+        self.logs.write("api_server.log", f"INFO abort requests: {sorted(self.aborted)}")
+        return await self.send(writer, 200, b"")
 
     def models(self) -> dict[str, Any]:
         name = self.served or self.model_path
@@ -802,7 +865,11 @@ class StandIn:
         (engine_client.py L974-975): the tokens are counted as unread."""
         positions = {c.index: 0 for c in choices}
         active = [c for c in choices if c.steps]
+        if self.forced_finish:
+            for choice in choices:
+                choice.finish = self.forced_finish
         self.running += 1
+        self.decoding.add(run.rid)
         try:
             while active:
                 for choice in list(active):
@@ -811,6 +878,9 @@ class StandIn:
                         return "aborted"
                     if self.paused:
                         return "paused"
+                    if run.rid in self.aborted:
+                        await self.end_aborted(run, active, positions, emit)
+                        return "done"
                     if self.token_delay:
                         await asyncio.sleep(self.token_delay)
                     self.generated += 1
@@ -828,6 +898,22 @@ class StandIn:
             return "done"
         finally:
             self.running -= 1
+            self.decoding.discard(run.rid)
+            self.aborted.discard(run.rid)
+
+    async def end_aborted(
+        self, run: Reader, active: list[Choice], positions: dict[int, int], emit: Any
+    ) -> None:
+        """Each unfinished choice keeps what it decoded and ends with an empty last chunk whose
+        finish_reason is "abort" (2.6 serving_chat.py L474-475, serving_completion.py L594-595)."""
+        for choice in active:
+            decoded = choice.steps[: positions[choice.index]]
+            choice.thinking = [t for field, t in decoded if field == "reasoning_content"]
+            choice.tokens = [t for field, t in decoded if field == "content"]
+            choice.finish = "abort"
+            if not run.gone:
+                await emit(choice, "content", "", True)
+        active.clear()
 
     async def complete(
         self,
@@ -1040,7 +1126,7 @@ class StandIn:
             await event(json.dumps({"error": error}, ensure_ascii=False, separators=(",", ":")).encode())
             return await end()
         for c in choices:
-            if not c.steps:
+            if not c.steps and c.finish != "abort":  # an aborted choice has sent its last chunk
                 delta = chat_token_delta("", "") if chat else None
                 await event(stream_chunk(head, chat, [choice_of(c.index, delta, c.finish)]))
                 if include_usage and not chat:
@@ -1054,6 +1140,8 @@ class _StopStream(Exception):
     """FD_STANDIN_ERROR_MID_STREAM: end the stream with an error event."""
 
 
+# release/2.6's abort route (2.6 api_server.py L479): served in 2.6 mode, never to be reached by a job.
+ABORT_ROUTE = ("POST", "/v1/abort_requests")
 # Control routes of 2.5 (api_server.py L383-473): served, and never to be reached by a job.
 CONTROL_ROUTES = {
     ("POST", "/v1/pause"),
@@ -1133,6 +1221,8 @@ def main(argv: list[str] | None = None) -> int:
     # Workers start while the model loads; SIGTERM now kills the server with Python's default action,
     # so nothing cleans them up (the port opens only after loading: api_server.py L895-913).
     gpu = start_gpu_worker(logs.dir)
+    # The first GPU worker reports usage while it initialises its device (worker/gpu_worker.py L83-84).
+    report = report_usage_stats(vars(args), release)
     crash = os.environ.get("FD_STANDIN_CRASH_AT_START", "")
     if crash.strip():
         time.sleep(env_float("FD_STANDIN_LOAD_DELAY", 0.1))
@@ -1148,6 +1238,8 @@ def main(argv: list[str] | None = None) -> int:
         print("Failed to launch worker processes, check log/workerlog.* for details.", file=sys.stderr)
         return int(crash)
     time.sleep(env_float("FD_STANDIN_LOAD_DELAY", 0.1))
+    if report is not None:
+        report.join(USAGE_WAIT)  # its one attempt is over before the port opens (see usage_lib)
     logs.write("workerlog.0", "INFO model loaded, KV cache profiled")
     app = StandIn(args, release, logs)
     try:
