@@ -207,6 +207,46 @@ SETTINGS: tuple[Setting, ...] = (
         advanced=True,
     ),
     Setting(
+        "ENDPOINT_TYPE",
+        "choice",
+        "RunPod endpoint kind served: queue (RunPod's job API) or load_balancer (HTTP on PORT).",
+        default="queue",
+        choices=("queue", "load_balancer"),
+        advanced=True,
+    ),
+    Setting(
+        "PORT",
+        "int",
+        "Port of the worker's HTTP server on a load-balancing endpoint.",
+        default=80,
+        minimum=1,
+        maximum=65535,
+        in_hub=False,
+    ),
+    Setting(
+        "PORT_HEALTH",
+        "int",
+        "Port of the health check on a load-balancing endpoint (default: PORT).",
+        minimum=1,
+        maximum=65535,
+        in_hub=False,
+    ),
+    Setting(
+        "HEALTH_CHECK_PATH",
+        "str",
+        "Path of the health check on a load-balancing endpoint.",
+        default="/ping",
+        in_hub=False,
+    ),
+    Setting(
+        "SHUTDOWN_GRACE_SECONDS",
+        "float",
+        "On SIGTERM, seconds a load-balancing worker lets running requests finish before it stops them.",
+        default=5.0,
+        minimum=0.0,
+        advanced=True,
+    ),
+    Setting(
         "FASTDEPLOY_VERSION",
         "str",
         "FastDeploy release inside the image; decides which flags are emitted.",
@@ -253,6 +293,11 @@ class Settings:
     engine_args: tuple[str, ...] = ()
     engine_startup_timeout: float = 1800.0
     request_timeout: float = 600.0
+    endpoint_type: str = "queue"
+    port: int = 80
+    port_health: int | None = None
+    health_check_path: str = "/ping"
+    shutdown_grace_seconds: float = 5.0
     fastdeploy_version: str = DEFAULT_RELEASE
     worker_deps_dir: str | None = None
 
