@@ -66,6 +66,28 @@ def serve_bare() -> int:
 # ----------------------------------------------------------------------------- workers
 
 
+def worker_cpu(pid: int, engine_pid: int) -> float:
+    """CPU seconds of worker ``pid`` and its descendants, the engine's subtree left out."""
+    root = psutil.Process(pid)
+    skip: set[int] = set()
+    if engine_pid:
+        try:
+            engine = psutil.Process(engine_pid)
+            skip = {engine_pid, *(p.pid for p in engine.children(recursive=True))}
+        except psutil.NoSuchProcess:
+            pass
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        if proc.pid in skip:
+            continue
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
+
+
 class LightPlatform(FakePlatform):
     """The fake job API doing the least per POST (bodies are parsed after the phase): at high K the
     fake, not the worker, would otherwise set the pace."""
@@ -129,25 +151,7 @@ class Worker:
     engine_pid: int = 0
 
     def cpu(self) -> float:
-        """CPU seconds of the worker and its descendants, the engine's subtree left out."""
-        root = psutil.Process(self.proc.pid)
-        skip: set[int] = set()
-        if self.engine_pid:
-            try:
-                engine = psutil.Process(self.engine_pid)
-                skip = {self.engine_pid, *(p.pid for p in engine.children(recursive=True))}
-            except psutil.NoSuchProcess:
-                pass
-        total = 0.0
-        for proc in [root, *root.children(recursive=True)]:
-            if proc.pid in skip:
-                continue
-            try:
-                t = proc.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return worker_cpu(self.proc.pid, self.engine_pid)
 
     def stop(self, keep_log: bool = False) -> None:
         if self.proc.poll() is None:
