@@ -240,7 +240,11 @@ def ratios(samples: dict[str, Sample]) -> list[str]:
             f"  added delay p50 {1000 * (pct(lb.delays, 0.5) - pct(direct.delays, 0.5)):.2f} ms"
         )
     if lb and bare:
-        out.append(f"  lb/bare: CPU/token {r(cpu(lb), cpu(bare))} (target <=1.1)")
+        out.append(
+            f"  lb/bare: CPU/token {r(cpu(lb), cpu(bare))} (target <=1.1)"
+            f"  delay p50 {r(pct(lb.delays, 0.5), pct(bare.delays, 0.5))}"
+            f" p99 {r(pct(lb.delays, 0.99), pct(bare.delays, 0.99))}"
+        )
     if lb and queue:
         out.append(
             f"  queue/lb: delay p50 {r(pct(queue.delays, 0.5), pct(lb.delays, 0.5))}"

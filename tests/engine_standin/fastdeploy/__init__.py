@@ -26,6 +26,8 @@ Fault and pacing knobs (environment variables):
   the client noticing: a request sent on a connection idle longer than 2 s minus this is lost unanswered,
   as one crossing the close in flight is (default 0).
 - ``FD_STANDIN_GPU_WORKER_LIFE``: seconds the "GPU worker" lives at most when nobody stops it (600).
+- ``FD_STANDIN_REQUEST_LOG``: a file to which every request received, on either listener, is appended
+  as ``METHOD PATH`` (one a line), so a test can tell which requests reached the engine at all.
 
 Behaviours of FastDeploy 2.5 it reproduces (each cited in the code with its source file and line):
 HTTP 500 for request errors (tracebacks in chat messages, ``{"detail": ...}`` on 429), ``max_tokens``
