@@ -317,3 +317,22 @@ def test_a_bad_health_check_path_is_a_settings_error(lb_runtime) -> None:
     rt = lb_runtime(wait_ready=False, HEALTH_CHECK_PATH="ping")
     assert rt.wait_exit() == 2
     assert "HEALTH_CHECK_PATH='ping' is invalid" in rt.output
+
+
+def test_sigterm_while_the_engine_loads_stops_everything(lb_runtime) -> None:
+    rt = lb_runtime(wait_ready=False, FD_STANDIN_LOAD_DELAY="20")
+    rt.wait_output("Load-balancing server on")
+    gpu = rt.gpu_worker_pid()
+    engine = rt.engine_pid()
+    assert ping(rt.port) == 204
+    rt.proc.send_signal(signal.SIGTERM)
+    assert rt.wait_exit() == 0
+    assert engine is not None
+    assert_process_ends(engine)
+    assert_process_ends(gpu, " (GPU worker)")
+
+
+def test_an_engine_that_fails_to_start_exits_1_with_its_log(lb_runtime) -> None:
+    rt = lb_runtime(wait_ready=False, FD_STANDIN_CRASH_AT_START="3")
+    assert rt.wait_exit() == 1
+    assert "out of memory on GPU 0" in rt.output
