@@ -30,9 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import itertools
-import os
 import re
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -72,43 +70,18 @@ class HTTPWorker:
         return bench_platform.worker_cpu(self.proc.pid, self.engine_pid)
 
     def stop(self, keep_log: bool = False) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        if keep_log:
-            print(f"worker {self.name}'s log: {self.log}")
-        else:
-            shutil.rmtree(self.log.parent, ignore_errors=True)
+        bench_platform.stop_worker_process(self.name, self.proc, self.log, keep_log)
 
 
 def start_http_worker(name: str, bare: bool, args: argparse.Namespace) -> HTTPWorker:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-lb-{name}-"))
     (port,) = free_ports(1)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("FD_", "RUNPOD_"))}
-    env.update(
-        PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "engine_standin")]),
-        PYTHONUNBUFFERED="1",
-        HOME=str(tmp),
-        MODEL="bench-model",
-        ENDPOINT_TYPE="load_balancer",
-        PORT=str(port),
-        MAX_CONCURRENCY=str(max(args.k)),
-        FD_LOG_DIR=str(tmp / "fdlog"),
-        FD_STANDIN_LOAD_DELAY="0",
-        FD_STANDIN_TOKEN_DELAY=str(1.0 / args.rate),
-        FD_STANDIN_ANSWER_TOKENS=str(args.tokens),
-        FD_STANDIN_STAMP_TOKENS="1",
-    )
-    # The bare relay in place of the runtime's handler, as bench_platform.py serves it.
-    script = [str(ROOT / "bench" / "bench_platform.py"), "--serve-bare"] if bare else ["-m", "worker_runtime"]
+    env = bench_platform.worker_env(tmp, args)
+    env.update(ENDPOINT_TYPE="load_balancer", PORT=str(port))
     log = tmp / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(
-            [sys.executable, *script], cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT
+            bench_platform.worker_command(bare), cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT
         )
     return HTTPWorker(name, proc, log, port)
 
@@ -255,18 +228,8 @@ def ratios(samples: dict[str, Sample]) -> list[str]:
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    parser.add_argument("--k", default="8,64,128,256", help="concurrent streams per phase, comma-separated")
-    parser.add_argument("--tokens", type=int, default=256, help="tokens per stream")
-    parser.add_argument("--rate", type=float, default=200.0, help="tokens/s of each stream")
-    parser.add_argument(
-        "--post-cost", type=float, default=0.02, help="seconds the platform takes per stream POST (queue)"
-    )
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each phase per configuration (pooled)")
+    parser = bench_platform.load_options(__doc__)
     parser.add_argument("--configs", default=",".join(CONFIGS), help="which of direct, lb, bare, queue")
-    parser.add_argument("--sdk-log-level", default="INFO", help="RUNPOD_LOG_LEVEL of the queue worker")
     args = parser.parse_args(argv)
     args.k = [int(x) for x in str(args.k).split(",") if x.strip()]
     args.configs = [c for c in CONFIGS if c in args.configs.split(",")]
@@ -331,10 +294,7 @@ def main(argv: list[str] | None = None) -> int:
             w.stop(keep_log=keep)
         if queue is not None:
             queue.stop(keep_log=keep)
-    if failures:
-        print(f"{len(failures)} failed or incomplete streams:", *failures[:20], sep="\n  ")
-        return 1
-    return 0
+    return bench_platform.failed(failures, "streams")
 
 
 if __name__ == "__main__":

@@ -127,6 +127,13 @@ class RuntimeProcess:
                 self.proc.wait(5)
 
 
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python bench/SCRIPT ARGS`` from the repository, its output captured (smoke tests)."""
+    return subprocess.run(
+        [sys.executable, f"bench/{script}", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
 def runtime_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FD_", "RUNPOD_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(STANDIN)])
@@ -144,21 +151,45 @@ def start_local(**extra: str) -> RuntimeProcess:
     return RuntimeProcess(["--local", "--host", "127.0.0.1", "--port", str(port)], runtime_env(**extra), port)
 
 
-@pytest.fixture
-def local_runtime() -> Iterator[Any]:
-    """Factory: start a --local runtime with extra env; every one started is stopped afterwards."""
+LB_READY = "Ready: health check answers 200"
+
+
+def start_lb(**extra: str) -> RuntimeProcess:
+    """A runtime serving a load-balancing endpoint (ENDPOINT_TYPE=load_balancer) on a free PORT; the
+    stand-in records every request it receives in ``requests.log`` of the log folder."""
+    (port,) = free_ports(1)
+    env = runtime_env(ENDPOINT_TYPE="load_balancer", PORT=str(port), **extra)
+    env.setdefault("FD_STANDIN_REQUEST_LOG", os.path.join(env["FD_LOG_DIR"], "requests.log"))
+    return RuntimeProcess([], env, port)
+
+
+def _factory(start: Any, ready: str) -> Iterator[Any]:
+    """Factory: start a runtime with extra env (waiting for ``ready`` in its output unless told not
+    to); every one started is stopped afterwards."""
     started: list[RuntimeProcess] = []
 
     def factory(wait_ready: bool = True, **extra: str) -> RuntimeProcess:
-        rt = start_local(**extra)
+        rt = start(**extra)
         started.append(rt)
         if wait_ready:
-            rt.wait_output("Local RunPod-shaped endpoint")
+            rt.wait_output(ready)
         return rt
 
     yield factory
     for rt in started:
         rt.stop()
+
+
+@pytest.fixture
+def local_runtime() -> Iterator[Any]:
+    """Factory of --local runtimes (see _factory)."""
+    yield from _factory(start_local, "Local RunPod-shaped endpoint")
+
+
+@pytest.fixture
+def lb_runtime() -> Iterator[Any]:
+    """Factory of load-balancing runtimes (see _factory)."""
+    yield from _factory(start_lb, LB_READY)
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = WAIT) -> tuple[int, Any]:

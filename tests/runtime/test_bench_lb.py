@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import subprocess
 import sys
 
-from .conftest import REPO
+from .conftest import REPO, run_bench
 
 sys.path[:0] = [str(REPO / "bench")]
 
@@ -14,13 +13,7 @@ import bench_lb  # noqa: E402
 
 def test_bench_lb_runs_every_configuration_and_exits_0() -> None:
     args = ["--k", "2,3", "--tokens", "6", "--rate", "400", "--post-cost", "0.005"]
-    out = subprocess.run(
-        [sys.executable, "bench/bench_lb.py", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_bench("bench_lb.py", *args)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [line.split()[0] for line in out.stdout.splitlines() if line.startswith("  ") and "." in line]
     assert [r for r in rows if r in bench_lb.CONFIGS] == list(bench_lb.CONFIGS) * 2

@@ -18,12 +18,13 @@ import pytest
 from worker_runtime.ports import free_ports
 
 from .conftest import (
+    LB_READY,
     WAIT,
     RuntimeProcess,
     assert_process_ends,
     decoding_stops,
     http,
-    runtime_env,
+    start_lb,
     wait_until,
 )
 
@@ -41,34 +42,10 @@ CONTROL_AND_UNKNOWN = [
 ]
 
 
-def start_lb(**extra: str) -> RuntimeProcess:
-    (port,) = free_ports(1)
-    env = runtime_env(ENDPOINT_TYPE="load_balancer", PORT=str(port), **extra)
-    env.setdefault("FD_STANDIN_REQUEST_LOG", os.path.join(env["FD_LOG_DIR"], "requests.log"))
-    return RuntimeProcess([], env, port)
-
-
-@pytest.fixture
-def lb_runtime() -> Iterator[Any]:
-    """Factory: start a load-balancing runtime with extra env; every one started is stopped afterwards."""
-    started: list[RuntimeProcess] = []
-
-    def factory(wait_ready: bool = True, **extra: str) -> RuntimeProcess:
-        rt = start_lb(**extra)
-        started.append(rt)
-        if wait_ready:
-            rt.wait_output("Ready: health check answers 200")
-        return rt
-
-    yield factory
-    for rt in started:
-        rt.stop()
-
-
 @pytest.fixture(scope="module")
 def rt() -> Iterator[RuntimeProcess]:
     runtime = start_lb(SERVED_MODEL_NAME="ernie-test", FD_STANDIN_TOKEN_DELAY="0.002")
-    runtime.wait_output("Ready: health check answers 200")
+    runtime.wait_output(LB_READY)
     yield runtime
     runtime.stop()
     assert runtime.wait_exit() == 0
