@@ -200,7 +200,7 @@ def make_runtime(settings: Settings, supervisor: Supervisor) -> Runtime:
 def serve_load_balancer(settings: Settings, supervisor: Supervisor) -> int:
     """Serve a RunPod load-balancing endpoint (lb_server.py) until SIGTERM; 1 if the engine never
     got ready. An engine that dies while serving ends the worker with 1 (exit_on_engine_death)."""
-    from worker_runtime.lb_server import Health, LBServer, serve
+    from worker_runtime.lb_server import Health, LBServer, ListenError, serve
 
     health = Health(supervisor.died.is_set)
     server = LBServer(health, settings.max_concurrency, settings.health_check_path)
@@ -221,7 +221,7 @@ def serve_load_balancer(settings: Settings, supervisor: Supervisor) -> int:
         asyncio.run(
             serve(server, settings.port, port_health, settings.shutdown_grace_seconds, start, supervisor.stop)
         )
-    except EngineStartError as exc:
+    except (EngineStartError, ListenError) as exc:
         print(exc, flush=True)
         return 1
     print(f"Stopped (engine exit code {supervisor.exit_code}).", flush=True)

@@ -42,6 +42,10 @@ MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's payload limit on load-balancing en
 RETRY_AFTER_SECONDS = 1  # a full or loading worker: RunPod's client, or the caller, tries again
 
 
+class ListenError(RuntimeError):
+    """A port the server cannot listen on; the message says which and what to do."""
+
+
 class Health:
     """The health check's answer, from the worker's state."""
 
@@ -235,7 +239,13 @@ async def serve(
             runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=grace, access_log=None)
             await runner.setup()
             runners.append(runner)
-            await web.TCPSite(runner, host, app_port).start()
+            try:
+                await web.TCPSite(runner, host, app_port).start()
+            except OSError as exc:
+                raise ListenError(
+                    f"Cannot listen on {host}:{app_port}: {exc.strerror or exc}. Set PORT (and PORT_HEALTH) "
+                    "to a free port this user may open, the same in the endpoint's configuration."
+                ) from None
         health_at = f"http://{host}:{port_health}{server.health_path}"
         print(f"Load-balancing server on http://{host}:{port} (health: {health_at})", flush=True)
         starting = asyncio.ensure_future(asyncio.to_thread(start))

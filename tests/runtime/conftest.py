@@ -155,12 +155,13 @@ LB_READY = "Ready: health check answers 200"
 
 
 def start_lb(**extra: str) -> RuntimeProcess:
-    """A runtime serving a load-balancing endpoint (ENDPOINT_TYPE=load_balancer) on a free PORT; the
+    """A runtime serving a load-balancing endpoint (ENDPOINT_TYPE=load_balancer) on PORT (a free one
+    unless given); the
     stand-in records every request it receives in ``requests.log`` of the log folder."""
-    (port,) = free_ports(1)
-    env = runtime_env(ENDPOINT_TYPE="load_balancer", PORT=str(port), **extra)
+    env = runtime_env(ENDPOINT_TYPE="load_balancer", **extra)
+    env.setdefault("PORT", str(free_ports(1)[0]))
     env.setdefault("FD_STANDIN_REQUEST_LOG", os.path.join(env["FD_LOG_DIR"], "requests.log"))
-    return RuntimeProcess([], env, port)
+    return RuntimeProcess([], env, int(env["PORT"]))
 
 
 def _factory(start: Any, ready: str) -> Iterator[Any]:

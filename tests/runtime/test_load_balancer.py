@@ -313,3 +313,30 @@ def test_an_engine_that_fails_to_start_exits_1_with_its_log(lb_runtime) -> None:
     rt = lb_runtime(wait_ready=False, FD_STANDIN_CRASH_AT_START="3")
     assert rt.wait_exit() == 1
     assert "out of memory on GPU 0" in rt.output
+
+
+def test_a_stream_that_fails_midway_ends_with_an_error_event(lb_runtime) -> None:
+    rt = lb_runtime(FD_STANDIN_ERROR_MID_STREAM="3")
+    job = {"prompt": "long", "stream": True, "sampling_params": {"max_tokens": 20}}
+    status, _, data = raw("POST", rt.port, "/generate", json.dumps(job).encode())
+    events = sse_events(data)
+    assert status == 200 and "[DONE]" not in events
+    assert json.loads(events[-1])["error"]["message"], events  # the last event says what went wrong
+    assert all("error" not in json.loads(e) for e in events[:-1])
+    client = openai.OpenAI(base_url=rt.base + "/v1", api_key="lb", timeout=WAIT, max_retries=0)
+    with pytest.raises(openai.APIError):
+        for _ in client.completions.create(model="m", prompt="long", max_tokens=20, stream=True):
+            pass
+
+
+def test_a_port_in_use_is_one_paragraph_and_exit_1(lb_runtime) -> None:
+    with socket.socket() as taken:
+        taken.bind(("0.0.0.0", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        rt = lb_runtime(wait_ready=False, PORT=str(port))
+        assert rt.wait_exit() == 1
+    assert f"Cannot listen on 0.0.0.0:{port}" in rt.output and "Traceback" not in rt.output, rt.output
+    engine = rt.engine_pid()
+    assert engine is not None
+    assert_process_ends(engine)
