@@ -156,8 +156,8 @@ LB_READY = "Ready: health check answers 200"
 
 def start_lb(**extra: str) -> RuntimeProcess:
     """A runtime serving a load-balancing endpoint (ENDPOINT_TYPE=load_balancer) on PORT (a free one
-    unless given); the
-    stand-in records every request it receives in ``requests.log`` of the log folder."""
+    unless given); the stand-in records every request it receives in ``requests.log`` of the log
+    folder."""
     env = runtime_env(ENDPOINT_TYPE="load_balancer", **extra)
     env.setdefault("PORT", str(free_ports(1)[0]))
     env.setdefault("FD_STANDIN_REQUEST_LOG", os.path.join(env["FD_LOG_DIR"], "requests.log"))
