@@ -17,10 +17,10 @@ Three workers run on this machine, each ``python -m worker_runtime`` with its ow
 and ``direct`` is the ``lb`` worker's own engine, reached at its loopback port as a client of
 FastDeploy's server would reach it. For each K, K OpenAI chat streams go to each configuration in
 turn (the order rotating between repeats); the client is this process (aiohttp), the same for every
-HTTP configuration. Per token: the delay from its emission by the engine to its receipt by the client
-(the platform's receipt of the POST carrying it, for ``queue``), and the gap since the previous token
-of its stream (inter-token latency, what a reader of the stream sees). Worker CPU is the worker's
-process tree without the engine.
+HTTP configuration. Per token: the delay from its emission by the engine to the client's receipt of
+the whole event carrying it (the platform's receipt of the POST carrying it, for ``queue``), and the
+gap since the previous token of its stream (inter-token latency, what a reader of the stream sees).
+Worker CPU is the worker's process tree without the engine.
 
 Exits 1 when a request fails or a token is lost, duplicated or reordered, never because of a timing.
 """
@@ -116,12 +116,17 @@ class Sample:
 
 def check_stream(data: bytes, reads: list[tuple[int, float]], tokens: int, out: Sample) -> None:
     """Per-token delays and gaps of one stream's bytes (``reads``: end offset and time of each read);
-    records a failure for a lost, duplicated or reordered token or a stream without [DONE]."""
+    records a failure for a lost, duplicated or reordered token or a stream without [DONE].
+
+    A token counts as received when the event carrying it is complete: a client can use no less (the
+    engine and a bare relay may hand out half an event, the runtime's relay whole events only)."""
     stamps: list[float] = []
     received: list[float] = []
     i = 0
     for m in STAMP.finditer(data):
-        while reads[i][0] < m.end():
+        end = data.find(b"\n\n", m.end())
+        end = len(data) if end < 0 else end + 2
+        while reads[i][0] < end:
             i += 1
         stamps.append(float(m.group(1)))
         received.append(reads[i][1])
