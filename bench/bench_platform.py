@@ -33,6 +33,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
@@ -64,6 +65,28 @@ def serve_bare() -> int:
 
 
 # ----------------------------------------------------------------------------- workers
+
+
+def worker_cpu(pid: int, engine_pid: int) -> float:
+    """CPU seconds of worker ``pid`` and its descendants, the engine's subtree left out."""
+    root = psutil.Process(pid)
+    skip: set[int] = set()
+    if engine_pid:
+        try:
+            engine = psutil.Process(engine_pid)
+            skip = {engine_pid, *(p.pid for p in engine.children(recursive=True))}
+        except psutil.NoSuchProcess:
+            pass
+    total = 0.0
+    for proc in [root, *root.children(recursive=True)]:
+        if proc.pid in skip:
+            continue
+        try:
+            t = proc.cpu_times()
+            total += t.user + t.system
+        except psutil.NoSuchProcess:
+            pass
+    return total
 
 
 class LightPlatform(FakePlatform):
@@ -129,46 +152,39 @@ class Worker:
     engine_pid: int = 0
 
     def cpu(self) -> float:
-        """CPU seconds of the worker and its descendants, the engine's subtree left out."""
-        root = psutil.Process(self.proc.pid)
-        skip: set[int] = set()
-        if self.engine_pid:
-            try:
-                engine = psutil.Process(self.engine_pid)
-                skip = {self.engine_pid, *(p.pid for p in engine.children(recursive=True))}
-            except psutil.NoSuchProcess:
-                pass
-        total = 0.0
-        for proc in [root, *root.children(recursive=True)]:
-            if proc.pid in skip:
-                continue
-            try:
-                t = proc.cpu_times()
-                total += t.user + t.system
-            except psutil.NoSuchProcess:
-                pass
-        return total
+        return worker_cpu(self.proc.pid, self.engine_pid)
 
     def stop(self, keep_log: bool = False) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
-        self.api.close()
-        if keep_log:
-            print(f"worker {self.name}'s log: {self.log}")
-        else:
-            shutil.rmtree(self.log.parent, ignore_errors=True)
+        stop_worker_process(self.name, self.proc, self.log, keep_log, self.api.close)
 
 
-def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
-    api = RemotePlatform()
-    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+def stop_worker_process(
+    name: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    keep_log: bool,
+    then: Callable[[], object] | None = None,
+) -> None:
+    """SIGTERM (then SIGKILL) a benchmark worker, run ``then()``, and drop its folder unless kept."""
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+    if then is not None:
+        then()
+    if keep_log:
+        print(f"worker {name}'s log: {log}")
+    else:
+        shutil.rmtree(log.parent, ignore_errors=True)
+
+
+def worker_env(tmp: Path, args: argparse.Namespace) -> dict[str, str]:
+    """A benchmark worker's environment: the engine stand-in stamping each token, ``args.tokens``
+    tokens per answer at ``args.rate`` tokens/s, room for the largest K."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FD_", "RUNPOD_"))}
-    env.update(api.call("env", f"bench-{name}"))
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "engine_standin")]),
         PYTHONUNBUFFERED="1",
@@ -180,21 +196,30 @@ def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
         FD_STANDIN_TOKEN_DELAY=str(1.0 / args.rate),
         FD_STANDIN_ANSWER_TOKENS=str(args.tokens),
         FD_STANDIN_STAMP_TOKENS="1",
+    )
+    return env
+
+
+def worker_command(bare: bool) -> list[str]:
+    """``python -m worker_runtime``, or the same with the bare relay as its handler."""
+    if bare:
+        return [sys.executable, str(Path(__file__).resolve()), "--serve-bare"]
+    return [sys.executable, "-m", "worker_runtime"]
+
+
+def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
+    api = RemotePlatform()
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    env = worker_env(tmp, args)
+    env.update(api.call("env", f"bench-{name}"))
+    env.update(
         # The SDK's host checks test the machine, not the worker.
         RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
         RUNPOD_SKIP_GPU_CHECK="true",
         # The same SDK log level for both workers (at DEBUG the SDK prints every output twice).
         RUNPOD_LOG_LEVEL=args.sdk_log_level,
     )
-    cmd = (
-        [sys.executable, str(Path(__file__).resolve()), "--serve-bare"]
-        if bare
-        else [
-            sys.executable,
-            "-m",
-            "worker_runtime",
-        ]
-    )
+    cmd = worker_command(bare)
     log = tmp / "worker.log"
     with open(log, "wb") as out:
         proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -333,9 +358,11 @@ def ratios(ours: Sample, bare: Sample) -> str:
     )
 
 
-def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+def load_options(description: str | None) -> argparse.ArgumentParser:
+    """The options of a streaming load (K, tokens, rate, the platform's POST cost, repeats, the SDK's
+    log level), shared with bench_lb.py; ``args.k`` is then a comma-separated string."""
     parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--k", default="8,64,128,256", help="concurrent streams per phase, comma-separated")
     parser.add_argument("--tokens", type=int, default=256, help="tokens per stream")
@@ -343,7 +370,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--post-cost", type=float, default=0.02, help="seconds the platform takes per stream POST"
     )
-    parser.add_argument("--repeat", type=int, default=1, help="runs of each phase per handler (pooled)")
+    parser.add_argument("--repeat", type=int, default=1, help="runs of each phase per worker (pooled)")
+    parser.add_argument(
+        "--sdk-log-level",
+        default="INFO",
+        help="RUNPOD_LOG_LEVEL of platform workers (default INFO, the runtime's default; DEBUG is the SDK's)",
+    )
+    return parser
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    parser = load_options(__doc__)
     parser.add_argument("--routes", default="openai,native", help="openai, native or both")
     parser.add_argument(
         "--alternate",
@@ -355,11 +392,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--aa",
         action="store_true",
         help="A/A run: the runtime's handler in both slots, to see the spread this machine gives",
-    )
-    parser.add_argument(
-        "--sdk-log-level",
-        default="INFO",
-        help="RUNPOD_LOG_LEVEL of both workers (default INFO, the runtime's default; DEBUG is the SDK's)",
     )
     parser.add_argument("--serve-bare", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -403,10 +435,15 @@ def main(argv: list[str] | None = None) -> int:
     finally:
         for w in workers.values():
             w.stop(keep_log=bool(failures) or sys.exc_info()[0] is not None)
-    if failures:
-        print(f"{len(failures)} failed or incomplete jobs:", *failures[:20], sep="\n  ")
-        return 1
-    return 0
+    return failed(failures, "jobs")
+
+
+def failed(failures: list[str], what: str) -> int:
+    """Exit status of a benchmark: 1, listing the first failures, when there are any."""
+    if not failures:
+        return 0
+    print(f"{len(failures)} failed or incomplete {what}:", *failures[:20], sep="\n  ")
+    return 1
 
 
 if __name__ == "__main__":

@@ -1,7 +1,9 @@
 """Entry point: ``python -m worker_runtime [--local [--port N] [--host H]] [runpod SDK flags]``.
 
-Starts FastDeploy, waits until it is ready, then serves jobs: through the RunPod SDK (platform mode;
-SDK flags such as ``--rp_serve_api`` pass through) or through the local RunPod-shaped endpoint.
+Starts FastDeploy, waits until it is ready, then serves jobs: through the RunPod SDK (platform mode, a
+queue endpoint; SDK flags such as ``--rp_serve_api`` pass through), through the local RunPod-shaped
+endpoint (``--local``), or, with ``ENDPOINT_TYPE=load_balancer``, over HTTP on ``PORT`` for a
+load-balancing endpoint (lb_server.py; its health check answers while the engine loads).
 """
 
 from __future__ import annotations
@@ -17,12 +19,17 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
-from worker_runtime.model_cache import CacheUnavailable, plan_weights
+from worker_runtime.model_cache import CacheUnavailable, WeightsPlan, plan_weights
 from worker_runtime.ports import free_ports
 from worker_runtime.settings import Settings, SettingsError, load_flag_table, load_settings
 from worker_runtime.supervisor import DEFAULT_LOG_DIR, EngineStartError, Supervisor, log_tail, shm_warning
+
+if TYPE_CHECKING:
+    from worker_runtime.handler import Runtime
+    from worker_runtime.lb_server import Handler
 
 DEATH_DRAIN_SECONDS = 5.0  # time for in-flight jobs to report their failure before we exit
 # At its own default, DEBUG, the runpod SDK prints every streamed output twice and a line per stream
@@ -79,14 +86,15 @@ def sdk_log_env(environ: Mapping[str, str]) -> dict[str, str]:
     return {"RUNPOD_LOG_LEVEL": level}
 
 
-def exit_on_engine_death(supervisor: Supervisor, in_flight: Callable[[], int]) -> None:
-    """Engine death while serving is fatal: let in-flight jobs fail, then exit so RunPod replaces us."""
+def exit_on_engine_death(supervisor: Supervisor, settled: Callable[[], bool]) -> None:
+    """Engine death while serving is fatal: let in-flight jobs fail (until ``settled()``, at most
+    DEATH_DRAIN_SECONDS), then exit so RunPod replaces us."""
 
     def died(code: int) -> None:
         print(f"FastDeploy engine exited with code {code} while serving; exiting.", flush=True)
         print(log_tail(supervisor.log_dir), flush=True)
         deadline = time.monotonic() + DEATH_DRAIN_SECONDS
-        while in_flight() > 0 and time.monotonic() < deadline:
+        while not settled() and time.monotonic() < deadline:
             time.sleep(0.05)
         time.sleep(0.5)  # the SDK posts the failed results
         sys.stdout.flush()
@@ -115,8 +123,16 @@ def main(argv: list[str] | None = None) -> int:
         if line:
             print(line, flush=True)
 
-    supervisor = start_engine(weights.settings, own_ports(args, rest))
+    load_balancer = settings.endpoint_type == "load_balancer" and not args.local
+    if settings.endpoint_type == "load_balancer" and args.local:
+        print(
+            "ENDPOINT_TYPE=load_balancer: --local serves the RunPod-shaped local endpoint instead", flush=True
+        )
+    reserved = lb_ports(settings) if load_balancer else own_ports(args, rest)
+    supervisor = start_engine(weights.settings, reserved)
     atexit.register(supervisor.stop)
+    if load_balancer:
+        return serve_load_balancer(settings, supervisor, weights)
 
     main_pid = os.getpid()
 
@@ -145,17 +161,10 @@ def main(argv: list[str] | None = None) -> int:
     print(weights.ready_line(took), flush=True)
 
     # Imported only now: the engine starts while these load, and settings errors need neither.
-    from worker_runtime.engine_client import EngineClient
-    from worker_runtime.handler import Runtime, make_handler
+    from worker_runtime.handler import make_handler
 
-    runtime = Runtime(
-        EngineClient(supervisor.health_url.rsplit("/", 1)[0], settings.request_timeout),
-        weights.served_name,
-        settings.max_concurrency,
-        supervisor,
-        logprobs=bool(settings.logprobs),
-    )
-    exit_on_engine_death(supervisor, lambda: runtime.in_flight)
+    runtime = make_runtime(settings, supervisor, weights.served_name)
+    exit_on_engine_death(supervisor, lambda: runtime.in_flight == 0)
     handler = make_handler(runtime)
     tune_gc()
 
@@ -177,6 +186,56 @@ def main(argv: list[str] | None = None) -> int:
             "concurrency_modifier": runtime.concurrency_modifier,
         }
     )
+    return 0
+
+
+def lb_ports(settings: Settings) -> set[int]:
+    """The ports a load-balancing worker listens on, which the engine must not take."""
+    return {settings.port, settings.port_health or settings.port}
+
+
+def make_runtime(settings: Settings, supervisor: Supervisor, served_name: str) -> Runtime:
+    from worker_runtime.engine_client import EngineClient
+    from worker_runtime.handler import Runtime
+
+    return Runtime(
+        EngineClient(supervisor.health_url.rsplit("/", 1)[0], settings.request_timeout),
+        served_name,
+        settings.max_concurrency,
+        supervisor,
+        logprobs=bool(settings.logprobs),
+    )
+
+
+def serve_load_balancer(settings: Settings, supervisor: Supervisor, weights: WeightsPlan) -> int:
+    """Serve a RunPod load-balancing endpoint (lb_server.py) until SIGTERM; 1 if the engine never
+    got ready. An engine that dies while serving ends the worker with 1 (exit_on_engine_death)."""
+    from worker_runtime.lb_server import Health, LBServer, ListenError, serve
+
+    health = Health(supervisor.died.is_set)
+    server = LBServer(health, settings.max_concurrency, settings.health_check_path)
+
+    def start() -> Handler:
+        took = supervisor.wait_ready(settings.engine_startup_timeout)
+        print(f"FastDeploy ready after {took:.1f} s", flush=True)
+        print(weights.ready_line(took), flush=True)
+        from worker_runtime.handler import make_handler
+
+        runtime = make_runtime(settings, supervisor, weights.served_name)
+        # Exit once running requests have failed and the load balancer has seen the 503.
+        exit_on_engine_death(supervisor, lambda: server.in_flight == 0 and health.reported_dead)
+        tune_gc()
+        return make_handler(runtime)
+
+    port_health = settings.port_health or settings.port
+    try:
+        asyncio.run(
+            serve(server, settings.port, port_health, settings.shutdown_grace_seconds, start, supervisor.stop)
+        )
+    except (EngineStartError, ListenError) as exc:
+        print(exc, flush=True)
+        return 1
+    print(f"Stopped (engine exit code {supervisor.exit_code}).", flush=True)
     return 0
 
 

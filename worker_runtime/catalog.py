@@ -279,6 +279,14 @@ SETTINGS: tuple[Setting, ...] = (
         in_hub=False,
     ),
     Setting(
+        "SHUTDOWN_GRACE_SECONDS",
+        "float",
+        "On SIGTERM, seconds a load-balancing worker lets running requests finish before it stops them.",
+        default=5.0,
+        minimum=0.0,
+        advanced=True,
+    ),
+    Setting(
         "FASTDEPLOY_VERSION",
         "str",
         "FastDeploy release inside the image; decides which flags are emitted.",
@@ -334,6 +342,7 @@ class Settings:
     port: int = 80
     port_health: int | None = None
     health_check_path: str = "/ping"
+    shutdown_grace_seconds: float = 5.0
     fastdeploy_version: str = DEFAULT_RELEASE
     worker_deps_dir: str | None = None
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import os
 import time
 import uuid
@@ -24,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from worker_runtime.errors import JobError
+from worker_runtime.replies import error_response, reply
 
 Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 STREAM_POLL_SECONDS = 10.0  # /stream/{id} waits this long for new output before answering empty
@@ -216,54 +216,15 @@ class LocalServer:
             try:
                 job_input["openai_input"] = await request.json()
             except ValueError:
-                return _error_response(JobError(400, "request body must be JSON", code="invalid_json"))
+                return error_response(JobError(400, "request body must be JSON", code="invalid_json"))
         elif request.method != "GET":
-            return _error_response(JobError(405, f"{request.method} is not supported", code="bad_method"))
+            return error_response(JobError(405, f"{request.method} is not supported", code="bad_method"))
         async with self.slots:
             gen = self.handler({"id": f"openai-{uuid.uuid4()}", "input": job_input})
             try:
-                return await self._openai_reply(request, gen)
+                return await reply(request, gen, native_stream=False)
             finally:
                 await gen.aclose()  # on client disconnect too: closes the upstream request
-
-    async def _openai_reply(self, request: web.Request, gen: AsyncIterator[Any]) -> web.StreamResponse:
-        try:
-            first = await gen.__anext__()
-        except StopAsyncIteration:
-            return _error_response(JobError(502, "the handler produced no output", "server_error"))
-        if isinstance(first, dict) and "error" in first:
-            return _error_response(JobError.from_payload(first["error"]))
-        if not isinstance(first, str):  # non-stream: one response object
-            return web.json_response(first, dumps=_dumps)
-        resp = web.StreamResponse(
-            headers={"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
-        )
-        await resp.prepare(request)
-        item: Any = first
-        last = ""
-        while True:
-            if isinstance(item, dict) and "error" in item:
-                # The handler ends a failed stream with an error event of its own; any other failure
-                # still reaches the client as one, so the openai SDK raises.
-                if not last.startswith('data: {"error"'):
-                    await resp.write(JobError.from_payload(item["error"]).sse_event().encode())
-                break
-            last = str(item)
-            await resp.write(last.encode("utf-8"))
-            try:
-                item = await gen.__anext__()
-            except StopAsyncIteration:
-                break
-        await resp.write_eof()
-        return resp
-
-
-def _dumps(obj: Any) -> str:
-    return json.dumps(obj, ensure_ascii=False)
-
-
-def _error_response(err: JobError) -> web.Response:
-    return web.json_response({"error": err.openai_error()}, status=err.status, dumps=_dumps)
 
 
 async def serve(

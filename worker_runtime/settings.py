@@ -169,6 +169,10 @@ def load_settings(
     if values.get("model_cache_dir") is None and os.path.isdir(volume_dir):
         values["model_cache_dir"] = os.path.join(volume_dir, "fastdeploy")
 
+    path = values.get("health_check_path")
+    if isinstance(path, str) and not path.startswith("/"):
+        problems.append(f"HEALTH_CHECK_PATH={path!r} is invalid: expected a path starting with /, e.g. /ping")
+
     # Flags that the chosen release does not have (including ENGINE_ARGS) are startup errors too.
     problems.extend(release_problems(values, release, version))
 

@@ -128,6 +128,13 @@ class RuntimeProcess:
                 self.proc.wait(5)
 
 
+def run_bench(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+    """``python bench/SCRIPT ARGS`` from the repository, its output captured (smoke tests)."""
+    return subprocess.run(
+        [sys.executable, f"bench/{script}", *args], cwd=REPO, capture_output=True, text=True, timeout=300
+    )
+
+
 def runtime_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FD_", "RUNPOD_"))}
     env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(STANDIN)])
@@ -159,22 +166,48 @@ def engine_release() -> str:
     return DEFAULT_RELEASE
 
 
-@pytest.fixture
-def local_runtime(engine_release: str) -> Iterator[Any]:
-    """Factory: start a --local runtime with extra env; every one started is stopped afterwards."""
+LB_READY = "Ready: health check answers 200"
+
+
+def start_lb(**extra: str) -> RuntimeProcess:
+    """A runtime serving a load-balancing endpoint (ENDPOINT_TYPE=load_balancer) on PORT (a free one
+    unless given); the stand-in records every request it receives in ``requests.log`` of the log
+    folder."""
+    env = runtime_env(ENDPOINT_TYPE="load_balancer", **extra)
+    env.setdefault("PORT", str(free_ports(1)[0]))
+    env.setdefault("FD_STANDIN_REQUEST_LOG", os.path.join(env["FD_LOG_DIR"], "requests.log"))
+    return RuntimeProcess([], env, int(env["PORT"]))
+
+
+def _factory(start: Any, ready: str) -> Iterator[Any]:
+    """Factory: start a runtime with extra env (waiting for ``ready`` in its output unless told not
+    to); every one started is stopped afterwards."""
     started: list[RuntimeProcess] = []
 
     def factory(wait_ready: bool = True, **extra: str) -> RuntimeProcess:
-        release = {"FASTDEPLOY_VERSION": engine_release, "FD_STANDIN_RELEASE": engine_release}
-        rt = start_local(**{**release, **extra})
+        rt = start(**extra)
         started.append(rt)
         if wait_ready:
-            rt.wait_output("Local RunPod-shaped endpoint")
+            rt.wait_output(ready)
         return rt
 
     yield factory
     for rt in started:
         rt.stop()
+
+
+@pytest.fixture
+def local_runtime(engine_release: str) -> Iterator[Any]:
+    """Factory of --local runtimes (see _factory) of FastDeploy release ``engine_release``, the stand-in
+    in that release's mode."""
+    release = {"FASTDEPLOY_VERSION": engine_release, "FD_STANDIN_RELEASE": engine_release}
+    yield from _factory(lambda **extra: start_local(**{**release, **extra}), "Local RunPod-shaped endpoint")
+
+
+@pytest.fixture
+def lb_runtime() -> Iterator[Any]:
+    """Factory of load-balancing runtimes (see _factory)."""
+    yield from _factory(start_lb, LB_READY)
 
 
 def http(method: str, url: str, body: Any = None, timeout: float = WAIT) -> tuple[int, Any]:

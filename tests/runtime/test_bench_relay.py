@@ -3,10 +3,9 @@
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 
-from .conftest import REPO
+from .conftest import REPO, run_bench
 
 sys.path[:0] = [str(REPO / "bench")]
 
@@ -15,13 +14,7 @@ import bench_relay  # noqa: E402
 
 def test_bench_relay_runs_every_handler_and_route_and_exits_0() -> None:
     args = ["--tokens", "12", "--jobs", "2", "--rounds", "2", "--per-read", "1,5", "--cut"]
-    out = subprocess.run(
-        [sys.executable, "bench/bench_relay.py", *args],
-        cwd=REPO,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    out = run_bench("bench_relay.py", *args)
     assert out.returncode == 0, out.stdout + out.stderr
     rows = [line.split() for line in out.stdout.splitlines() if line.startswith(("openai ", "native "))]
     assert {(r[0], r[1], r[2]) for r in rows} == {

@@ -26,6 +26,8 @@ Fault and pacing knobs (environment variables):
   the client noticing: a request sent on a connection idle longer than 2 s minus this is lost unanswered,
   as one crossing the close in flight is (default 0).
 - ``FD_STANDIN_GPU_WORKER_LIFE``: seconds the "GPU worker" lives at most when nobody stops it (600).
+- ``FD_STANDIN_REQUEST_LOG``: a file to which every request received, on either listener, is appended
+  as ``METHOD PATH`` (one a line), so a test can tell which requests reached the engine at all.
 - ``FD_STANDIN_FINISH_REASON``: every choice ends with this finish_reason (e.g. 2.6's ``pd_reschedule``).
 
 ``FD_STANDIN_RELEASE=2.6.0`` selects the release/2.6 branch's behaviours (see ``api_server.py``): its

@@ -461,6 +461,9 @@ class StandIn:
         # is lost, as one that crosses the close in flight is (0: only exact races).
         self.keepalive_race = env_float("FD_STANDIN_KEEPALIVE_RACE")
         self.control_calls: dict[str, int] = {}
+        # Test plumbing: every request line received ("METHOD PATH", one a line), on either listener,
+        # so that a test can tell which requests reached the engine at all.
+        self.request_log = os.environ.get("FD_STANDIN_REQUEST_LOG", "").strip() or None
 
     # -- protocol helpers
 
@@ -622,6 +625,9 @@ class StandIn:
                 length = int(headers.get("content-length", "0") or 0)
                 raw = await reader.readexactly(length) if length else b""
                 path = target.split("?", 1)[0]
+                if self.request_log:
+                    with open(self.request_log, "a", encoding="utf-8") as log:
+                        log.write(f"{method} {path}\n")
                 if metrics_only:
                     keep = await self.route_metrics_app(method, path, writer)
                 else:
