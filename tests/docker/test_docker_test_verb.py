@@ -19,12 +19,12 @@ pytestmark = pytest.mark.docker
 VARIANT = "ernie-0.3b"
 
 
-@pytest.fixture(scope="module")
-def image(docker_client, standin_base, wheelhouse, fake_weights, tmp_path_factory):
-    tag = "verify" + uuid.uuid4().hex[:8]
-    out_dir = tmp_path_factory.mktemp("verify-render")
+def _built(variant, prefix, docker_client, standin_base, wheelhouse, fake_weights, tmp_path_factory):
+    """Build `variant` on the stand-in base; yield its versioned tag, remove its tags afterwards."""
+    tag = prefix + uuid.uuid4().hex[:8]
+    out_dir = tmp_path_factory.mktemp(f"{prefix}-render")
     result = dockerlab.run_build(
-        ["build", VARIANT, "--base-image", standin_base, "--weights-from", str(fake_weights),
+        ["build", variant, "--base-image", standin_base, "--weights-from", str(fake_weights),
          "--wheelhouse", str(wheelhouse), "--out", str(out_dir), "--registry", "127.0.0.1:9/verify",
          "--tag", tag]
     )  # fmt: skip
@@ -36,6 +36,13 @@ def image(docker_client, standin_base, wheelhouse, fake_weights, tmp_path_factor
             docker_client.images.remove(t, force=True)
         except Exception as exc:
             print(f"cleanup: could not remove {t}: {exc}")
+
+
+@pytest.fixture(scope="module")
+def image(docker_client, standin_base, wheelhouse, fake_weights, tmp_path_factory):
+    yield from _built(
+        VARIANT, "verify", docker_client, standin_base, wheelhouse, fake_weights, tmp_path_factory
+    )
 
 
 def run_test(capsys, image: str, *extra: str) -> tuple[int, str]:
@@ -80,21 +87,9 @@ def test_a_failing_job_exits_1_with_its_error_and_the_log_tail(docker_client, ca
 @pytest.fixture(scope="module")
 def lb_image(docker_client, standin_base, wheelhouse, fake_weights, tmp_path_factory):
     """The load-balancing variant built like `image`: the same layers, another ENDPOINT_TYPE default."""
-    tag = "verifylb" + uuid.uuid4().hex[:8]
-    out_dir = tmp_path_factory.mktemp("verify-lb-render")
-    result = dockerlab.run_build(
-        ["build", "ernie-0.3b-lb", "--base-image", standin_base, "--weights-from", str(fake_weights),
-         "--wheelhouse", str(wheelhouse), "--out", str(out_dir), "--registry", "127.0.0.1:9/verify",
-         "--tag", tag]
-    )  # fmt: skip
-    tags = dockerlab.tags_from_output(result.stdout)
-    assert result.returncode == 0 and tags, result.stdout[-6000:]
-    yield next(t for t in tags if t.endswith(":" + tag))
-    for t in tags:
-        try:
-            docker_client.images.remove(t, force=True)
-        except Exception as exc:
-            print(f"cleanup: could not remove {t}: {exc}")
+    yield from _built(
+        "ernie-0.3b-lb", "verifylb", docker_client, standin_base, wheelhouse, fake_weights, tmp_path_factory
+    )
 
 
 def test_a_load_balancing_image_is_tested_on_its_routes_after_204_then_200(docker_client, capsys, lb_image):
