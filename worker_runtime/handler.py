@@ -109,18 +109,29 @@ def make_handler(runtime: Runtime) -> Callable[[dict[str, Any]], AsyncIterator[A
     async def handler(job: dict[str, Any]) -> AsyncIterator[Any]:
         runtime.in_flight += 1
         upstream = Upstream()
+        ended = False
+
+        def end(_task: object = None) -> None:
+            # Once per job, whichever comes first: this generator's close, or the end of the task
+            # running it. A stopped job's generator is left suspended (see Upstream) and closed only
+            # when the garbage collector reaches it, which, at tune_gc's thresholds, may be never.
+            nonlocal ended
+            if not ended:
+                ended = True
+                runtime.in_flight -= 1
+                upstream.close_all()
+
         task = asyncio.current_task()
         if task is not None:
-            task.add_done_callback(upstream.close_all)
+            task.add_done_callback(end)
         try:
             job_input = job.get("input") if isinstance(job, dict) else None
             async for item in run_job(runtime, job_input, upstream):
                 yield platform_output(item)
         finally:
-            runtime.in_flight -= 1
             if task is not None:
-                task.remove_done_callback(upstream.close_all)
-            upstream.close_all()
+                task.remove_done_callback(end)
+            end()
 
     return handler
 
