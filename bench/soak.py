@@ -725,6 +725,7 @@ def main(argv: list[str] | None = None) -> int:
         feeder = threading.Thread(target=driver.run, args=(end,), daemon=True)
         feeder.start()
         last = idle
+        shown = 0
         next_report = t0 + 60 * args.every
         while feeder.is_alive():
             feeder.join(max(0.0, min(next_report, end) - time.monotonic()))
@@ -735,6 +736,10 @@ def main(argv: list[str] | None = None) -> int:
                 row, last = sample(worker, driver, t0, last)
                 rows.append(row)
                 print(fmt_row(row), flush=True)
+                with driver.lock:
+                    new, shown = driver.totals.problems[shown:], len(driver.totals.problems)
+                for problem in new[:5]:  # as they come, so that a long run shows them early
+                    print("   ", problem, flush=True)
                 next_report += 60 * args.every
         stuck = driver.drain(args.drain)
         for job_id in stuck:
