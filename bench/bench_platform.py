@@ -150,13 +150,7 @@ class Worker:
         return total
 
     def stop(self, keep_log: bool = False) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
         self.api.close()
         if keep_log:
             print(f"worker {self.name}'s log: {self.log}")
@@ -164,28 +158,49 @@ class Worker:
             shutil.rmtree(self.log.parent, ignore_errors=True)
 
 
-def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
-    api = RemotePlatform()
-    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+        try:
+            proc.wait(30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10)
+
+
+def worker_env(
+    platform_env: dict[str, str], tmp: Path, model: str, concurrency: int, tokens: int, rate: float
+) -> dict[str, str]:
+    """A platform-mode worker's environment: the fake job API's variables, the engine stand-in
+    answering ``tokens`` stamped tokens at ``rate`` tokens/s, everything else of this shell's but FD_*
+    and RUNPOD_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FD_", "RUNPOD_"))}
-    env.update(api.call("env", f"bench-{name}"))
+    env.update(platform_env)
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "engine_standin")]),
         PYTHONUNBUFFERED="1",
         HOME=str(tmp),
-        MODEL="bench-model",
-        MAX_CONCURRENCY=str(max(args.k)),
+        MODEL=model,
+        MAX_CONCURRENCY=str(concurrency),
         FD_LOG_DIR=str(tmp / "fdlog"),
         FD_STANDIN_LOAD_DELAY="0",
-        FD_STANDIN_TOKEN_DELAY=str(1.0 / args.rate),
-        FD_STANDIN_ANSWER_TOKENS=str(args.tokens),
+        FD_STANDIN_TOKEN_DELAY=str(1.0 / rate),
+        FD_STANDIN_ANSWER_TOKENS=str(tokens),
         FD_STANDIN_STAMP_TOKENS="1",
         # The SDK's host checks test the machine, not the worker.
         RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
         RUNPOD_SKIP_GPU_CHECK="true",
-        # The same SDK log level for both workers (at DEBUG the SDK prints every output twice).
-        RUNPOD_LOG_LEVEL=args.sdk_log_level,
     )
+    return env
+
+
+def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
+    api = RemotePlatform()
+    tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
+    platform_env = api.call("env", f"bench-{name}")
+    env = worker_env(platform_env, tmp, "bench-model", max(args.k), args.tokens, args.rate)
+    # The same SDK log level for both workers (at DEBUG the SDK prints every output twice).
+    env["RUNPOD_LOG_LEVEL"] = args.sdk_log_level
     cmd = (
         [sys.executable, str(Path(__file__).resolve()), "--serve-bare"]
         if bare

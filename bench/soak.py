@@ -64,9 +64,10 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine_standin")]
+sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine_standin"), str(ROOT / "bench")]
 
 from aiohttp import web  # noqa: E402
+from bench_platform import stop_process, worker_env  # noqa: E402
 
 from tests.runtime.fake_platform import FakePlatform, Job, Post  # noqa: E402
 
@@ -87,7 +88,11 @@ def serve_worker(stats_file: str) -> int:
     from worker_runtime.__main__ import main
 
     gc_state: dict[str, Any] = {
-        "count": [0, 0, 0], "seconds": [0.0, 0.0, 0.0], "cpu": 0.0, "max": 0.0, "started": (0.0, 0.0)
+        "count": [0, 0, 0],
+        "seconds": [0.0, 0.0, 0.0],
+        "cpu": 0.0,
+        "max": 0.0,
+        "started": (0.0, 0.0),
     }
 
     def on_gc(phase: str, info: dict[str, int]) -> None:
@@ -220,30 +225,21 @@ class ChaosPlatform(FakePlatform):
         if self._late(request):
             return web.Response(text="ok")
         job, post = await self._read_post(request)
-        if job is None:
-            self.unexpected.append(f"stream POST for unknown job {request.path}")
-            return web.Response(status=404)
-        a = self.args
-        roll = self.rng.random()
-        if roll < a.p_5xx:
-            self.count("stream 5xx")
-            with self._cond:
-                self.refused[job.id].append(post.body)
-            return web.Response(status=self.rng.choice((500, 502, 503)), text="injected")
-        roll -= a.p_5xx
-        if roll < a.p_drop:
-            self.count("stream drop")
-            with self._cond:
-                self.refused[job.id].append(post.body)
-            return self._drop(request)
-        roll -= a.p_drop
-        if roll < a.p_slow:
-            self.count("stream slow")
-            await asyncio.sleep(a.slow)
-        with self._cond:
-            job.stream.append(post)
-            self._cond.notify_all()
-        return web.Response(text="ok")
+        if job is not None:
+            a = self.args
+            roll = self.rng.random()
+            if roll < a.p_5xx + a.p_drop:
+                with self._cond:
+                    self.refused[job.id].append(post.body)
+                if roll < a.p_5xx:
+                    self.count("stream 5xx")
+                    return web.Response(status=self.rng.choice((500, 502, 503)), text="injected")
+                self.count("stream drop")
+                return self._drop(request)
+            if roll < a.p_5xx + a.p_drop + a.p_slow:
+                self.count("stream slow")
+                await asyncio.sleep(a.slow)
+        return await super()._stream(request)  # the body read above is cached by aiohttp
 
     async def _take(self, request: web.Request) -> web.Response:
         if self.rng.random() < self.args.p_take_error:
@@ -343,8 +339,16 @@ def read_stats(pid: int, stats_file: Path, last_seq: int) -> dict[str, Any]:
         except (OSError, ValueError):
             pass
         time.sleep(0.05)
-    return {"seq": last_seq, "tasks": -1, "task_names": {}, "gc_count": [0, 0, 0],
-            "gc_seconds": [0.0, 0.0, 0.0], "gc_cpu": 0.0, "gc_max": 0.0, "in_flight": -1}
+    return {
+        "seq": last_seq,
+        "tasks": -1,
+        "task_names": {},
+        "gc_count": [0, 0, 0],
+        "gc_seconds": [0.0, 0.0, 0.0],
+        "gc_cpu": 0.0,
+        "gc_max": 0.0,
+        "in_flight": -1,
+    }
 
 
 def rss_mb(pid: int) -> float:
@@ -377,23 +381,8 @@ class WorkerProc:
         self.tmp = Path(tempfile.mkdtemp(prefix="soak-"))
         self.stats_file = self.tmp / "stats.json"
         self.log = self.tmp / "worker.log"
-        env = {k: v for k, v in os.environ.items() if not k.startswith(("FD_", "RUNPOD_"))}
-        env.update(api.env("soak"))
-        env.update(
-            PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "engine_standin")]),
-            PYTHONUNBUFFERED="1",
-            HOME=str(self.tmp),
-            MODEL="soak-model",
-            MAX_CONCURRENCY=str(args.k),
-            FD_LOG_DIR=str(self.tmp / "fdlog"),
-            FD_STANDIN_LOAD_DELAY="0",
-            FD_STANDIN_TOKEN_DELAY=str(1.0 / args.rate),
-            FD_STANDIN_ANSWER_TOKENS=str(args.tokens),
-            FD_STANDIN_STAMP_TOKENS="1",
-            FD_STANDIN_ERROR_TAG="1",
-            RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
-            RUNPOD_SKIP_GPU_CHECK="true",
-        )
+        env = worker_env(api.env("soak"), self.tmp, "soak-model", args.k, args.tokens, args.rate)
+        env["FD_STANDIN_ERROR_TAG"] = "1"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-worker", str(self.stats_file)]
         with open(self.log, "wb") as out:
             self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -415,13 +404,7 @@ class WorkerProc:
         return snap
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.terminate()
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait(10)
+        stop_process(self.proc)
 
 
 # ----------------------------------------------------------------------------- the driver
@@ -789,8 +772,10 @@ def main(argv: list[str] | None = None) -> int:
             print(f"RSS: run too short for a verdict (needs 6 samples after the {args.warmup:g}-min warm-up)")
         else:
             held = growth <= args.rss_bound_mb
-            print(f"RSS growth after the warm-up: {growth:+.1f} MB (bound {args.rss_bound_mb:g} MB): "
-                  + ("held" if held else "NOT held"))
+            print(
+                f"RSS growth after the warm-up: {growth:+.1f} MB (bound {args.rss_bound_mb:g} MB): "
+                + ("held" if held else "NOT held")
+            )
             if not held:
                 failures.append(f"RSS grew {growth:.1f} MB after the warm-up (bound {args.rss_bound_mb:g})")
         summary = {
@@ -813,8 +798,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"FAILED ({len(failures)}); worker log: {worker.log}", *failures[:30], sep="\n  ")
         return 1
     shutil.rmtree(worker.tmp, ignore_errors=True)
-    print("soak passed: 0 lost tokens, every failed job failed for an injected reason, no stuck job, "
-          "no leaked task")
+    print(
+        "soak passed: 0 lost tokens, every failed job failed for an injected reason, no stuck job, "
+        "no leaked task"
+    )
     return 0
 
 
