@@ -12,6 +12,8 @@ from .conftest import REPO
 sys.path[:0] = [str(REPO / "bench")]
 
 import soak  # noqa: E402
+import soak_faults  # noqa: E402
+from soak_faults import Plan, Verdict  # noqa: E402
 
 TOKENS = 4
 
@@ -37,8 +39,10 @@ def aggregate(*stamps: float) -> dict[str, object]:
 ALL = (1.0, 2.0, 3.0, 4.0)
 
 
-def verdict(j: Job, plan: soak.Plan | None = None, refused: list[str] | None = None, stopped: bool = False):
-    return soak.check_job(j, plan or soak.Plan(), refused or [], stopped, TOKENS)
+def verdict(
+    j: Job, plan: Plan | None = None, refused: list[str] | None = None, stopped: bool = False
+) -> Verdict:
+    return soak_faults.check_job(j, plan or Plan(), refused or [], stopped, TOKENS)
 
 
 def test_a_complete_job_is_ok() -> None:
@@ -63,8 +67,8 @@ def test_an_aggregate_short_of_a_token_is_lost() -> None:
 
 
 def test_an_engine_error_counts_only_when_injected_and_after_every_token_before_it() -> None:
-    error = {"error": json.dumps({"message": f"{soak.ENGINE_ERROR} (FD_STANDIN_ERROR_MID_STREAM)"})}
-    plan = soak.Plan(error_after=2)
+    error = {"error": json.dumps({"message": f"{soak_faults.ENGINE_ERROR} (FD_STANDIN_ERROR_MID_STREAM)"})}
+    plan = Plan(error_after=2)
     assert verdict(job([post(1, 2)], error), plan).outcome == "engine error"
     assert verdict(job([post(1)], error), plan).outcome == "lost"
     assert verdict(job([post(1, 2)], error)).outcome == "unexplained error"
