@@ -1,11 +1,12 @@
 """Soak and chaos: the worker in platform mode for a long time, K streams at once, platform faults injected.
 
-    PYTHONPATH=.:tests/engine_standin python bench/soak.py [--minutes 60] [--k 256] [--tokens 64]
+    python bench/soak.py [--minutes 60] [--k 256] [--tokens 64]
         [--rate 20] [--p-5xx 0.02] [--p-slow 0.01] [--slow 1.0] [--p-drop 0.005] [--p-take-error 0.05]
         [--p-engine-error 0.03] [--p-cancel 0.03] [--warmup 5] [--rss-bound-mb 64] [--seed 1]
 
 The worker is ``python -m worker_runtime``'s own ``main()`` in platform mode (the runpod SDK's real job
-loop) against the engine stand-in and the fake RunPod job API (tests/runtime/fake_platform.py), started
+loop) against the engine stand-in and the fake RunPod job API with faults (bench/soak_faults.py, on
+tests/runtime/fake_platform.py; it cites how the SDK meets each fault), started
 by this script as ``--serve-worker`` so that it can report from inside: ``gc.callbacks`` time every
 collection, and SIGUSR1 makes it write its asyncio task count (by coroutine), GC pauses and jobs in
 flight to a file. Nothing of this is in the runtime itself.
@@ -14,7 +15,7 @@ K jobs are kept outstanding (a new one is queued as one ends), native and OpenAI
 alternating, each of ``--tokens`` tokens stamped by the stand-in (so every token is identified).
 Faults, at the rates given:
 
-- stream POST: answered 500 (``--p-5xx``, per attempt; the SDK retries 3 times), answered late
+- stream POST: answered 5xx (``--p-5xx``, per attempt; the SDK makes 3), answered late
   (``--p-slow`` after ``--slow`` s), or its connection dropped unanswered (``--p-drop``; the SDK does
   not retry it, the chunk is then missing from the stream but not from the job's aggregate result);
 - job take: answered 500, 429 or its connection dropped before any job is handed out (``--p-take-error``);
