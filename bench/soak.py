@@ -590,8 +590,9 @@ def main(argv: list[str] | None = None) -> int:
             os.kill(worker.proc.pid, signal.SIGUSR2)
             fds = wait_fds(worker.proc.pid, idle_fds + FD_SLACK, WAIT)
             print(f"fds after a full collection in the worker: {fds}")
-        # Reported, not a verdict: connections to the job API the SDK's session keeps past its
-        # keep-alive and past a collection (their number does not grow with the run's length).
+        # Reported, not a verdict: the SDK's session keeps up to about K connections to the job API
+        # open past its keep-alive and past a collection, faults or none (K = 32: ~30 with no fault
+        # injected); their number follows the peak concurrency, not the run's length.
         failures += t.problems
         if t.outcomes.get("engine error", 0) + t.outcomes.get("unexplained success", 0) > t.injected_errors:
             failures.append("more engine errors than injected")
