@@ -76,7 +76,7 @@ class HTTPWorker:
 def start_http_worker(name: str, bare: bool, args: argparse.Namespace) -> HTTPWorker:
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-lb-{name}-"))
     (port,) = free_ports(1)
-    env = bench_platform.worker_env(tmp, args)
+    env = bench_platform.worker_env({}, tmp, "bench-model", max(args.k), args.tokens, args.rate)
     env.update(ENDPOINT_TYPE="load_balancer", PORT=str(port))
     log = tmp / "worker.log"
     with open(log, "wb") as out:

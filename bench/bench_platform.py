@@ -158,14 +158,8 @@ class Worker:
         stop_worker_process(self.name, self.proc, self.log, keep_log, self.api.close)
 
 
-def stop_worker_process(
-    name: str,
-    proc: subprocess.Popen[bytes],
-    log: Path,
-    keep_log: bool,
-    then: Callable[[], object] | None = None,
-) -> None:
-    """SIGTERM (then SIGKILL) a benchmark worker, run ``then()``, and drop its folder unless kept."""
+def stop_process(proc: subprocess.Popen[bytes]) -> None:
+    """SIGTERM, then SIGKILL, a benchmark worker."""
     if proc.poll() is None:
         proc.terminate()
         try:
@@ -173,6 +167,17 @@ def stop_worker_process(
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(10)
+
+
+def stop_worker_process(
+    name: str,
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    keep_log: bool,
+    then: Callable[[], object] | None = None,
+) -> None:
+    """Stop a benchmark worker (stop_process), run ``then()``, and drop its folder unless kept."""
+    stop_process(proc)
     if then is not None:
         then()
     if keep_log:
@@ -181,21 +186,28 @@ def stop_worker_process(
         shutil.rmtree(log.parent, ignore_errors=True)
 
 
-def worker_env(tmp: Path, args: argparse.Namespace) -> dict[str, str]:
-    """A benchmark worker's environment: the engine stand-in stamping each token, ``args.tokens``
-    tokens per answer at ``args.rate`` tokens/s, room for the largest K."""
+def worker_env(
+    platform_env: dict[str, str], tmp: Path, model: str, concurrency: int, tokens: int, rate: float
+) -> dict[str, str]:
+    """A benchmark worker's environment: the fake job API's variables (if any), the engine stand-in
+    answering ``tokens`` stamped tokens at ``rate`` tokens/s, everything else of this shell's but FD_*
+    and RUNPOD_*."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("FD_", "RUNPOD_"))}
+    env.update(platform_env)
     env.update(
         PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "engine_standin")]),
         PYTHONUNBUFFERED="1",
         HOME=str(tmp),
-        MODEL="bench-model",
-        MAX_CONCURRENCY=str(max(args.k)),
+        MODEL=model,
+        MAX_CONCURRENCY=str(concurrency),
         FD_LOG_DIR=str(tmp / "fdlog"),
         FD_STANDIN_LOAD_DELAY="0",
-        FD_STANDIN_TOKEN_DELAY=str(1.0 / args.rate),
-        FD_STANDIN_ANSWER_TOKENS=str(args.tokens),
+        FD_STANDIN_TOKEN_DELAY=str(1.0 / rate),
+        FD_STANDIN_ANSWER_TOKENS=str(tokens),
         FD_STANDIN_STAMP_TOKENS="1",
+        # The SDK's host checks test the machine, not the worker.
+        RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
+        RUNPOD_SKIP_GPU_CHECK="true",
     )
     return env
 
@@ -210,15 +222,10 @@ def worker_command(bare: bool) -> list[str]:
 def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
     api = RemotePlatform()
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
-    env = worker_env(tmp, args)
-    env.update(api.call("env", f"bench-{name}"))
-    env.update(
-        # The SDK's host checks test the machine, not the worker.
-        RUNPOD_SKIP_AUTO_SYSTEM_CHECKS="true",
-        RUNPOD_SKIP_GPU_CHECK="true",
-        # The same SDK log level for both workers (at DEBUG the SDK prints every output twice).
-        RUNPOD_LOG_LEVEL=args.sdk_log_level,
-    )
+    platform_env = api.call("env", f"bench-{name}")
+    env = worker_env(platform_env, tmp, "bench-model", max(args.k), args.tokens, args.rate)
+    # The same SDK log level for both workers (at DEBUG the SDK prints every output twice).
+    env["RUNPOD_LOG_LEVEL"] = args.sdk_log_level
     cmd = worker_command(bare)
     log = tmp / "worker.log"
     with open(log, "wb") as out:

@@ -25,42 +25,52 @@ class EngineClient:
             total=None, sock_connect=min(CONNECT_TIMEOUT, request_timeout), sock_read=request_timeout
         )
         self._session: aiohttp.ClientSession | None = None
+        self._fresh: aiohttp.ClientSession | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closer: asyncio.Task[None] | None = None
 
-    def session(self) -> aiohttp.ClientSession:
-        """The shared session, created on first use inside the running loop (the SDK makes its own)."""
+    def session(self, fresh: bool = False) -> aiohttp.ClientSession:
+        """The shared session, created on first use inside the running loop (the SDK makes its own);
+        ``fresh``: its twin that opens a new connection for every request (see handler._send)."""
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
-            connector = aiohttp.TCPConnector(limit=0, keepalive_timeout=POOL_IDLE_SECONDS, ttl_dns_cache=None)
-            self._session = aiohttp.ClientSession(
-                connector=connector,
-                timeout=self.timeout,
-                auto_decompress=False,
-                # Bodies are relayed as received: ask for them uncompressed (aiohttp offers gzip/br).
-                headers={"Accept-Encoding": "identity"},
+            self._session = self._new_session(
+                aiohttp.TCPConnector(limit=0, keepalive_timeout=POOL_IDLE_SECONDS, ttl_dns_cache=None)
             )
+            self._fresh = self._new_session(aiohttp.TCPConnector(limit=0, force_close=True))
             self._loop = loop
-            # The loop is the SDK's (or the local server's), which never closes our session: it is
+            # The loop is the SDK's (or the local server's), which never closes our sessions: they are
             # closed when that loop shuts down (asyncio.run cancels the tasks left), so the worker
             # does not stop with "Unclosed client session" / "Unclosed connector" warnings.
-            self._closer = loop.create_task(_close_at_loop_end(self._session))
-        return self._session
+            self._closer = loop.create_task(_close_at_loop_end(self._session, self._fresh))
+        assert self._fresh is not None
+        return self._fresh if fresh else self._session
+
+    def _new_session(self, connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+        return aiohttp.ClientSession(
+            connector=connector,
+            timeout=self.timeout,
+            auto_decompress=False,
+            # Bodies are relayed as received: ask for them uncompressed (aiohttp offers gzip/br).
+            headers={"Accept-Encoding": "identity"},
+        )
 
     def url(self, route: str) -> str:
         return self.base_url + route
 
     async def close(self) -> None:
-        if self._session is not None and not self._session.closed:
-            await self._session.close()
-        self._session = None
+        for session in (self._session, self._fresh):
+            if session is not None and not session.closed:
+                await session.close()
+        self._session = self._fresh = None
         if self._closer is not None:
             self._closer.cancel()
         self._closer = None
 
 
-async def _close_at_loop_end(session: aiohttp.ClientSession) -> None:
+async def _close_at_loop_end(*sessions: aiohttp.ClientSession) -> None:
     try:
         await asyncio.get_running_loop().create_future()  # until cancelled
     finally:
-        await session.close()
+        for session in sessions:
+            await session.close()

@@ -109,18 +109,29 @@ def make_handler(runtime: Runtime) -> Callable[[dict[str, Any]], AsyncIterator[A
     async def handler(job: dict[str, Any]) -> AsyncIterator[Any]:
         runtime.in_flight += 1
         upstream = Upstream()
+        ended = False
+
+        def end(_task: object = None) -> None:
+            # Once per job, whichever comes first: this generator's close, or the end of the task
+            # running it. A stopped job's generator is left suspended (see Upstream) and closed only
+            # when the garbage collector reaches it, which, at tune_gc's thresholds, may be never.
+            nonlocal ended
+            if not ended:
+                ended = True
+                runtime.in_flight -= 1
+                upstream.close_all()
+
         task = asyncio.current_task()
         if task is not None:
-            task.add_done_callback(upstream.close_all)
+            task.add_done_callback(end)
         try:
             job_input = job.get("input") if isinstance(job, dict) else None
             async for item in run_job(runtime, job_input, upstream):
                 yield platform_output(item)
         finally:
-            runtime.in_flight -= 1
             if task is not None:
-                task.remove_done_callback(upstream.close_all)
-            upstream.close_all()
+                task.remove_done_callback(end)
+            end()
 
     return handler
 
@@ -162,10 +173,29 @@ async def _connection_error(runtime: Runtime, exc: BaseException) -> JobError:
     )
 
 
-async def _call(runtime: Runtime, request: EngineRequest, upstream: Upstream) -> AsyncIterator[Any]:
-    session = runtime.client.session()
+async def _send(runtime: Runtime, request: EngineRequest) -> aiohttp.ClientResponse:
+    """The engine's answer (its head) to ``request``; sent again, once, on a new connection when the
+    pooled one fails before any answer.
+
+    The engine closes a connection idle for 2 s (engine_client.ENGINE_IDLE_CLOSE) and the pool drops
+    its own after 1 s, but a worker whose event loop lags more than the difference (a loaded host, a
+    GC pause) still sends on a connection the engine has just closed: the request is lost unread
+    (ServerDisconnectedError, or ClientOSError "Can not write request body"). aiohttp resends only
+    idempotent methods on a persistent connection (client.py L739-740 in 3.14), never this POST. An
+    engine that is down refuses the new connection (ClientConnectorError), which is not retried.
+    """
+    url = runtime.client.url(request.route)
     try:
-        resp = await session.request(request.method, runtime.client.url(request.route), json=request.body)
+        return await runtime.client.session().request(request.method, url, json=request.body)
+    except aiohttp.ClientConnectorError:
+        raise
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
+        return await runtime.client.session(fresh=True).request(request.method, url, json=request.body)
+
+
+async def _call(runtime: Runtime, request: EngineRequest, upstream: Upstream) -> AsyncIterator[Any]:
+    try:
+        resp = await _send(runtime, request)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
         raise await _connection_error(runtime, exc) from None
     finished = False

@@ -293,6 +293,22 @@ def test_no_job_lost_to_the_engines_idle_close(local_runtime) -> None:
     assert rt.engine_metrics()["standin_requests_lost_at_idle_close_total"] == 0
 
 
+def test_a_request_lost_to_the_engines_idle_close_is_sent_again(local_runtime) -> None:
+    # A worker whose loop lags (a loaded host, a GC pause) may still send on a connection the engine
+    # has just closed, whatever the pool's margin: found by bench/soak.py at K = 256 on 2 busy cores.
+    # Here the crossing window is widened to 1.95 s: every request sent on a pooled connection (idle
+    # 0.3 s) is lost, and only a resend on a new connection can complete it.
+    rt = local_runtime(FD_STANDIN_KEEPALIVE_RACE="1.95")
+    job = {"openai_route": "/v1/completions", "openai_input": {"prompt": "x", "max_tokens": 2}}
+    completed(rt, job)
+    for _ in range(3):
+        time.sleep(0.3)
+        completed(rt, job)
+    time.sleep(0.3)
+    completed(rt, {"prompt": "x", "stream": True, "sampling_params": {"max_tokens": 2}})
+    assert rt.engine_metrics()["standin_requests_lost_at_idle_close_total"] >= 1  # the race did happen
+
+
 # ----------------------------------------------------------------------------- 8. no orphans
 
 

@@ -15,6 +15,8 @@ Fault and pacing knobs (environment variables):
 - ``FD_STANDIN_CRASH_AT_START``: exit with this code during "model loading", after logging why.
 - ``FD_STANDIN_CRASH_MID_STREAM``: the process exits (code 7) after this many streamed tokens.
 - ``FD_STANDIN_ERROR_MID_STREAM``: after this many streamed tokens send an error event, then [DONE].
+- ``FD_STANDIN_ERROR_TAG``: 1 = a streamed request whose prompt holds ``standin-error-after=N`` ends as
+  ``FD_STANDIN_ERROR_MID_STREAM=N`` would, the other requests untouched (faults for some jobs only).
 - ``FD_STANDIN_HTTP_STATUS``: every /v1 request is answered with this HTTP status and an error body.
 - ``FD_STANDIN_TOO_MANY``: 1 = every /v1 request gets FastDeploy's 429 (also real: ``--max-concurrency``).
 - ``FD_STANDIN_HANG``: 1 = /v1 requests are read and never answered.

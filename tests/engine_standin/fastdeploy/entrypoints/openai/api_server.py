@@ -24,6 +24,7 @@ import functools
 import importlib.util
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -427,6 +428,7 @@ class StandIn:
         self.token_delay = env_float("FD_STANDIN_TOKEN_DELAY")
         self.crash_after = env_int("FD_STANDIN_CRASH_MID_STREAM", -1)
         self.error_after = env_int("FD_STANDIN_ERROR_MID_STREAM", -1)
+        self.error_tag = os.environ.get("FD_STANDIN_ERROR_TAG", "") == "1"
         self.forced_status = env_int("FD_STANDIN_HTTP_STATUS", 0)
         self.too_many = os.environ.get("FD_STANDIN_TOO_MANY", "") == "1"
         self.hang = os.environ.get("FD_STANDIN_HANG", "") == "1"
@@ -1078,6 +1080,10 @@ class StandIn:
             await event(stream_chunk(head, chat, [opening]), stray_space=True)
         sent = 0
         failed: list[str] = []
+        error_after = self.error_after
+        tag = ERROR_TAG.search(prompt_text(body, chat)) if self.error_tag else None
+        if tag is not None:
+            error_after = int(tag.group(1))
 
         async def emit(choice: Choice, field: str, tok: str, last: bool) -> None:
             nonlocal sent
@@ -1087,7 +1093,7 @@ class StandIn:
                 )
                 self.logs.write("fastdeploy.log", "ERROR engine worker exited unexpectedly")
                 os._exit(7)
-            if sent == self.error_after:
+            if sent == error_after:
                 failed.append("stand-in: generation failed (FD_STANDIN_ERROR_MID_STREAM)")
                 raise _StopStream
             sent += 1
@@ -1140,6 +1146,10 @@ class StandIn:
         if include_usage and chat:
             await usage_chunk(choices[0].usage())  # serving_chat.py L497-517: one usage chunk at the end
         return await end()
+
+
+# FD_STANDIN_ERROR_TAG: a prompt holding this fails its own stream only (soak tests mix such jobs in).
+ERROR_TAG = re.compile(r"standin-error-after=(\d+)")
 
 
 class _StopStream(Exception):
