@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 
 from builder.commands.common import (
@@ -11,14 +12,25 @@ from builder.commands.common import (
     add_out,
     add_selection,
     add_verb,
-    render_selected,
+    prepare_selected,
+    render_prepared,
     unpinned_download_warning,
 )
 from builder.commands.render import write
+from builder.compat import load_compat
 from builder.image.context import stage
 from builder.image.layer_inputs import layer_labels
+from builder.image.model_revision import (
+    HubError,
+    at_commit,
+    branch_to_resolve,
+    hub_commit,
+    hub_endpoint,
+    unreachable_advice,
+)
 from builder.image.naming import check_tags, image_labels, image_tags
 from builder.image.repository_choice import chosen_registry, require_chosen
+from builder.variant.pipeline import Prepared
 
 NAME = "build"
 HELP = "render, then build the image with the Docker engine (what `build.py --variant NAME` does)"
@@ -68,12 +80,33 @@ def build_one(args: argparse.Namespace, item: Rendered, *, push: bool) -> int:
     return 0
 
 
+def at_commits(args: argparse.Namespace, prepared: list[Prepared], environ=os.environ) -> list[Prepared]:
+    """Each variant that bakes a branch, at the commit the branch points to now (one line each, what
+    is baked); a hub that cannot say ends the command before anything is written."""
+    endpoint, token = hub_endpoint(environ), environ.get("HF_TOKEN") or None
+    compat = load_compat()
+    out = []
+    for p in prepared:
+        branch = branch_to_resolve(p, args.weights_from)
+        if branch is None:
+            out.append(p)
+            continue
+        try:
+            commit = hub_commit(endpoint, p.resolved.model_id, branch, token)
+        except HubError as exc:
+            raise unreachable_advice(exc, p, branch) from None
+        print(f"{p.resolved.name}: baking {p.resolved.model_id} at {branch} = {commit}")
+        out.append(at_commit(p, commit, compat))
+    return out
+
+
 def build_all(args: argparse.Namespace, *, push: bool) -> int:
     check_tags(args.tag)
     args.registry = chosen_registry(args.registry)
-    rendered = render_selected(args)
-    for item in rendered:  # every variant before the first write
-        require_chosen(item.resolved, args.registry, "push" if push else "build")
+    prepared = prepare_selected(args)
+    for p in prepared:  # every variant before the first write
+        require_chosen(p.resolved, args.registry, "push" if push else "build")
+    rendered = render_prepared(args, at_commits(args, prepared))
     for item in rendered:
         warning = unpinned_download_warning(item.resolved, args.weights_from)
         if warning:

@@ -153,13 +153,16 @@ def out_dir(args: argparse.Namespace, name: str, several: bool) -> Path:
 
 
 def unpinned_download_warning(resolved: Resolved, weights_from: Path | None) -> str | None:
-    """One line when a build downloads baked weights at a branch head (no model.revision): the one
-    place an unpinned download really happens. None otherwise (pinned, not baked, or --weights-from)."""
+    """One line when a build downloads baked weights at a branch head from a hub the builder cannot ask
+    for the commit (ModelScope, AI Studio; a Hugging Face branch is resolved first, see
+    builder.image.model_revision). None otherwise (a commit, not baked, or --weights-from)."""
     if not resolved.bake or resolved.revision or weights_from is not None:
         return None
+    if resolved.model_source == "huggingface":
+        return None
     return (
-        f"{resolved.name} bakes {resolved.model_id} as its main branch is today (no model.revision), so "
-        "a later build may bake other weights; `python -m builder.tools.pin_revisions` pins it"
+        f"{resolved.name} bakes {resolved.model_id} as its default branch is today (no model.revision), "
+        "so a later build may bake other weights; set model.revision to a commit id to keep these"
     )
 
 
@@ -176,7 +179,10 @@ class Rendered:
 
 def render_selected(args: argparse.Namespace) -> list[Rendered]:
     """Render (in memory) every selected variant."""
-    prepared = prepare_selected(args)
+    return render_prepared(args, prepare_selected(args))
+
+
+def render_prepared(args: argparse.Namespace, prepared: list[Prepared]) -> list[Rendered]:
     compat = load_compat()
     several = len(prepared) > 1
     return [

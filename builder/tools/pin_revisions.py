@@ -17,33 +17,27 @@ when set, is sent for gated repositories and never printed.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
 import sys
-import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from builder.errors import BuilderError, redact
+from builder.errors import BuilderError
+from builder.image.model_revision import DEFAULT_BRANCH, DEFAULT_ENDPOINT, HubError, hub_commit
 from builder.paths import VARIANTS_DIR, display
 from builder.variant.checks.revision import is_commit
 from builder.variant.loader import load_variant, read_yaml, variant_files
 
-DEFAULT_ENDPOINT = "https://huggingface.co"
-DEFAULT_BRANCH = "main"
 # `  revision: VALUE  # BRANCH ...` inside the top-level `model:` block.
 REVISION_LINE = re.compile(
     r"^(?P<indent>[ \t]+)revision:[ \t]*(?P<value>[^#\n]*?)[ \t]*(?:#[ \t]*(?P<note>.*))?$"
 )
 ID_LINE = re.compile(r"^(?P<indent>[ \t]+)id:")
 
-
-class PinError(Exception):
-    """The hub could not tell a commit; the message names the model, the branch and the reason."""
+# The hub could not tell a commit; the message names the model, the branch and the reason.
+PinError = HubError
 
 
 @dataclass(frozen=True)
@@ -52,27 +46,6 @@ class Pin:
     model_id: str
     branch: str
     pinned: str | None  # the commit the file names now (None: unpinned or a branch name)
-
-
-def hub_commit(endpoint: str, model_id: str, branch: str, token: str | None = None) -> str:
-    """The commit `branch` of `model_id` points to now, from the hub's model-info API."""
-    url = f"{endpoint.rstrip('/')}/api/models/{model_id}/revision/{urllib.parse.quote(branch, safe='')}"
-    headers = {"Accept": "application/json"}
-    if token:
-        headers["Authorization"] = f"Bearer {token}"
-    try:
-        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as reply:
-            body = json.loads(reply.read())
-    except urllib.error.HTTPError as exc:
-        raise PinError(f"{model_id}@{branch}: {url} answered HTTP {exc.code} {exc.reason}") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise PinError(
-            f"{model_id}@{branch}: {endpoint} cannot be read ({redact(str(exc), [token])})"
-        ) from None
-    sha = body.get("sha") if isinstance(body, dict) else None
-    if not is_commit(sha):
-        raise PinError(f"{model_id}@{branch}: the hub sent no commit id in 'sha' ({sha!r})")
-    return sha
 
 
 def _model_block(lines: list[str]) -> tuple[int, int]:
@@ -113,12 +86,12 @@ def with_revision(text: str, commit: str, branch: str) -> str:
     for i in range(first, end):
         m = REVISION_LINE.match(lines[i].rstrip("\n"))
         if m:
-            lines[i] = f"{m.group('indent')}revision: \"{commit}\"  # {branch}\n"
+            lines[i] = f'{m.group("indent")}revision: "{commit}"  # {branch}\n'
             return "".join(lines)
     for i in range(first, end):
         m = ID_LINE.match(lines[i])
         if m:
-            lines.insert(i + 1, f"{m.group('indent')}revision: \"{commit}\"  # {branch}\n")
+            lines.insert(i + 1, f'{m.group("indent")}revision: "{commit}"  # {branch}\n')
             return "".join(lines)
     raise PinError("the model block has no id line")
 

@@ -1,6 +1,7 @@
 """Fixtures of the builder tests: the CLI in-process (`cli`), variant files written to a temp folder
 (`write_variant`), the check of a refused variant file (`refused`), builder.image.docker without an engine
-(`fake_docker`); every test runs from the repository root. Constants: tests/builder/helpers.py."""
+(`fake_docker`), the model hub (`hub`, a local fake); every test runs from the repository root.
+Constants: tests/builder/helpers.py."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from builder.cli import main
+from tests.builder.fake_hub import FakeHub
 from tests.builder.helpers import ROOT, Ran
 
 
@@ -19,6 +21,17 @@ def _in_repository_root(monkeypatch):
     without the host's choice of registry."""
     monkeypatch.chdir(ROOT)
     monkeypatch.delenv("FASTDEPLOY_RUNPOD_REGISTRY", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def hub(monkeypatch):
+    """The model hub every builder test talks to (HF_ENDPOINT): a local fake on which every repository's
+    `main` is `fake_hub.commit_of(repo)`, so a build that bakes a branch asks it, never the internet."""
+    fake = FakeHub(every_main=True)
+    monkeypatch.setenv("HF_ENDPOINT", fake.url)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    yield fake
+    fake.close()
 
 
 @pytest.fixture

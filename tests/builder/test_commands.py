@@ -201,31 +201,37 @@ def test_matrix(cli):
     assert [m["variant"] for m in one["include"]] == ["qwen3-8b"]
 
 
-def test_unpinned_baked_weights_warn_on_build_not_on_render(cli, tmp_path, write_variant, fake_docker):
-    result = cli("--variant", "ernie-0.3b", "--render-only", "--out", str(tmp_path / "a"))
-    assert result.returncode == 0 and result.stderr == ""
-    built = cli("build", "ernie-0.3b", "--out", str(tmp_path / "a"), "--registry", "localhost:5000")
-    assert built.returncode == 0
-    assert "warning: ernie-0.3b bakes baidu/ERNIE-4.5-0.3B-Paddle as its main branch is today" in built.stderr
-    assert "warning" not in built.stdout
-    pinned = write_variant(
-        "pinned",
+def test_a_default_branch_baked_from_a_hub_without_a_commit_api_warns_on_build_only(
+    cli, tmp_path, write_variant, fake_docker, hub
+):
+    """ModelScope and AI Studio are not asked for a commit (builder.image.model_revision speaks only the
+    Hugging Face API): their unpinned bake warns once, on the build that downloads, never on render."""
+    path = write_variant(
+        "scope",
         """\
         # yaml-language-server: $schema=./variant.schema.json
         extends: _base
-        name: pinned
-        title: Pinned
-        description: Baked weights at a fixed revision.
+        name: scope
+        title: From ModelScope
+        description: Baked weights from ModelScope's default branch.
         model:
           id: baidu/ERNIE-4.5-0.3B-Paddle
-          revision: 0123456789abcdef0123456789abcdef01234567
+          source: modelscope
         hub:
           gpu_ids: [ADA_24]
         """,
     )
-    quiet = cli("--variant", str(pinned), "--render-only", "--out", str(tmp_path / "b"))
-    assert quiet.returncode == 0, quiet.stderr
-    assert "warning" not in quiet.stderr
+    result = cli("--variant", str(path), "--render-only", "--out", str(tmp_path / "a"))
+    assert result.returncode == 0 and result.stderr == ""
+    built = cli("build", str(path), "--out", str(tmp_path / "a"), "--registry", "localhost:5000")
+    assert built.returncode == 0, built.stderr
+    assert built.stderr.startswith("warning: scope bakes baidu/ERNIE-4.5-0.3B-Paddle as its default")
+    assert built.stderr.count("\n") == 1 and "warning" not in built.stdout
+    assert hub.asked == []
+    pinned = path.read_text().replace("  source: modelscope\n", "  source: modelscope\n  revision: v1.0\n")
+    path.write_text(pinned)
+    quiet = cli("build", str(path), "--out", str(tmp_path / "b"), "--registry", "localhost:5000")
+    assert quiet.returncode == 0 and quiet.stderr == ""
     # Not baked: nothing to pin in the image.
     big = cli("--variant", "ernie-300b-a47b-wint4-tp4", "--render-only", "--out", str(tmp_path / "c"))
     assert big.returncode == 0 and "warning" not in big.stderr

@@ -3,12 +3,15 @@ happy path, and each wrong turn is one paragraph."""
 
 from __future__ import annotations
 
+import json
+
 import yaml
 
 from builder.image.repository_choice import EXAMPLE_REPOSITORY, REGISTRY_ENV
 from tests.builder.helpers import MINIMAL_VARIANT, ROOT
 
 PIN = "0123456789abcdef0123456789abcdef01234567"
+OLD = "1" * 40
 
 
 def test_the_example_repository_is_the_shipped_bases():
@@ -56,21 +59,80 @@ def test_a_variant_with_its_own_repository_builds(cli, fake_docker, write_varian
     assert fake_docker["build"][0][1][0].startswith("ghcr.io/me/w:mine-")
 
 
-def test_unpinned_weights_warn_once_on_the_build_that_downloads_them(cli, fake_docker, tmp_path):
+def _weights_spec(build_dir) -> dict:
+    return json.loads((build_dir / "weights.json").read_text())
+
+
+def test_a_build_bakes_the_commit_its_branch_points_to_now_without_a_warning(cli, fake_docker, hub, tmp_path):
+    repo = "baidu/ERNIE-4.5-0.3B-Paddle"
     opts = ["--out", str(tmp_path / "b"), "--registry", "localhost:5000"]
     render = cli("render", "ernie-0.3b", "--out", str(tmp_path / "r"))
-    assert render.stderr == ""
+    assert render.returncode == 0 and render.stderr == ""
+    assert _weights_spec(tmp_path / "r")["revision"] is None and hub.asked == []  # render asks nobody
+    hub.branches[(repo, "main")] = OLD
     built = cli("build", "ernie-0.3b", *opts)
-    warnings = [line for line in built.stderr.splitlines() if line.startswith("warning:")]
-    assert built.returncode == 0 and len(warnings) == 1 and built.stderr.count("\n") == 1
-    assert "python -m builder.tools.pin_revisions" in warnings[0]
+    assert built.returncode == 0 and built.stderr == "", built.stderr
+    assert built.stdout.splitlines()[0] == f"ernie-0.3b: baking {repo} at main = {OLD}"
+    assert hub.asked == [f"/api/models/{repo}/revision/main"] and hub.auth == [None]
+    # The commit is what the in-build download fetches, what the image says, and the cache key.
+    assert _weights_spec(tmp_path / "b")["revision"] == OLD
+    assert f"{repo} at {OLD}" in (tmp_path / "b" / "Dockerfile").read_text()
+    labels = fake_docker["build"][0][2]
+    assert labels["io.runpod.fastdeploy.model-revision"] == OLD
+    assert json.loads(labels["io.runpod.fastdeploy.layer.weights"])["revision"] == OLD
+    hub.branches[(repo, "main")] = PIN  # the branch moved: the next build bakes (and keys) the new commit
+    again = cli("push", "ernie-0.3b", *opts)
+    assert again.returncode == 0 and again.stderr == ""
+    assert _weights_spec(tmp_path / "b")["revision"] == PIN
+    assert fake_docker["build"][1][2]["io.runpod.fastdeploy.model-revision"] == PIN
+    assert fake_docker["build"][1][2]["io.runpod.fastdeploy.layer.weights"] != labels[
+        "io.runpod.fastdeploy.layer.weights"
+    ]
+    # Nothing downloaded (weights staged from a folder), or a commit already named: nobody is asked.
     weights = tmp_path / "w"
     weights.mkdir()
     (weights / "config.json").write_text("{}")
     staged = cli("build", "ernie-0.3b", *opts, "--weights-from", str(weights))
-    assert staged.returncode == 0 and "warning" not in staged.stderr  # nothing is downloaded
+    assert staged.returncode == 0 and staged.stderr == "" and "baking" not in staged.stdout
     pinned = cli("build", "qwen3-8b", "--out", str(tmp_path / "q"), "--registry", "localhost:5000")
-    assert pinned.returncode == 0 and "warning" not in pinned.stderr
+    assert pinned.returncode == 0 and pinned.stderr == ""
+    assert len(hub.asked) == 2
+
+
+def test_a_branch_the_hub_cannot_name_stops_the_build_before_anything_is_written(
+    cli, fake_docker, hub, write_variant, tmp_path, monkeypatch
+):
+    path = write_variant(
+        "mine", MINIMAL_VARIANT.format(name="mine") + "  revision: no-such-branch\n"
+    )
+    out = tmp_path / "b"
+    for verb in ("build", "push"):
+        result = cli(verb, str(path), "--out", str(out), "--registry", "localhost:5000")
+        assert result.returncode == 2 and result.stdout == ""
+        err = result.stderr
+        assert err.count("\n") == 1 and "Traceback" not in err, err
+        for part in ("baidu/ERNIE-4.5-0.3B-Paddle@no-such-branch", "HTTP 404", "Check model.id", "HF_TOKEN",
+                     f"python -m builder.tools.pin_revisions {path}", "--weights-from"):  # fmt: skip
+            assert part in err, (part, err)
+    # A gated repository: the token is sent, never printed; without it the hub's 401 says what to set.
+    hub.gated.add("baidu/ERNIE-4.5-0.3B-Paddle")
+    hub.token = "hf_PLANTEDsecret"
+    path.write_text(MINIMAL_VARIANT.format(name="mine"))
+    refused = cli("build", str(path), "--out", str(out), "--registry", "localhost:5000")
+    assert refused.returncode == 2 and "HTTP 401" in refused.stderr and "HF_TOKEN" in refused.stderr
+    monkeypatch.setenv("HF_TOKEN", "hf_PLANTEDsecret")
+    hub.branches[("baidu/ERNIE-4.5-0.3B-Paddle", "main")] = OLD
+    # The hub cannot be reached: exit 1 (an outside failure), and the way on.
+    monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")
+    away = cli("build", str(path), "--out", str(out), "--registry", "localhost:5000")
+    assert away.returncode == 1 and away.stderr.count("\n") == 1
+    assert "cannot be read" in away.stderr and "HF_ENDPOINT" in away.stderr
+    assert "PLANTED" not in away.stderr
+    assert fake_docker["build"] == [] and not out.exists()
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    ok = cli("build", str(path), "--out", str(out), "--registry", "localhost:5000")
+    assert ok.returncode == 0 and hub.auth[-1] == "Bearer hf_PLANTEDsecret"
+    assert "PLANTED" not in ok.stdout + ok.stderr
 
 
 def test_revisions_that_cannot_be_git_revisions_are_refused(refused):

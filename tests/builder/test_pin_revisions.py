@@ -4,63 +4,26 @@ the commit in `sha`)."""
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
-import threading
-import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from tests.builder.fake_hub import FakeHub
 from tests.builder.helpers import ROOT
 
 OLD, NEW = "1" * 40, "2" * 40
 
 
-class FakeHub:
-    """Branches by (repo, branch) -> commit; records each path asked."""
-
-    def __init__(self) -> None:
-        self.branches: dict[tuple[str, str], str] = {}
-        self.asked: list[str] = []
-        self.auth: list[str | None] = []
-        hub = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_GET(self) -> None:
-                hub.asked.append(self.path)
-                hub.auth.append(self.headers.get("Authorization"))
-                prefix = "/api/models/"
-                repo, _, rev = self.path[len(prefix) :].partition("/revision/")
-                sha = hub.branches.get((repo, urllib.parse.unquote(rev)))
-                if not self.path.startswith(prefix) or sha is None:
-                    self.send_response(404)
-                    self.send_header("X-Error-Code", "RevisionNotFound")
-                    self.end_headers()
-                    return
-                body = json.dumps({"id": repo, "sha": sha}).encode()
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(body)))
-                self.end_headers()
-                self.wfile.write(body)
-
-            def log_message(self, *args) -> None:
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-
 @pytest.fixture
-def hub() -> Iterator[FakeHub]:
+def hub(monkeypatch) -> Iterator[FakeHub]:
+    """A strict fake: only the branches a test sets exist (the conftest's answers every `main`)."""
     fake = FakeHub()
+    monkeypatch.setenv("HF_ENDPOINT", fake.url)
     yield fake
-    fake.server.shutdown()
+    fake.close()
 
 
 @pytest.fixture

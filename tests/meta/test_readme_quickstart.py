@@ -29,8 +29,10 @@ EXPORTS = dict(
     for line in BASH_LINES
     if line.startswith("export ") and not line.endswith("=...")
 )
-# Verbs that need Docker, a GPU or an API key run as `--help` here; the rest run as written.
+# Verbs that need Docker, a GPU or an API key run as `--help` here; the rest run as written. `build` and
+# `push` also run as written in-process, with the Docker engine and the model hub stood in (below).
 NEEDS_OUTSIDE = {"build", "push", "test"}
+IN_PROCESS = [c for c in COMMANDS if shlex.split(c)[2] in ("build", "push")]
 
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
@@ -87,3 +89,38 @@ def test_deploy_dry_run_without_a_chosen_repository_says_how_to_choose_one(tmp_p
 def test_the_python_snippets_compile():
     for block in re.findall(r"```python\n(.*?)```", README, re.S):
         compile(block, "README.md", "exec")
+
+
+@pytest.mark.parametrize("command", IN_PROCESS)
+def test_build_and_push_run_as_written_with_docker_and_the_hub_stood_in(
+    command: str, tmp_path: Path, monkeypatch, capsys
+):
+    """What the builder itself prints on the quick start's build and push: the engine's build and push
+    are recorded instead of run (no FastDeploy base image here) and the hub is a local fake."""
+    from builder.cli import main
+    from builder.image import docker
+    from tests.builder.fake_hub import FakeHub
+
+    hub = FakeHub(every_main=True)
+    monkeypatch.chdir(ROOT)
+    monkeypatch.setenv("HOME", str(tmp_path))
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    for key in ("HF_TOKEN", "FASTDEPLOY_RUNPOD_REGISTRY"):
+        monkeypatch.delenv(key, raising=False)
+    for key, value in EXPORTS.items():
+        monkeypatch.setenv(key, value)
+    built: list[list[str]] = []
+    monkeypatch.setattr(
+        docker, "build_image", lambda context, *, tags, out, **kw: built.append(list(tags)) or "sha256:1"
+    )
+    monkeypatch.setattr(docker, "push_image", lambda tags, *, out: {t: "sha256:" + "0" * 64 for t in tags})
+    try:
+        code = main([*shlex.split(command)[2:], "--out", str(tmp_path / "build")])
+    finally:
+        hub.close()
+    out, err = capsys.readouterr()
+    assert code == 0, f"{command}\n{out}\n{err}"
+    assert err == "", f"{command} printed on stderr:\n{err}"
+    assert "Traceback" not in out and not re.search(r"(?im)^\s*warning\b", out), out
+    assert built and built[0][0].startswith(EXPORTS["FASTDEPLOY_RUNPOD_REGISTRY"] + "/")
+    assert "baking baidu/ERNIE-4.5-0.3B-Paddle at main = " in out

@@ -1,0 +1,73 @@
+"""A local fake of the Hugging Face hub's model-info API, as huggingface_hub's ``HfApi.model_info``
+calls it (``GET {endpoint}/api/models/{repo}/revision/{quote(rev, safe='')}``; the commit in ``sha``;
+an unknown repository or revision is a 404 with ``X-Error-Code: RevisionNotFound``, a missing or refused
+token on a gated repository a 401 with ``X-Error-Code: GatedRepo``)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+def commit_of(repo: str, branch: str = "main") -> str:
+    """The commit the fake's `branch` of `repo` points to unless a test sets another: 40 hex digits."""
+    return hashlib.sha1(f"{repo}@{branch}".encode()).hexdigest()
+
+
+class FakeHub:
+    """Branches by (repo, branch) -> commit; records each path asked and its Authorization header.
+    With `every_main`, any repository's `main` answers `commit_of(repo)`; `gated` repositories answer
+    401 unless the request carries `Bearer {token}`."""
+
+    def __init__(self, *, every_main: bool = False, token: str | None = None) -> None:
+        self.branches: dict[tuple[str, str], str] = {}
+        self.gated: set[str] = set()
+        self.every_main = every_main
+        self.token = token
+        self.asked: list[str] = []
+        self.auth: list[str | None] = []
+        hub = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def do_GET(self) -> None:
+                hub.asked.append(self.path)
+                auth = self.headers.get("Authorization")
+                hub.auth.append(auth)
+                prefix = "/api/models/"
+                repo, _, rev = self.path[len(prefix) :].partition("/revision/")
+                rev = urllib.parse.unquote(rev)
+                if repo in hub.gated and auth != f"Bearer {hub.token}":
+                    self._error(401, "GatedRepo")
+                    return
+                sha = hub.branches.get((repo, rev))
+                if sha is None and hub.every_main and rev == "main":
+                    sha = commit_of(repo)
+                if not self.path.startswith(prefix) or sha is None:
+                    self._error(404, "RevisionNotFound")
+                    return
+                body = json.dumps({"id": repo, "sha": sha}).encode()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _error(self, status: int, code: str) -> None:
+                self.send_response(status)
+                self.send_header("X-Error-Code", code)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *args) -> None:
+                pass
+
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
