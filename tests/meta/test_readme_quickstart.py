@@ -77,6 +77,23 @@ def test_each_quick_start_command_runs_without_warning(command: str, tmp_path: P
     assert not re.search(r"(?im)^\s*warning\b", output), f"{command} warned:\n{output}"
 
 
+def test_the_output_the_quick_start_shows_is_what_list_and_render_print(tmp_path: Path):
+    """The shown `list` header and rows (up to their GPU column) and the `render` line are real."""
+    shown = QUICK_START[QUICK_START.index("python build.py list") :]
+    shown = re.search(r"```\n\n```\n(.*?)```", shown, re.S).group(1).splitlines()  # the block after
+    listed = _run(["build.py", "list"], _env(tmp_path)).stdout.splitlines()
+    assert shown[0] == listed[0]
+    for line in shown[1:]:
+        if line.startswith("rendered "):
+            rendered = _run(_runnable_form("python build.py render ernie-0.3b", tmp_path), _env(tmp_path))
+            real = rendered.stdout.strip().splitlines()[-1]
+            assert line == real.replace(str(tmp_path / "render"), "build/ernie-0.3b"), (line, real)
+        elif line != "...":
+            name = line.split(" ", 1)[0]
+            row = next(r for r in listed if r.split(" ", 1)[0] == name)
+            assert row.startswith(line.removesuffix("...")), (line, row)
+
+
 def test_deploy_dry_run_without_a_chosen_repository_says_how_to_choose_one(tmp_path: Path):
     result = _run(["build.py", "deploy", "ernie-0.3b", "--dry-run"], _env(tmp_path, with_exports=False))
     assert result.returncode != 0
