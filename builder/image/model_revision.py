@@ -57,7 +57,13 @@ def hub_commit(endpoint: str, model_id: str, branch: str, token: str | None = No
         with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as reply:
             body = json.loads(reply.read())
     except urllib.error.HTTPError as exc:
-        raise HubError(where, f"{url} answered HTTP {exc.code} {exc.reason}") from None
+        # huggingface_hub's hf_raise_for_status reads these two headers; a 401 is also what a missing
+        # repository gets (the hub does not tell it from a private one).
+        said = [exc.headers.get(h) for h in ("X-Error-Code", "X-Error-Message")] if exc.headers else []
+        detail = ": ".join(x for x in said if x)
+        raise HubError(
+            where, f"{url} answered HTTP {exc.code} {exc.reason}" + (f" ({detail})" if detail else "")
+        ) from None
     except (urllib.error.URLError, OSError, ValueError) as exc:
         raise HubError(where, f"{endpoint} cannot be read ({redact(str(exc), [token])})", 1) from None
     sha = body.get("sha") if isinstance(body, dict) else None
@@ -94,8 +100,8 @@ def unreachable_advice(error: HubError, prepared: Prepared, branch: str) -> HubE
         )
     else:
         why = (
-            f"Check model.id ({r.model_id}) and model.revision ({branch}); a gated or private model needs "
-            "HF_TOKEN set on this host"
+            f"Check model.id ({r.model_id}) and model.revision ({branch}); a private or gated model needs "
+            "HF_TOKEN set on this host (a token of an account that may read it)"
         )
     return HubError(
         "",

@@ -1,7 +1,14 @@
-"""A local fake of the Hugging Face hub's model-info API, as huggingface_hub's ``HfApi.model_info``
-calls it (``GET {endpoint}/api/models/{repo}/revision/{quote(rev, safe='')}``; the commit in ``sha``;
-an unknown repository or revision is a 404 with ``X-Error-Code: RevisionNotFound``, a missing or refused
-token on a gated repository a 401 with ``X-Error-Code: GatedRepo``)."""
+"""A local fake of the Hugging Face hub's model-info API, as huggingface_hub 1.33's ``HfApi.model_info``
+calls it and ``hf_raise_for_status`` reads the answer:
+
+- ``GET {endpoint}/api/models/{repo}/revision/{quote(rev, safe='')}``, the commit in ``sha``
+  (``hf_api.py`` L3310-3313);
+- a revision the repository does not have: 404 with ``X-Error-Code: RevisionNotFound`` (``utils/_http.py``
+  L850-852);
+- a repository that does not exist, or is private and the request has no token of its owner: 401 with
+  ``X-Error-Code: RepoNotFound`` (the hub answers both alike; ``utils/_http.py`` L903-912);
+- a token the hub does not know: 401 with ``X-Error-Message: Invalid credentials in Authorization
+  header`` (``utils/_http.py`` L905)."""
 
 from __future__ import annotations
 
@@ -19,12 +26,12 @@ def commit_of(repo: str, branch: str = "main") -> str:
 
 class FakeHub:
     """Branches by (repo, branch) -> commit; records each path asked and its Authorization header.
-    With `every_main`, any repository's `main` answers `commit_of(repo)`; `gated` repositories answer
-    401 unless the request carries `Bearer {token}`."""
+    With `every_main`, every repository exists and its `main` answers `commit_of(repo)`; `private`
+    repositories answer as missing ones unless the request carries `Bearer {token}`."""
 
     def __init__(self, *, every_main: bool = False, token: str | None = None) -> None:
         self.branches: dict[tuple[str, str], str] = {}
-        self.gated: set[str] = set()
+        self.private: set[str] = set()
         self.every_main = every_main
         self.token = token
         self.asked: list[str] = []
@@ -39,14 +46,18 @@ class FakeHub:
                 prefix = "/api/models/"
                 repo, _, rev = self.path[len(prefix) :].partition("/revision/")
                 rev = urllib.parse.unquote(rev)
-                if repo in hub.gated and auth != f"Bearer {hub.token}":
-                    self._error(401, "GatedRepo")
+                if auth is not None and auth != f"Bearer {hub.token}":
+                    self._error(401, message="Invalid credentials in Authorization header")
+                    return
+                known = hub.every_main or any(r == repo for r, _ in hub.branches)
+                if not self.path.startswith(prefix) or not known or (repo in hub.private and auth is None):
+                    self._error(401, "RepoNotFound", "Repository not found")
                     return
                 sha = hub.branches.get((repo, rev))
                 if sha is None and hub.every_main and rev == "main":
                     sha = commit_of(repo)
-                if not self.path.startswith(prefix) or sha is None:
-                    self._error(404, "RevisionNotFound")
+                if sha is None:
+                    self._error(404, "RevisionNotFound", "Invalid rev id: " + rev)
                     return
                 body = json.dumps({"id": repo, "sha": sha}).encode()
                 self.send_response(200)
@@ -55,9 +66,12 @@ class FakeHub:
                 self.end_headers()
                 self.wfile.write(body)
 
-            def _error(self, status: int, code: str) -> None:
+            def _error(self, status: int, code: str | None = None, message: str | None = None) -> None:
                 self.send_response(status)
-                self.send_header("X-Error-Code", code)
+                if code:
+                    self.send_header("X-Error-Code", code)
+                if message:
+                    self.send_header("X-Error-Message", message)
                 self.send_header("Content-Length", "0")
                 self.end_headers()
 

@@ -111,15 +111,20 @@ def test_a_branch_the_hub_cannot_name_stops_the_build_before_anything_is_written
         assert result.returncode == 2 and result.stdout == ""
         err = result.stderr
         assert err.count("\n") == 1 and "Traceback" not in err, err
-        for part in ("baidu/ERNIE-4.5-0.3B-Paddle@no-such-branch", "HTTP 404", "Check model.id", "HF_TOKEN",
-                     f"python -m builder.tools.pin_revisions {path}", "--weights-from"):  # fmt: skip
+        for part in ("baidu/ERNIE-4.5-0.3B-Paddle@no-such-branch", "HTTP 404 Not Found (RevisionNotFound",
+                     "Check model.id", "HF_TOKEN", f"python -m builder.tools.pin_revisions {path}",
+                     "--weights-from"):  # fmt: skip
             assert part in err, (part, err)
-    # A gated repository: the token is sent, never printed; without it the hub's 401 says what to set.
-    hub.gated.add("baidu/ERNIE-4.5-0.3B-Paddle")
+    # A private repository: the token is sent, never printed; without it the hub's 401 says what to set.
+    hub.private.add("baidu/ERNIE-4.5-0.3B-Paddle")
     hub.token = "hf_PLANTEDsecret"
     path.write_text(MINIMAL_VARIANT.format(name="mine"))
     refused = cli("build", str(path), "--out", str(out), "--registry", "localhost:5000")
-    assert refused.returncode == 2 and "HTTP 401" in refused.stderr and "HF_TOKEN" in refused.stderr
+    assert refused.returncode == 2 and "HTTP 401 Unauthorized (RepoNotFound" in refused.stderr
+    assert "HF_TOKEN" in refused.stderr
+    monkeypatch.setenv("HF_TOKEN", "hf_wrong")
+    wrong = cli("build", str(path), "--out", str(out), "--registry", "localhost:5000")
+    assert wrong.returncode == 2 and "Invalid credentials in Authorization header" in wrong.stderr
     monkeypatch.setenv("HF_TOKEN", "hf_PLANTEDsecret")
     hub.branches[("baidu/ERNIE-4.5-0.3B-Paddle", "main")] = OLD
     # The hub cannot be reached: exit 1 (an outside failure), and the way on.

@@ -50,12 +50,16 @@ def test_at_commit_names_the_commit_everywhere_the_revision_appears():
 
 
 def test_hub_client_errors_say_which_side_failed(hub):
+    hub.every_main = False  # only the repositories and branches set here exist
     hub.branches[("org/model", "release/1")] = COMMIT
     assert hub_commit(hub.url, "org/model", "release/1") == COMMIT
     assert hub.asked[-1] == "/api/models/org/model/revision/release%2F1"  # quoted like huggingface_hub
-    with pytest.raises(HubError) as missing:
-        hub_commit(hub.url, "org/none", "dev")
-    assert missing.value.exit_code == 2 and "HTTP 404" in missing.value.reason
+    with pytest.raises(HubError) as no_branch:
+        hub_commit(hub.url, "org/model", "dev")
+    assert no_branch.value.exit_code == 2 and "HTTP 404 Not Found (RevisionNotFound" in no_branch.value.reason
+    with pytest.raises(HubError) as no_repo:  # the hub answers a missing repository 401, as a private one
+        hub_commit(hub.url, "org/none", "main")
+    assert no_repo.value.exit_code == 2 and "HTTP 401 Unauthorized (RepoNotFound" in no_repo.value.reason
     with pytest.raises(HubError) as away:
         hub_commit("http://127.0.0.1:9", "org/model", "main", token="hf_PLANTED")
     assert away.value.exit_code == 1 and "cannot be read" in str(away.value)

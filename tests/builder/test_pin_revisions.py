@@ -99,6 +99,8 @@ def test_a_branch_named_as_revision_is_followed_and_replaced_by_its_commit(hub, 
 def test_an_unknown_revision_is_one_line_exit_2_and_the_token_is_sent_not_printed(hub, variants):
     import os
 
+    hub.token = "hf_PLANTEDsecret"
+    hub.branches[("baidu/ERNIE-4.5-0.3B-Paddle", "dev")] = NEW  # the repository exists, `main` does not
     env = {**os.environ, "HF_TOKEN": "hf_PLANTEDsecret", "HF_ENDPOINT": hub.url}
     result = pin("--variants-dir", str(variants), "ernie-0.3b", env=env)
     assert result.returncode == 2 and "Traceback" not in result.stderr
