@@ -25,7 +25,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.errors import BuilderError
-from builder.image.model_revision import DEFAULT_BRANCH, DEFAULT_ENDPOINT, HubError, hub_commit
+from builder.image.model_revision import (
+    DEFAULT_BRANCH,
+    DEFAULT_ENDPOINT,
+    HubError,
+    hub_commit,
+    hub_endpoint,
+)
 from builder.paths import VARIANTS_DIR, display
 from builder.variant.checks.revision import is_commit
 from builder.variant.loader import load_variant, read_yaml, variant_files
@@ -36,8 +42,9 @@ REVISION_LINE = re.compile(
 )
 ID_LINE = re.compile(r"^(?P<indent>[ \t]+)id:")
 
-# The hub could not tell a commit; the message names the model, the branch and the reason.
-PinError = HubError
+
+class RewriteError(BuilderError):
+    """The variant file's `model:` block cannot be rewritten line by line (flow style, no id line)."""
 
 
 @dataclass(frozen=True)
@@ -93,7 +100,10 @@ def with_revision(text: str, commit: str, branch: str) -> str:
         if m:
             lines.insert(i + 1, f'{m.group("indent")}revision: "{commit}"  # {branch}\n')
             return "".join(lines)
-    raise PinError("the model block has no id line")
+    raise RewriteError(
+        "its model block has no `id:` line of its own (a flow mapping like `model: {id: ...}`?): write "
+        "`model:` in block style, one key a line, or set model.revision by hand"
+    )
 
 
 def run(paths: Sequence[Path], check: bool, lookup: Callable[[str, str], str], out=sys.stdout) -> int:
@@ -104,7 +114,7 @@ def run(paths: Sequence[Path], check: bool, lookup: Callable[[str, str], str], o
             continue
         try:
             commit = lookup(pin.model_id, pin.branch)
-        except PinError as exc:
+        except HubError as exc:
             print(f"error: {display(path)}: {exc}", file=sys.stderr)
             status = 2
             continue
@@ -115,7 +125,13 @@ def run(paths: Sequence[Path], check: bool, lookup: Callable[[str, str], str], o
             print(f"differs  {where} (the file pins {pin.pinned or 'nothing'})", file=out)
             status = max(status, 1)
         else:
-            path.write_text(with_revision(path.read_text(encoding="utf-8"), commit, pin.branch), "utf-8")
+            try:
+                text = with_revision(path.read_text(encoding="utf-8"), commit, pin.branch)
+            except RewriteError as exc:
+                print(f"error: {display(path)}: {exc}", file=sys.stderr)
+                status = 2
+                continue
+            path.write_text(text, "utf-8")
             print(f"pinned   {where} (was {pin.pinned or 'unpinned'})", file=out)
     return status
 
@@ -138,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 when a pin is stale")
     parser.add_argument(
         "--endpoint",
-        default=os.environ.get("HF_ENDPOINT") or DEFAULT_ENDPOINT,
+        default=hub_endpoint(os.environ),
         metavar="URL",
         help=f"the hub (default: $HF_ENDPOINT, else {DEFAULT_ENDPOINT})",
     )

@@ -107,3 +107,18 @@ def test_an_unknown_revision_is_one_line_exit_2_and_the_token_is_sent_not_printe
     assert "baidu/ERNIE-4.5-0.3B-Paddle@main" in result.stderr and "HTTP 404" in result.stderr
     assert "PLANTED" not in result.stderr + result.stdout
     assert hub.auth == ["Bearer hf_PLANTEDsecret"]
+
+
+def test_a_model_block_it_cannot_rewrite_is_one_line_exit_2_and_the_others_are_pinned(hub, variants):
+    flow = variants / "flow.yaml"
+    flow.write_text(
+        "extends: _base\nname: flow\ntitle: Flow\ndescription: A flow-style model block.\n"
+        "model: {id: baidu/ERNIE-4.5-0.3B-Paddle, bake: true}\nhub:\n  gpu_ids: [ADA_24]\n"
+    )
+    before = flow.read_text()
+    hub.branches[("baidu/ERNIE-4.5-0.3B-Paddle", "main")] = NEW
+    result = pin("--endpoint", hub.url, "--variants-dir", str(variants), "flow", "ernie-0.3b")
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.count("\n") == 1 and "flow.yaml" in result.stderr and "block style" in result.stderr
+    assert flow.read_text() == before
+    assert f'  revision: "{NEW}"  # main\n' in (variants / "ernie-0.3b.yaml").read_text()
