@@ -153,12 +153,10 @@ def out_dir(args: argparse.Namespace, name: str, several: bool) -> Path:
 
 
 def unpinned_download_warning(resolved: Resolved, weights_from: Path | None) -> str | None:
-    """One line when a build downloads baked weights at a branch head from a hub the builder cannot ask
-    for the commit (ModelScope, AI Studio; a Hugging Face branch is resolved first, see
-    builder.image.model_revision). None otherwise (a commit, not baked, or --weights-from)."""
+    """One line when a build downloads baked weights at a branch head: only from ModelScope or AI Studio,
+    since the build gave a Hugging Face branch its commit first (builder.image.model_revision). None
+    otherwise (a revision, not baked, or --weights-from)."""
     if not resolved.bake or resolved.revision or weights_from is not None:
-        return None
-    if resolved.model_source == "huggingface":
         return None
     return (
         f"{resolved.name} bakes {resolved.model_id} as its default branch is today (no model.revision), "
