@@ -12,7 +12,7 @@ import requests
 from builder.errors import BuilderError
 from builder.verify.jobs import JobApiError, JobClient, JobResult, TestJob, brief
 from builder.verify.local import Progress
-from builder.verify.report import job_line, summary
+from builder.verify.report import job_line, run_each, summary
 
 OPENAI_MISSING = (
     "the endpoint smoke test streams one request with the official openai SDK, which is not installed: "
@@ -98,14 +98,21 @@ def smoke_test(
     """The test jobs through the job API, then the streamed OpenAI request; 0 when all passed."""
     if not openai_available():  # before any job is sent
         raise OpenAIMissing(OPENAI_MISSING)
-    client = JobClient(base, api_key)
-    results: list[JobResult] = []
-    for job in tests:
-        result = client.run(job)
-        results.append(result)
-        say(job_line(result))
+    return jobs_then_stream(JobClient(base, api_key).run, tests, f"{base}/openai/v1", api_key, model, say)
+
+
+def jobs_then_stream(
+    run: Callable[[TestJob], JobResult],
+    tests: Sequence[TestJob],
+    openai_base: str,
+    api_key: str,
+    model: str,
+    say: Callable[[str], None],
+) -> int:
+    """Every job through `run`, then one openai stream at `openai_base` (as long as the longest job may
+    take); the summary line, and 0 when all passed."""
+    results = run_each(run, tests, say)
     timeout = max((t.timeout for t in tests), default=900_000) / 1000
-    result = stream_check(f"{base}/openai/v1", api_key, model, timeout)
-    results.append(result)
-    say(job_line(result))
+    results.append(stream_check(openai_base, api_key, model, timeout))
+    say(job_line(results[-1]))
     return summary(results, say)

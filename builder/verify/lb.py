@@ -16,7 +16,6 @@ import requests
 
 from builder.verify.jobs import HttpClient, JobResult, TestJob, brief
 from builder.verify.local import Progress
-from builder.verify.report import job_line, summary
 
 # The runtime's native route on a load-balancing endpoint: the body is a queue job's `input` object.
 NATIVE_PATH = "/generate"
@@ -172,7 +171,7 @@ def run_lb_tests(
     fatal: Callable[[int | None], str | None] = lambda status: None,
 ) -> int:
     """Wait for 200 at `health_url`, run the jobs and one openai stream at `<base>/v1`; 0 when all passed."""
-    from builder.verify.endpoint import OPENAI_MISSING, OpenAIMissing, openai_available, stream_check
+    from builder.verify.endpoint import OPENAI_MISSING, OpenAIMissing, jobs_then_stream, openai_available
 
     if not openai_available():  # before anything is sent
         raise OpenAIMissing(OPENAI_MISSING)
@@ -181,15 +180,8 @@ def run_lb_tests(
     except HealthError as exc:
         say(f"error: {exc}")
         return 1
-    results: list[JobResult] = []
-    for job in tests:
-        results.append(client.run(job))
-        say(job_line(results[-1]))
     key = client.headers.get("Authorization", "").removeprefix("Bearer ")
-    stream_timeout = max((t.timeout for t in tests), default=900_000) / 1000
-    results.append(stream_check(f"{client.base}/v1", key or "unused", model, stream_timeout))
-    say(job_line(results[-1]))
-    return summary(results, say)
+    return jobs_then_stream(client.run, tests, f"{client.base}/v1", key or "unused", model, say)
 
 
 def test_endpoint(

@@ -14,8 +14,8 @@ from typing import TextIO
 
 import requests
 
-from builder.verify.jobs import JobClient, JobResult, TestJob
-from builder.verify.report import job_line, summary
+from builder.verify.jobs import JobClient, TestJob
+from builder.verify.report import run_each, summary
 
 WORKER_PORT = 8000
 LOG_TAIL = 50
@@ -228,13 +228,7 @@ def run_local(
         except LocalTestError as exc:
             say(f"error: {exc}")
             return 1
-        client = JobClient(base)
-        results: list[JobResult] = []
-        for job in tests:
-            result = client.run(job)
-            results.append(result)
-            say(job_line(result))
-        code = summary(results, say)
+        code = summary(run_each(JobClient(base).run, tests, say), say)
         failed = code != 0
         return code
     except KeyboardInterrupt:  # Ctrl-C: the CLI says what was left in one line, no log tail

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
-from builder.verify.jobs import JobResult, brief, readable
+from builder.verify.jobs import JobResult, TestJob, brief, readable
 
 
 def job_line(result: JobResult) -> str:
@@ -18,3 +18,14 @@ def summary(results: Sequence[JobResult], say: Callable[[str], None]) -> int:
     failed = [r for r in results if not r.ok]
     say(f"{len(results) - len(failed)} of {len(results)} job(s) passed")
     return 1 if failed or not results else 0
+
+
+def run_each(
+    run: Callable[[TestJob], JobResult], tests: Sequence[TestJob], say: Callable[[str], None]
+) -> list[JobResult]:
+    """Every job through `run`, its line printed as it ends."""
+    results = []
+    for job in tests:
+        results.append(run(job))
+        say(job_line(results[-1]))
+    return results
