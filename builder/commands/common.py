@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from builder.compat import load_compat
-from builder.errors import UsageError, VariantErrors
+from builder.errors import UsageError, VariantError, VariantErrors
 from builder.output.render import render_files
 from builder.paths import BUILD_DIR, default_variants_dir, display
 from builder.variant.loader import variant_files
@@ -105,15 +105,9 @@ def selected(args: argparse.Namespace, *, default_all: bool) -> list[Path]:
 
 def prepare_all(paths: list[Path]) -> list[Prepared]:
     """Every file loaded, checked and resolved; the errors of all files raised together."""
-    compat = load_compat()
-    prepared, errors = [], []
-    for path in paths:
-        try:
-            prepared.append(prepare(path, compat))
-        except VariantErrors as exc:
-            errors.extend(exc.errors)
-    if errors:  # a base file's error is one error, however many variants extend it
-        raise VariantErrors(list({str(e): e for e in errors}.values()))
+    prepared, broken = prepare_each(paths)
+    if broken:
+        raise VariantErrors(distinct_errors(broken))
     return prepared
 
 
@@ -131,10 +125,16 @@ def prepare_each(paths: list[Path]) -> tuple[list[Prepared], dict[Path, VariantE
     return prepared, broken
 
 
+def distinct_errors(broken: dict[Path, VariantErrors]) -> list[VariantError]:
+    """Every broken file's errors, in file order, each once: a base file's error is one error, however
+    many variants extend it."""
+    errors = [e for exc in broken.values() for e in exc.errors]
+    return list({str(e): e for e in errors}.values())
+
+
 def report_broken(broken: dict[Path, VariantErrors]) -> int:
     """Print each broken file's errors (stderr); the exit status: 2 when any, else 0."""
-    errors = [e for exc in broken.values() for e in exc.errors]
-    for e in {str(e): e for e in errors}.values():
+    for e in distinct_errors(broken):
         print(f"error: {e}", file=sys.stderr)
     if broken:
         names = ", ".join(display(p) for p in broken)
