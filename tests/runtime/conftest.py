@@ -167,6 +167,7 @@ def engine_release() -> str:
 
 
 LB_READY = "Ready: health check answers 200"
+LOCAL_READY = "Local RunPod-shaped endpoint"
 
 
 def start_lb(**extra: str) -> RuntimeProcess:
@@ -177,6 +178,15 @@ def start_lb(**extra: str) -> RuntimeProcess:
     env.setdefault("PORT", str(free_ports(1)[0]))
     env.setdefault("FD_STANDIN_REQUEST_LOG", os.path.join(env["FD_LOG_DIR"], "requests.log"))
     return RuntimeProcess([], env, int(env["PORT"]))
+
+
+def served(runtime: RuntimeProcess, ready: str) -> Iterator[RuntimeProcess]:
+    """A module's shared runtime (`yield from` it in a fixture): `runtime` once it prints `ready`;
+    stopped after the module's tests, when it must exit 0."""
+    runtime.wait_output(ready)
+    yield runtime
+    runtime.stop()
+    assert runtime.wait_exit() == 0
 
 
 def _factory(start: Any, ready: str) -> Iterator[Any]:
@@ -201,7 +211,7 @@ def local_runtime(engine_release: str) -> Iterator[Any]:
     """Factory of --local runtimes (see _factory) of FastDeploy release ``engine_release``, the stand-in
     in that release's mode."""
     release = {"FASTDEPLOY_VERSION": engine_release, "FD_STANDIN_RELEASE": engine_release}
-    yield from _factory(lambda **extra: start_local(**{**release, **extra}), "Local RunPod-shaped endpoint")
+    yield from _factory(lambda **extra: start_local(**{**release, **extra}), LOCAL_READY)
 
 
 @pytest.fixture

@@ -9,7 +9,15 @@ import time
 
 import pytest
 
-from .conftest import WAIT, RuntimeProcess, assert_process_ends, http, process_alive, runtime_env
+from .conftest import (
+    LOCAL_READY,
+    WAIT,
+    RuntimeProcess,
+    assert_process_ends,
+    http,
+    process_alive,
+    runtime_env,
+)
 
 pytestmark = pytest.mark.integration
 CHAT = {"messages": [{"role": "user", "content": "hi"}]}
@@ -166,6 +174,6 @@ def test_health_probe_ignores_proxy_variables(local_runtime) -> None:
         NO_PROXY="",
         no_proxy="",
     )
-    rt.wait_output("Local RunPod-shaped endpoint")
+    rt.wait_output(LOCAL_READY)
     status, body = http("POST", rt.base + "/runsync", {"input": CHAT})
     assert status == 200 and body["status"] == "COMPLETED", body

@@ -24,6 +24,7 @@ from .conftest import (
     assert_process_ends,
     decoding_stops,
     http,
+    served,
     start_lb,
     wait_until,
 )
@@ -44,11 +45,7 @@ CONTROL_AND_UNKNOWN = [
 
 @pytest.fixture(scope="module")
 def rt() -> Iterator[RuntimeProcess]:
-    runtime = start_lb(SERVED_MODEL_NAME="ernie-test", FD_STANDIN_TOKEN_DELAY="0.002")
-    runtime.wait_output(LB_READY)
-    yield runtime
-    runtime.stop()
-    assert runtime.wait_exit() == 0
+    yield from served(start_lb(SERVED_MODEL_NAME="ernie-test", FD_STANDIN_TOKEN_DELAY="0.002"), LB_READY)
 
 
 @pytest.fixture

@@ -10,7 +10,7 @@ from collections.abc import Iterator
 import openai
 import pytest
 
-from .conftest import WAIT, RuntimeProcess, http, start_local
+from .conftest import LOCAL_READY, WAIT, RuntimeProcess, http, served, start_local
 
 pytestmark = pytest.mark.integration
 MESSAGES = [{"role": "user", "content": "Say something with 你好 and 🚀"}]
@@ -21,10 +21,7 @@ def rt() -> Iterator[RuntimeProcess]:
     runtime = start_local(
         SERVED_MODEL_NAME="ernie-test", REASONING_PARSER="qwen3", FD_STANDIN_TOKEN_DELAY="0.002"
     )
-    runtime.wait_output("Local RunPod-shaped endpoint")
-    yield runtime
-    runtime.stop()
-    assert runtime.wait_exit() == 0
+    yield from served(runtime, LOCAL_READY)
 
 
 @pytest.fixture
