@@ -14,6 +14,8 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+from dataclasses import dataclass
+from email.message import Message
 
 from builder.errors import BuilderError, redact
 
@@ -107,6 +109,50 @@ def pull_token(challenge: str, repository: str, creds: tuple[str, str] | None = 
     return body.get("token") or body.get("access_token")
 
 
+class TokenUnavailable(Exception):
+    """The registry's token service could not be asked or answered nonsense (the message says why)."""
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    reason: str
+    headers: Message
+
+
+def _authorization(challenge: str, repository: str, creds: tuple[str, str] | None) -> str | None:
+    """The Authorization header that answers a 401's challenge, or None when there is none to give."""
+    try:
+        if challenge.lower().startswith("bearer "):
+            token = pull_token(challenge, repository, creds)
+            return f"Bearer {token}" if token else None
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise TokenUnavailable(str(exc)) from None
+    if challenge.lower().startswith("basic ") and creds:
+        return _basic(creds)
+    return None
+
+
+def head_manifest(url: str, repository: str, creds: tuple[str, str] | None = None) -> Answer:
+    """The registry's answer, whatever its status, to a manifest HEAD at `url`, once its first 401 has
+    been answered (a Bearer challenge: a pull token, asked with `creds` when given; a Basic one: `creds`).
+    URLError or OSError when the registry cannot be reached, TokenUnavailable when its token service
+    fails."""
+    headers = {"Accept": MANIFEST_TYPES}
+    while True:
+        try:
+            request = urllib.request.Request(url, method="HEAD", headers=headers)
+            with urllib.request.urlopen(request, timeout=30) as reply:
+                return Answer(reply.status, reply.reason, reply.headers)
+        except urllib.error.HTTPError as exc:
+            auth = None
+            if exc.code == 401 and "Authorization" not in headers:
+                auth = _authorization(exc.headers.get("WWW-Authenticate", ""), repository, creds)
+            if auth is None:
+                return Answer(exc.code, exc.reason, exc.headers)
+            headers["Authorization"] = auth
+
+
 def _refused(host: str, ref: str, why: str) -> str:
     return (
         f"the registry {host} refused to say whether {ref} exists ({why}): log in (`docker login {host}`, "
@@ -121,37 +167,22 @@ def manifest_exists(ref: str) -> bool:
     url = f"{scheme(host)}://{host}/v2/{repository}/manifests/{reference}"
     creds = credentials(host)
     secret = [creds[1] if creds else None]
-    headers = {"Accept": MANIFEST_TYPES}
-    for _attempt in range(2):
-        try:
-            request = urllib.request.Request(url, method="HEAD", headers=headers)
-            with urllib.request.urlopen(request, timeout=30):
-                return True
-        except urllib.error.HTTPError as exc:
-            if exc.code == 404:
-                return False
-            challenge = exc.headers.get("WWW-Authenticate", "")
-            if exc.code == 401 and "Authorization" not in headers:
-                try:
-                    if challenge.lower().startswith("bearer "):
-                        token = pull_token(challenge, repository, creds)
-                        if token:
-                            headers["Authorization"] = f"Bearer {token}"
-                            continue
-                    elif challenge.lower().startswith("basic ") and creds:
-                        headers["Authorization"] = _basic(creds)
-                        continue
-                except (urllib.error.URLError, OSError, ValueError) as token_exc:
-                    raise RegistryUnreadable(_refused(host, ref, redact(str(token_exc), secret))) from None
-            if exc.code in (401, 403):
-                raise RegistryUnreadable(_refused(host, ref, f"HTTP {exc.code}")) from None
-            raise RegistryUnreadable(f"{url} answered HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise RegistryUnreadable(
-                f"the registry {host} cannot be reached to check that {ref} exists "
-                f"({redact(str(exc), secret)}); pass --no-image-check to deploy without checking"
-            ) from None
-    raise RegistryUnreadable(f"the registry {host} refused the credentials for {repository}")
+    try:
+        answer = head_manifest(url, repository, creds)
+    except TokenUnavailable as exc:
+        raise RegistryUnreadable(_refused(host, ref, redact(str(exc), secret))) from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise RegistryUnreadable(
+            f"the registry {host} cannot be reached to check that {ref} exists "
+            f"({redact(str(exc), secret)}); pass --no-image-check to deploy without checking"
+        ) from None
+    if answer.status < 400:
+        return True
+    if answer.status == 404:
+        return False
+    if answer.status in (401, 403):
+        raise RegistryUnreadable(_refused(host, ref, f"HTTP {answer.status}"))
+    raise RegistryUnreadable(f"{url} answered HTTP {answer.status} {answer.reason}")
 
 
 def require_image(ref: str, variant: str) -> None:

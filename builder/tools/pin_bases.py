@@ -19,14 +19,12 @@ import argparse
 import re
 import sys
 import urllib.error
-import urllib.parse
-import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import yaml
 
-from builder.image.manifest_check import MANIFEST_TYPES, pull_token, scheme, split_reference
+from builder.image.manifest_check import TokenUnavailable, head_manifest, scheme, split_reference
 from builder.paths import COMPAT_DIR
 
 RELEASES_FILE = COMPAT_DIR / "fastdeploy_releases.yaml"
@@ -55,26 +53,18 @@ def registry_digest(ref: str) -> str:
     """The digest the registry serves for ``ref`` now (its manifest list when it has one)."""
     host, repository, tag = split_ref(ref)
     url = f"{scheme(host)}://{host}/v2/{repository}/manifests/{tag}"
-    headers = {"Accept": MANIFEST_TYPES}
-    for _attempt in range(2):
-        request = urllib.request.Request(url, method="HEAD", headers=headers)
-        try:
-            with urllib.request.urlopen(request, timeout=30) as reply:
-                digest = reply.headers.get("Docker-Content-Digest", "")
-                if not DIGEST.match(digest):
-                    raise PinError(f"{ref}: the registry sent no usable Docker-Content-Digest ({digest!r})")
-                return digest
-        except urllib.error.HTTPError as exc:
-            token = (
-                pull_token(exc.headers.get("WWW-Authenticate", ""), repository) if exc.code == 401 else None
-            )
-            if token and "Authorization" not in headers:
-                headers["Authorization"] = f"Bearer {token}"
-                continue
-            raise PinError(f"{ref}: {url} answered HTTP {exc.code} {exc.reason}") from None
-        except (urllib.error.URLError, OSError) as exc:
-            raise PinError(f"{ref}: {host} cannot be reached ({exc})") from None
-    raise PinError(f"{ref}: {host} refused an anonymous token")
+    try:
+        answer = head_manifest(url, repository)  # anonymous: a base image is public
+    except TokenUnavailable as exc:
+        raise PinError(f"{ref}: {host} gave no pull token ({exc})") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise PinError(f"{ref}: {host} cannot be reached ({exc})") from None
+    if answer.status >= 400:
+        raise PinError(f"{ref}: {url} answered HTTP {answer.status} {answer.reason}")
+    digest = answer.headers.get("Docker-Content-Digest", "")
+    if not DIGEST.match(digest):
+        raise PinError(f"{ref}: the registry sent no usable Docker-Content-Digest ({digest!r})")
+    return digest
 
 
 def digests_block(pins: dict[str, str]) -> str:

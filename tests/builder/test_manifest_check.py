@@ -85,3 +85,13 @@ def test_a_missing_image_is_one_paragraph_and_refused_credentials_say_what_to_do
     with pytest.raises(RegistryUnreadable) as refused:
         manifest_exists(f"{registry.address}/team/worker:ernie-0.3b-1")
     assert "PLANTED" not in str(refused.value) and "--no-image-check" in str(refused.value)
+
+
+def test_pin_bases_shares_the_token_flow_and_names_a_refused_token(registry):
+    """builder.tools.pin_bases asks anonymously through the same head_manifest: a token service that
+    refuses it is the tool's own one-line error (it was an uncaught HTTPError before they shared it)."""
+    from builder.tools.pin_bases import PinError, registry_digest
+
+    with pytest.raises(PinError, match=r"gave no pull token \(HTTP Error 401"):
+        registry_digest(f"{registry.address}/team/worker:ernie-0.3b-1")
+    assert registry.token_requests[-1][1] is None  # anonymous: the push credentials are not sent
