@@ -78,21 +78,15 @@ def start_http_worker(name: str, bare: bool, args: argparse.Namespace) -> HTTPWo
     (port,) = free_ports(1)
     env = bench_platform.worker_env({}, tmp, "bench-model", max(args.k), args.tokens, args.rate)
     env.update(ENDPOINT_TYPE="load_balancer", PORT=str(port))
-    log = tmp / "worker.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(
-            bench_platform.worker_command(bare), cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT
-        )
+    proc, log = bench_platform.spawn_worker(bench_platform.worker_command(bare), env, tmp)
     return HTTPWorker(name, proc, log, port)
 
 
 def wait_http_ready(worker: HTTPWorker, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while "Ready: health check answers 200" not in worker.log.read_text(errors="replace"):
-        if worker.proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"worker {worker.name} did not start:\n{worker.log.read_text()[-4000:]}")
-        time.sleep(0.05)
-    text = worker.log.read_text(errors="replace")
+    text = bench_platform.wait_started(
+        lambda: "Ready: health check answers 200" in worker.log.read_text(errors="replace"),
+        worker.proc, worker.log, f"worker {worker.name}", timeout,
+    )  # fmt: skip
     pid = re.search(r"^engine pid (\d+)", text, re.M)
     port = re.search(r"^Starting FastDeploy.* --port (\d+)", text, re.M)
     assert pid and port, text[-2000:]

@@ -219,6 +219,32 @@ def worker_command(bare: bool) -> list[str]:
     return [sys.executable, "-m", "worker_runtime"]
 
 
+def spawn_worker(cmd: list[str], env: dict[str, str], tmp: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """``cmd`` run from the repository with ``env``, its output in ``tmp/worker.log``."""
+    log = tmp / "worker.log"
+    with open(log, "wb") as out:
+        proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT)
+    return proc, log
+
+
+def wait_started(
+    ready: Callable[[], object],
+    proc: subprocess.Popen[bytes],
+    log: Path,
+    what: str,
+    timeout: float,
+    poll: float = 0.05,
+) -> str:
+    """Poll ``ready()`` until it is true and return the log's text; a process that ends first, or the
+    timeout, ends the benchmark with the log's tail."""
+    deadline = time.monotonic() + timeout
+    while not ready():
+        if proc.poll() is not None or time.monotonic() > deadline:
+            raise SystemExit(f"{what} did not start:\n{log.read_text()[-4000:]}")
+        time.sleep(poll)
+    return log.read_text(errors="replace")
+
+
 def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
     api = RemotePlatform()
     tmp = Path(tempfile.mkdtemp(prefix=f"bench-{name}-"))
@@ -226,20 +252,15 @@ def start_worker(name: str, bare: bool, args: argparse.Namespace) -> Worker:
     env = worker_env(platform_env, tmp, "bench-model", max(args.k), args.tokens, args.rate)
     # The same SDK log level for both workers (at DEBUG the SDK prints every output twice).
     env["RUNPOD_LOG_LEVEL"] = args.sdk_log_level
-    cmd = worker_command(bare)
-    log = tmp / "worker.log"
-    with open(log, "wb") as out:
-        proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT)
+    proc, log = spawn_worker(worker_command(bare), env, tmp)
     return Worker(name, api, proc, log)
 
 
 def wait_ready(worker: Worker, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not worker.api.call("takes"):
-        if worker.proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"worker {worker.name} did not start:\n{worker.log.read_text()[-4000:]}")
-        time.sleep(0.05)
-    match = re.search(r"^engine pid (\d+)", worker.log.read_text(), re.M)
+    text = wait_started(
+        lambda: worker.api.call("takes"), worker.proc, worker.log, f"worker {worker.name}", timeout
+    )
+    match = re.search(r"^engine pid (\d+)", text, re.M)
     worker.engine_pid = int(match.group(1)) if match else 0
 
 

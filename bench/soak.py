@@ -53,7 +53,6 @@ import re
 import shutil
 import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -66,7 +65,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parents[1]
 sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine_standin"), str(ROOT / "bench")]
 
-from bench_platform import stop_process, worker_env  # noqa: E402
+from bench_platform import spawn_worker, stop_process, wait_started, worker_env  # noqa: E402
 from soak_faults import ChaosPlatform, Plan, check_job  # noqa: E402
 
 WAIT = 30.0  # upper bound of the small waits (stats dump, idle checks)
@@ -200,22 +199,16 @@ class WorkerProc:
     def __init__(self, api: ChaosPlatform, args: argparse.Namespace) -> None:
         self.tmp = Path(tempfile.mkdtemp(prefix="soak-"))
         self.stats_file = self.tmp / "stats.json"
-        self.log = self.tmp / "worker.log"
         env = worker_env(api.env("soak"), self.tmp, "soak-model", args.k, args.tokens, args.rate)
         env["FD_STANDIN_ERROR_TAG"] = "1"
         cmd = [sys.executable, str(Path(__file__).resolve()), "--serve-worker", str(self.stats_file)]
-        with open(self.log, "wb") as out:
-            self.proc = subprocess.Popen(cmd, cwd=str(ROOT), env=env, stdout=out, stderr=subprocess.STDOUT)
+        self.proc, self.log = spawn_worker(cmd, env, self.tmp)
         self.seq = 0
         self.engine_port = 0
 
     def wait_ready(self, api: ChaosPlatform, timeout: float = 180.0) -> None:
-        deadline = time.monotonic() + timeout
-        while not api.takes:
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise SystemExit(f"the worker did not start:\n{self.log.read_text()[-4000:]}")
-            time.sleep(0.1)
-        match = re.search(r"^Starting FastDeploy .* --port (\d+)", self.log.read_text(), re.M)
+        text = wait_started(lambda: api.takes, self.proc, self.log, "the worker", timeout, poll=0.1)
+        match = re.search(r"^Starting FastDeploy .* --port (\d+)", text, re.M)
         self.engine_port = int(match.group(1)) if match else 0
 
     def stats(self) -> dict[str, Any]:
