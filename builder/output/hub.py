@@ -22,6 +22,7 @@ import os
 from typing import Any
 
 from builder.compat import Compat
+from builder.compat.gpus import negated_types
 from builder.variant.resolve import Resolved
 from builder.variant.settings_spec import (
     BY_ENV,
@@ -99,7 +100,7 @@ def hub_gpu_ids(resolved: Resolved) -> list[str]:
     """The variant's pools, then a '-TYPE' negation for each GPU type the worker cannot run: the Hub's
     `gpuIds` takes "pool IDs with optional GPU ID negations" (runpod/docs hub/publishing-guide.mdx L72),
     so a Hub deploy excludes the same types as `deploy` does."""
-    own = {i[1:].strip() for i in resolved.gpu_ids if i.startswith("-")}
+    own = set(negated_types(resolved.gpu_ids))
     return [*resolved.gpu_ids, *(f"-{t}" for t in resolved.excluded_types if t not in own)]
 
 
