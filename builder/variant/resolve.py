@@ -74,6 +74,10 @@ class Resolved:
     extra_tags: list[str]
     source_url: str | None
     labels: dict[str, str] = field(default_factory=dict)
+    # guided decoding: the backend, the pins its layer installs, the size they add (MB, an estimate)
+    guided_backend: str = "off"
+    guided_packages: list[str] = field(default_factory=list)
+    guided_image_mb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -171,6 +175,10 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
     if model.revision:
         labels["io.runpod.fastdeploy.model-revision"] = model.revision
 
+    guided = (
+        release.guided_decoding.backends.get(eng.guided_decoding_backend) if release.guided_decoding else None
+    )
+
     return Resolved(
         name=variant.name,
         title=variant.title,
@@ -216,6 +224,9 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         extra_tags=list(variant.image.tags),
         source_url=variant.image.source,
         labels=labels,
+        guided_backend=eng.guided_decoding_backend if guided else "off",
+        guided_packages=list(guided.packages) if guided else [],
+        guided_image_mb=guided.image_mb if guided else None,
     )
 
 
