@@ -34,7 +34,11 @@ TOOLS = [
         "function": {
             "name": "get_weather",
             "description": "Weather of a city",
-            "parameters": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]},
+            "parameters": {
+                "type": "object",
+                "properties": {"city": {"type": "string"}},
+                "required": ["city"],
+            },
         },
     }
 ]
@@ -87,7 +91,8 @@ def test_backend_on_answers_what_the_schema_allows(engine, backend):
     jsonschema.validate(json.loads(content(body)), SCHEMA)
     status, body = fd.request("POST", CHAT, {"messages": MESSAGES, "guided_json": SCHEMA})
     jsonschema.validate(json.loads(content(body)), SCHEMA)
-    status, body = fd.request("POST", CHAT, {"messages": MESSAGES, "response_format": {"type": "json_object"}})
+    json_object = {"type": "json_object"}
+    status, body = fd.request("POST", CHAT, {"messages": MESSAGES, "response_format": json_object})
     assert isinstance(json.loads(content(body)), dict)
     status, body = fd.request("POST", CHAT, {"messages": MESSAGES, "guided_choice": ["yes", "no"]})
     assert content(body) in ("yes", "no")
