@@ -11,6 +11,7 @@ from typing import Any
 from builder import __version__
 from builder.compat import Compat
 from builder.compat.gpus import Selection, representative_archs, select
+from builder.variant.feature_jobs import feature_jobs
 from builder.variant.models import Variant
 from builder.variant.settings_spec import (
     BY_ENV,
@@ -216,7 +217,12 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         presets=[p.model_dump() for p in hub.presets],
         expose=exposed,
         advanced=None if hub.advanced is None else list(hub.advanced),
-        tests=[t.model_dump() for t in variant.tests.jobs],
+        tests=[t.model_dump() for t in variant.tests.jobs]
+        + [
+            job
+            for job in feature_jobs(eng.guided_decoding_backend if guided else "off", eng.tool_call_parser)
+            if job["name"] not in {t.name for t in variant.tests.jobs}
+        ],
         gpu_type_id=variant.tests.gpu_type_id
         or default_test_gpu(gpus, [i for i in hub.gpu_ids if i in compat.pools], compat),
         endpoint_type=variant.endpoint.type,

@@ -256,7 +256,18 @@ def test_hub_values_come_from_the_variant(rendered):
     tests = json.loads(rendered["ernie-21b-a3b-thinking"][".runpod/tests.json"])
     assert tests["config"]["gpuTypeId"] == "NVIDIA A100 80GB PCIe"
     assert {"key": "QUANTIZATION", "value": "wint4"} in tests["config"]["env"]
-    assert [t["name"] for t in tests["tests"]] == ["native chat", "openai chat", "openai models"]
+    # The variant's own jobs, then those of what it enables: a guided decoding backend, a tool-call parser.
+    assert [t["name"] for t in tests["tests"]] == [
+        "native chat",
+        "openai chat",
+        "openai models",
+        "structured output",
+        "tool call",
+    ]
+    qwen_tests = json.loads(rendered["qwen3-8b"][".runpod/tests.json"])
+    assert [t["name"] for t in qwen_tests["tests"]][-1] == "structured output"  # no tool parser in 2.5
+    small = json.loads(rendered["ernie-0.3b"][".runpod/tests.json"])
+    assert [t["name"] for t in small["tests"]] == ["native chat", "openai chat", "openai models"]
     qwen = json.loads(rendered["qwen3-8b"][".runpod/hub.json"])
     qwen_inputs = {e["key"]: e["input"] for e in qwen["config"]["env"] if "input" in e}
     assert qwen_inputs["LOAD_CHOICES"]["default"] == "default_v1"
