@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING
 
 from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
+from worker_runtime.guided import missing_packages
 from worker_runtime.model_cache import CacheUnavailable, WeightsPlan, plan_weights
 from worker_runtime.ports import free_ports
 from worker_runtime.settings import Settings, SettingsError, load_flag_table, load_settings
@@ -111,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc, flush=True)
         return 2
+    missing = missing_packages(settings.guided_decoding_backend)
+    if missing:  # before any weights download or engine start: the engine would fail on it later
+        print(missing, flush=True)
+        return 1
     warning = shm_warning()
     if warning:
         print(warning, flush=True)
@@ -204,6 +209,7 @@ def make_runtime(settings: Settings, supervisor: Supervisor, served_name: str) -
         settings.max_concurrency,
         supervisor,
         logprobs=bool(settings.logprobs),
+        guided_backend=settings.guided_decoding_backend,
     )
 
 

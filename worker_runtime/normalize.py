@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from worker_runtime import guided
 from worker_runtime.errors import JobError, input_error
 
 CHAT = "/v1/chat/completions"
@@ -47,6 +48,7 @@ SAMPLING_KEYS = frozenset(
         "guided_regex",
         "guided_choice",
         "guided_grammar",
+        "structural_tag",
         "reasoning_max_tokens",
         "response_max_tokens",
         "return_token_ids",
@@ -110,9 +112,12 @@ def _stream_flag(value: Any, where: str) -> bool:
     return value
 
 
-def normalize(job_input: Any, model_name: str, *, logprobs: bool = True) -> EngineRequest:
+def normalize(
+    job_input: Any, model_name: str, *, logprobs: bool = True, guided_backend: str = "off"
+) -> EngineRequest:
     """``model_name`` is filled in when a request names no model; ``logprobs``: whether the engine
-    was started with --enable-logprob (else a job asking for logprobs is refused)."""
+    was started with --enable-logprob (else a job asking for logprobs is refused); ``guided_backend``:
+    the engine's guided decoding backend (off: a structured-output request is refused)."""
     if not isinstance(job_input, dict):
         raise input_error(f"Job input must be a JSON object, got {type(job_input).__name__}")
     if "openai_route" in job_input:
@@ -124,7 +129,9 @@ def normalize(job_input: Any, model_name: str, *, logprobs: bool = True) -> Engi
         raise input_error(f"Job input has no messages, prompt or openai_route (keys: {keys})")
     if request.body is None:
         return request
-    return replace(request, body=_sampling(request.route, request.body, logprobs))
+    body = _sampling(request.route, request.body, logprobs)
+    guided.check(body, guided_backend)
+    return replace(request, body=body)
 
 
 def _openai(job_input: dict[str, Any], model_name: str) -> EngineRequest:

@@ -149,6 +149,8 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
             values[env] = parser_spelling(values[env], choices) or values[env]
     if not eng.extra_args:
         values["ENGINE_ARGS"] = None
+    if eng.guided_decoding_backend == "off":
+        values["GUIDED_DECODING_BACKEND"] = None  # the runtime's default: no ENV line
     values.update(eng.settings)
     settings = {s.env: values[s.env] for s in BY_ENV.values() if values.get(s.env) is not None}
 
