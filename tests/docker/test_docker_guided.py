@@ -6,6 +6,7 @@ naming the error."""
 
 from __future__ import annotations
 
+import os
 import re
 import uuid
 
@@ -20,23 +21,65 @@ VARIANT = "ernie-21b-a3b-thinking"
 
 
 @pytest.fixture(scope="module")
-def image(docker_client, standin_base, wheelhouse, fake_weights, tmp_path_factory):
+def wheels(wheelhouse, tmp_path_factory):
+    return dockerlab.guided_wheelhouse(wheelhouse, tmp_path_factory.mktemp("guided-wheels"))
+
+
+def build(base: str, wheels, fake_weights, out_dir, *, umask: int | None = None) -> list[str]:
+    """`build.py build` of the variant on ``base``; the tags it reported."""
     tag = "guided" + uuid.uuid4().hex[:8]
-    wheels = dockerlab.guided_wheelhouse(wheelhouse, tmp_path_factory.mktemp("guided-wheels"))
-    out_dir = tmp_path_factory.mktemp("guided-render")
-    result = dockerlab.run_build(
-        ["build", VARIANT, "--base-image", standin_base, "--weights-from", str(fake_weights),
-         "--wheelhouse", str(wheels), "--out", str(out_dir), "--registry", "127.0.0.1:9/verify",
-         "--tag", tag]
-    )  # fmt: skip
+    old = os.umask(umask) if umask is not None else None
+    try:
+        result = dockerlab.run_build(
+            ["build", VARIANT, "--base-image", base, "--weights-from", str(fake_weights),
+             "--wheelhouse", str(wheels), "--out", str(out_dir), "--registry", "127.0.0.1:9/verify",
+             "--tag", tag]
+        )  # fmt: skip
+    finally:
+        if old is not None:
+            os.umask(old)
     tags = dockerlab.tags_from_output(result.stdout)
     assert result.returncode == 0 and tags, result.stdout[-6000:]
-    yield next(t for t in tags if t.endswith(":" + tag))
+    return sorted(tags, key=lambda t: not t.endswith(":" + tag))
+
+
+@pytest.fixture(scope="module")
+def image(docker_client, standin_base, wheels, fake_weights, tmp_path_factory):
+    tags = build(standin_base, wheels, fake_weights, tmp_path_factory.mktemp("guided-render"))
+    yield tags[0]
     for t in tags:
         try:
             docker_client.images.remove(t, force=True)
         except Exception as exc:
             print(f"cleanup: could not remove {t}: {exc}")
+
+
+def test_a_clean_rebuild_gives_the_same_layers_the_guided_one_included(
+    docker_client, standin_base, image, wheels, fake_weights, tmp_path_factory
+):
+    """From a fresh base copy (no build cache) and another umask: every data layer is the same, and the
+    guided one sits between the weights and the runtime's packages."""
+    nonce = uuid.uuid4().hex[:10]
+    try:
+        base = dockerlab.fresh_base(docker_client, standin_base, nonce)
+        again = build(base, wheels, fake_weights, tmp_path_factory.mktemp("guided-again"), umask=0o077)[0]
+        first = dockerlab.layer_ids(docker_client, image, standin_base)
+        assert dockerlab.layer_ids(docker_client, again, base) == first
+        _config, layers, _files = dockerlab.save_image(docker_client, image, tmp_path_factory.mktemp("save"))
+        below = len(docker_client.images.get(standin_base).attrs["RootFS"]["Layers"])
+        order = [
+            dockerlab.layers_containing(layers, path)
+            for path in (
+                f"models/{VARIANT}/model.safetensors",
+                "opt/guided/xgrammar/__init__.py",
+                "opt/worker/deps/runpod/__init__.py",
+                "opt/worker/worker_runtime/__init__.py",
+            )
+        ]
+        assert [[i - below for i in found] for found in order] == [[0], [1], [2], [3]]
+        assert len(first) == 4
+    finally:
+        dockerlab.remove_nonce_images(docker_client, nonce)
 
 
 def run_test(capsys, image: str, *extra: str) -> tuple[int, str]:
