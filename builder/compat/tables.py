@@ -64,7 +64,7 @@ class GuidedDecoding(_Table):
 
 
 class Release(_Table):
-    """What building on one FastDeploy release needs (its flags live in worker_runtime/engine_flags.json)."""
+    """What building on one FastDeploy release needs (flags: worker_runtime/config/engine_flags.json)."""
 
     published: bool = Field(
         default=True,
@@ -160,7 +160,7 @@ class ModelsFile(_Table):
     models: dict[str, KnownModel]
 
 
-# --- worker_runtime/engine_flags.json (the runtime's; keys the builder does not read are ignored) -------
+# --- worker_runtime/config/engine_flags.json (the runtime's; keys the builder does not read are ignored) ---
 
 
 class EngineRelease(BaseModel):

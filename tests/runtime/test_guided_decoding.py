@@ -18,7 +18,7 @@ import jsonschema
 import openai
 import pytest
 
-from worker_runtime.ports import free_ports
+from worker_runtime.engine.ports import free_ports
 
 from .conftest import LB_READY, LOCAL_READY, REPO, STANDIN, WAIT, RuntimeProcess, http, runtime_env, start_lb
 

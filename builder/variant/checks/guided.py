@@ -4,7 +4,7 @@ makes the release switch it off (speculative decoding), which FastDeploy does wi
 from __future__ import annotations
 
 from builder.variant.checks.context import Context, check
-from worker_runtime.release import is_option
+from worker_runtime.config.release import is_option
 
 
 def engine_words(ctx: Context) -> list[tuple[tuple[str | int, ...], str]]:

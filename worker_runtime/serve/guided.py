@@ -1,15 +1,14 @@
-"""Structured outputs (FastDeploy's guided decoding): which request fields need a backend, the refusal when
-it is off, the schema checks made before the engine sees a schema, and the packages a backend needs at
-start. Pure, except that the guidance backend's checks use llguidance when it is importable."""
+"""Structured outputs (FastDeploy's guided decoding) in requests: which fields need a backend, the refusal
+when it is off, the schema checks made before the engine sees a schema. Pure, except that the guidance
+backend's checks use llguidance when it is importable. (The packages a backend needs at start:
+engine/backend_packages.py.)"""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-from collections.abc import Callable
 from typing import Any
 
-from worker_runtime.errors import JobError
+from worker_runtime.serve.errors import JobError
 
 SETTING = "GUIDED_DECODING_BACKEND"
 DOC = "docs/structured-outputs.md"
@@ -23,12 +22,6 @@ FIELDS = (
     "guided_grammar",
     "structural_tag",
 )
-# What FastDeploy imports at start for each backend: xgrammar for every backend but off, llguidance for
-# guidance, and both import torch. A missing one fails the engine's start.
-PACKAGES: dict[str, tuple[str, ...]] = {
-    "xgrammar": ("xgrammar", "torch"),
-    "guidance": ("llguidance", "xgrammar", "torch"),
-}
 # JSON-schema keywords FastDeploy's xgrammar checker lists as unsupported, by the type they sit on. Its
 # engine never applies the list (it is given the schema as a string), so the worker does.
 XGRAMMAR_UNSUPPORTED: dict[str, tuple[str, ...]] = {
@@ -38,19 +31,6 @@ XGRAMMAR_UNSUPPORTED: dict[str, tuple[str, ...]] = {
     "string": ("format",),
     "object": ("minProperties", "maxProperties", "propertyNames", "patternProperties"),
 }
-
-
-def missing_packages(backend: str, find_spec: Callable[[str], Any] = importlib.util.find_spec) -> str | None:
-    """One paragraph when the backend's packages are not importable by the engine (None: they are)."""
-    missing = [name for name in PACKAGES.get(backend, ()) if find_spec(name) is None]
-    if not missing:
-        return None
-    return (
-        f"{SETTING}={backend} needs the Python packages {', '.join(PACKAGES[backend])}, and this image "
-        f"lacks {', '.join(missing)}: FastDeploy would fail to start. Use an image built from a variant with "
-        f"engine.guided_decoding_backend: {backend} (it installs the release's pins), or set {SETTING}=off "
-        f"(structured-output requests are then refused). See {DOC}."
-    )
 
 
 def asked_field(body: dict[str, Any]) -> str | None:
