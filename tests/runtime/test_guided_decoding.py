@@ -180,3 +180,38 @@ def test_a_backend_whose_packages_are_missing_stops_the_worker_at_start(runtimes
     assert "GUIDED_DECODING_BACKEND=guidance needs the Python packages llguidance, xgrammar, torch" in out
     assert "lacks xgrammar, torch" in out and "Traceback" not in out
     assert "Starting FastDeploy" not in out  # refused before the engine starts
+
+
+def test_the_test_verb_checks_the_answers_on_a_load_balancer_and_through_the_sdk(runtimes, backend_packages):
+    """builder.verify against the real load-balancing worker: the feature jobs on their routes, then again
+    through the openai SDK; with the stand-in breaking the schema, both structured-output runs fail."""
+    import io
+
+    from builder.variant.feature_jobs import feature_jobs
+    from builder.verify.jobs import TestJob as Job
+    from builder.verify.lb import LbClient, run_lb_tests
+
+    path = os.pathsep.join([str(REPO), str(STANDIN), str(backend_packages)])
+    jobs = [Job.model_validate(j) for j in feature_jobs("xgrammar", "ernie-x1")]
+
+    def verify(rt: RuntimeProcess) -> tuple[int, str]:
+        lines: list[str] = []
+        client = LbClient(rt.base)
+        code = run_lb_tests(
+            client, rt.base + "/ping", jobs, "stand-in/model", WAIT, lines.append, io.StringIO()
+        )
+        return code, "\n".join(lines)
+
+    settings = {"GUIDED_DECODING_BACKEND": "xgrammar", "TOOL_CALL_PARSER": "ernie-x1", "PYTHONPATH": path}
+    code, text = verify(runtimes("lb", **settings))
+    assert code == 0, text
+    for name in ("structured output", "tool call", "openai sdk structured output", "openai sdk tool call"):
+        assert f"ok   {name}  COMPLETED" in text, text
+    code, text = verify(runtimes("lb", FD_STANDIN_GUIDED_BREAK="schema", **settings))
+    assert code == 1
+    failed = [line for line in text.splitlines() if line.startswith("FAIL")]
+    assert [line.split("  ")[0] for line in failed] == [
+        "FAIL structured output",
+        "FAIL openai sdk structured output",
+    ]
+    assert all("'city' is a required property" in line for line in failed), failed
