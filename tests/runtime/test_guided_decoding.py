@@ -215,3 +215,23 @@ def test_the_test_verb_checks_the_answers_on_a_load_balancer_and_through_the_sdk
         "FAIL openai sdk structured output",
     ]
     assert all("'city' is a required property" in line for line in failed), failed
+
+
+def test_tool_calls_reach_native_and_openai_streams_whole(runtimes):
+    """With a tool-call parser, a tool call arrives whole through a native stream (chunks merged by the
+    worker) and an OpenAI stream through the SDK: the declared function, arguments that parse."""
+    from builder.variant.feature_jobs import WEATHER_TOOL
+    from builder.verify.answers import answer_message
+
+    rt = runtimes("local", TOOL_CALL_PARSER="ernie-x1")
+    status, output = native_job(rt, "local", {"messages": MESSAGES, "tools": [WEATHER_TOOL], "stream": True})
+    assert status == 200
+    _content, calls = answer_message(output)
+    assert [c["name"] for c in calls] == ["get_weather"] and "city" in json.loads(calls[0]["arguments"])
+    stream = sdk(rt, "local").chat.completions.create(
+        model="stand-in/model", messages=MESSAGES, tools=[WEATHER_TOOL], stream=True
+    )
+    chunks = [chunk.model_dump() for chunk in stream]
+    _content, calls = answer_message(chunks)
+    assert [c["name"] for c in calls] == ["get_weather"] and "city" in json.loads(calls[0]["arguments"])
+    assert [c["choices"][0]["finish_reason"] for c in chunks if c["choices"]][-1] == "tool_calls"
