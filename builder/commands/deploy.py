@@ -119,7 +119,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="do not ask the image's registry whether the image exists before deploying it",
     )
     p.add_argument("--wait", action="store_true", help="then wait for a ready worker and smoke-test it")
-    p.add_argument("--wait-timeout", type=float, default=1800.0, metavar="S", help="for --wait (seconds)")
+    p.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="seconds --wait waits for a ready worker; default %(default)g",
+    )
     return p
 
 

@@ -1,0 +1,87 @@
+"""Inputs refused before anything slow (issue: fail early), and the entry point's own wrong turns: a
+closed pipe, Ctrl-C during the imports, a package missing; every option's default shown in --help."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+
+from builder.cli import verb_parser
+from tests.builder.helpers import MINIMAL_VARIANT, ROOT
+
+# Runs build.py as `python build.py ARGS` would, after PRELUDE (which fakes what the test needs).
+RUN_BUILD_PY = "import runpy, sys; {prelude}; sys.argv = ['build.py', *sys.argv[1:]]; " \
+    "runpy.run_path('build.py', run_name='__main__')"  # fmt: skip
+
+
+def _build_py(prelude: str, *args: str) -> subprocess.CompletedProcess:
+    code = RUN_BUILD_PY.format(prelude=prelude)
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True, text=True, timeout=120
+    )
+
+
+def test_a_reader_that_closes_the_pipe_ends_list_without_a_traceback():
+    """`python build.py list | head -1`: the reader is gone before build.py writes its table."""
+    proc = subprocess.Popen(
+        [sys.executable, "build.py", "list"], cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE
+    )
+    proc.stdout.close()  # as `head -1` does once it has its line
+    _, err = proc.communicate(timeout=120)
+    text = err.decode()
+    assert "Traceback" not in text and "BrokenPipeError" not in text and "Exception ignored" not in text, text
+
+
+def test_ctrl_c_during_the_imports_is_one_line():
+    """Ctrl-C in the first moment (the builder's imports): an import that raises KeyboardInterrupt."""
+    prelude = (
+        "import importlib.abc; "
+        "F = type('F', (importlib.abc.MetaPathFinder,), {'find_spec': lambda self, name, path, target=None: "
+        "(_ for _ in ()).throw(KeyboardInterrupt) if name == 'pydantic' else None}); "
+        "sys.meta_path.insert(0, F())"
+    )
+    result = _build_py(prelude, "list")
+    assert result.returncode == 130, result.stderr
+    assert "Traceback" not in result.stderr
+    assert result.stderr.strip() == "interrupted (Ctrl-C): nothing was written"
+
+
+def test_a_missing_package_is_one_paragraph_naming_the_install_command():
+    """Outside a virtual environment: pydantic is not installed for this Python."""
+    result = _build_py("sys.modules['pydantic'] = None", "list")
+    assert result.returncode == 1
+    err = result.stderr
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    assert "'pydantic' is not installed" in err and "pip install -r requirements.txt" in err
+    assert "python3 -m venv .venv" in err and sys.executable in err
+
+
+def _actions_with_defaults():
+    _, parsers = verb_parser()
+    for verb, parser in parsers.items():
+        for action in parser._actions:
+            flags = (argparse._HelpAction, argparse._StoreTrueAction, argparse._StoreFalseAction)
+            if isinstance(action, flags):
+                continue
+            if action.default in (None, [], argparse.SUPPRESS) or not action.option_strings:
+                continue
+            yield verb, action
+
+
+def test_every_option_with_a_default_shows_it_in_help():
+    missing = [
+        f"{verb} {action.option_strings[0]}"
+        for verb, action in _actions_with_defaults()
+        if "default" not in (action.help or "")
+    ]
+    assert not missing, missing
+    _, parsers = verb_parser()
+    assert "default 1200" in " ".join(parsers["test"].format_help().split())
+    assert "default 1800" in " ".join(parsers["deploy"].format_help().split())
+
+
+def test_an_unknown_model_leads_with_weights_gb(refused):
+    text = MINIMAL_VARIANT.replace("baidu/ERNIE-4.5-0.3B-Paddle", "acme/Unknown-7B")
+    result = refused("unknown", text, ["model.id: 'acme/Unknown-7B' needs model.weights_gb"])
+    assert "allowed:" not in result.stderr and "Qwen/Qwen3-8B" not in result.stderr
