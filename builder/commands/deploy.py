@@ -219,18 +219,18 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--wait tests a deployed endpoint: it does not go with --dry-run or --plan")
         if not openai_available():  # found out before anything is deployed
             raise OpenAIMissing(OPENAI_MISSING)
+    key: str | None = None
+    try:  # a local check: before the registry is asked anything
+        key = api_key()
+    except CredentialsError:
+        if mode != "dry_run":
+            raise
     if mode == "live" and not args.no_image_check:  # before any write (--plan and --dry-run send none)
         from builder.image.manifest_check import require_image
 
         require_image(image, resolved.name)
     registry = registry_credentials(args, image)
     redactor = Redactor([registry.password if registry else None])
-    key: str | None = None
-    try:
-        key = api_key()
-    except CredentialsError:
-        if mode != "dry_run":
-            raise
     client = Client(management_base(), key, redactor) if key and mode != "dry_run" else None
     note = {"live": "", "plan": " (plan: no write is sent)", "dry_run": " (dry run: nothing is sent)"}[mode]
     print(f"deploying {image} as {opts.name}{note}")

@@ -74,3 +74,16 @@ def test_option_errors_name_the_flag_the_user_typed(fake_api, extra, expect):
     for internal in ("idle_timeout", "workers_min", "execution_timeout_s", "options:"):
         assert internal not in ran.err
     assert fake_api.log == []
+
+
+def test_no_api_key_is_said_before_the_registry_is_asked(clean_env, monkeypatch):
+    """Local checks first: a missing RUNPOD_API_KEY is named on the first run, before the image check
+    (a network request) could fail or pass."""
+    import builder.image.manifest_check as manifest_check
+
+    asked: list[str] = []
+    monkeypatch.setattr(manifest_check, "manifest_exists", lambda ref, *a, **k: asked.append(ref) or False)
+    ran = cli("deploy", VARIANT, "--image", IMAGE)
+    assert ran.code == 1, ran.text
+    assert "RUNPOD_API_KEY" in ran.err and "Traceback" not in ran.text
+    assert asked == [], "the registry was asked before the missing key was said"
