@@ -28,7 +28,7 @@ from builder.image.model_revision import (
     hub_endpoint,
     unreachable_advice,
 )
-from builder.image.naming import check_tags, image_labels, image_tags
+from builder.image.naming import check_tags, image_labels, image_tags, registry_note
 from builder.image.repository_choice import chosen_registry, require_chosen
 from builder.variant.pipeline import Prepared
 
@@ -106,6 +106,9 @@ def build_all(args: argparse.Namespace, *, push: bool) -> int:
     prepared = prepare_selected(args)
     for p in prepared:  # every variant before the first write
         require_chosen(p.resolved, args.registry, "push" if push else "build")
+    for note in dict.fromkeys(registry_note(p.resolved.repository, args.registry) for p in prepared):
+        if note:
+            print(note)
     rendered = render_prepared(args, at_commits(args, prepared))
     for item in rendered:
         warning = unpinned_download_warning(item.resolved, args.weights_from)

@@ -25,7 +25,7 @@ from builder.deploy.overrides import LB_ENDPOINT_SETTINGS, OverrideError, parse_
 from builder.deploy.plan import ENDPOINT_KINDS, EndpointOptions, lb_ports, pinned_health_port
 from builder.deploy.redact import Redactor
 from builder.errors import UsageError
-from builder.image.naming import image_tags
+from builder.image.naming import image_tags, registry_note
 from builder.image.repository_choice import chosen_registry, require_chosen
 from builder.variant.overridden import override_errors
 from builder.variant.pipeline import Prepared
@@ -59,6 +59,9 @@ def one_variant(args: argparse.Namespace, *, image_needed: bool = True) -> tuple
     if args.image or not image_needed:
         return prepared[0], args.image or ""
     require_chosen(prepared[0].resolved, args.registry, args.verb)
+    note = registry_note(prepared[0].resolved.repository, args.registry)
+    if note:
+        print(note)
     return prepared[0], image_tags(prepared[0].resolved, args.registry)[0]
 
 

@@ -85,3 +85,24 @@ def test_an_unknown_model_leads_with_weights_gb(refused):
     text = MINIMAL_VARIANT.replace("baidu/ERNIE-4.5-0.3B-Paddle", "acme/Unknown-7B")
     result = refused("unknown", text, ["model.id: 'acme/Unknown-7B' needs model.weights_gb"])
     assert "allowed:" not in result.stderr and "Qwen/Qwen3-8B" not in result.stderr
+
+
+def test_a_registry_naming_the_whole_repository_is_used_as_it_and_said(cli, fake_docker, tmp_path):
+    """`--registry ghcr.io/acme/fastdeploy-worker` (as image.repository is written) is the repository,
+    never `.../fastdeploy-worker/fastdeploy-worker`; a plain namespace still gets the image's name."""
+    whole = cli(
+        "build", "ernie-0.3b", "--out", str(tmp_path / "a"), "--registry", "ghcr.io/acme/fastdeploy-worker"
+    )
+    assert whole.returncode == 0, whole.stderr
+    tags = fake_docker["build"][0][1]
+    assert tags[0] == "ghcr.io/acme/fastdeploy-worker:ernie-0.3b-" + tags[0].rsplit("-", 1)[-1]
+    assert all(t.startswith("ghcr.io/acme/fastdeploy-worker:") for t in tags), tags
+    assert "used as the whole repository" in whole.stdout
+    namespace = cli("build", "ernie-0.3b", "--out", str(tmp_path / "b"), "--registry", "ghcr.io/acme")
+    assert namespace.returncode == 0, namespace.stderr
+    assert fake_docker["build"][1][1][0].startswith("ghcr.io/acme/fastdeploy-worker:ernie-0.3b-")
+    assert "whole repository" not in namespace.stdout
+    deploy = cli("deploy", "ernie-0.3b", "--dry-run", "--registry", "ghcr.io/acme/fastdeploy-worker")
+    assert deploy.returncode == 0, deploy.stderr
+    assert "deploying ghcr.io/acme/fastdeploy-worker:ernie-0.3b-" in deploy.stdout
+    assert "used as the whole repository" in deploy.stdout
