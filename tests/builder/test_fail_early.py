@@ -106,3 +106,34 @@ def test_a_registry_naming_the_whole_repository_is_used_as_it_and_said(cli, fake
     assert deploy.returncode == 0, deploy.stderr
     assert "deploying ghcr.io/acme/fastdeploy-worker:ernie-0.3b-" in deploy.stdout
     assert "used as the whole repository" in deploy.stdout
+
+
+def test_a_variant_without_test_jobs_is_refused_with_the_reason(refused):
+    """No `extends: _base`: tests.json would hold no job, and `test` would report `0 of 0` after a build."""
+    text = MINIMAL_VARIANT.replace("extends: _base\n", "") + (
+        "image: {repository: ghcr.io/acme/fastdeploy-worker}\n"
+        "engine: {fastdeploy: '2.5.0', cuda: '12.6'}\n"
+        "hub: {gpu_ids: [ADA_24]}\n"
+    )
+    result = refused("nojobs", text, ["tests.jobs: is empty", "extends: _base"])
+    assert "1 error(s)" in result.stderr
+
+
+def test_a_missing_required_key_does_not_hide_the_other_problems(refused):
+    """A file without `image` (and no base giving one) still shows its unknown model, in the same run."""
+    text = (
+        MINIMAL_VARIANT.replace("extends: _base\n", "").replace(
+            "baidu/ERNIE-4.5-0.3B-Paddle", "acme/Unknown-7B"
+        )
+        + "engine: {fastdeploy: '2.5.0', cuda: '12.6', tensor_parallel_size: 0}\n"
+    )
+    result = refused(
+        "noimage",
+        text,
+        [
+            "image: is required",
+            "model.id: 'acme/Unknown-7B' needs model.weights_gb",
+            "engine.tensor_parallel_size: 0 is invalid",
+        ],
+    )
+    assert "Traceback" not in result.stderr
