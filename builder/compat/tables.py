@@ -56,6 +56,14 @@ class Release(_Table):
     )
 
 
+class ModelFolder(_Table):
+    """What a model folder holds before FastDeploy can start on it (checked for `--weights-from`)."""
+
+    required: list[str] = Field(description="files every model folder has (FastDeploy reads them first)")
+    weight_patterns: list[str] = Field(description="weight files: at least one, or every one an index names")
+    tokenizer_patterns: list[str] = Field(description="tokenizer files: at least one, of any format")
+
+
 class ReleasesFile(_Table):
     registry: str
     cuda_bases: dict[str, str]
@@ -75,6 +83,7 @@ class ReleasesFile(_Table):
     model_files: dict[Literal["common", "paddle", "torch"], list[str]] = Field(
         description="files FastDeploy reads from a model folder, by checkpoint format"
     )
+    model_folder: ModelFolder = Field(description="what a model folder needs (checked for --weights-from)")
     format_loaders: dict[Literal["paddle", "torch"], str] = Field(
         default_factory=dict,
         description="the weight loader (--load-choices) a checkpoint format needs; unlisted: any loader",

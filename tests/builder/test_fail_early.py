@@ -4,11 +4,12 @@ closed pipe, Ctrl-C during the imports, a package missing; every option's defaul
 from __future__ import annotations
 
 import argparse
+import json
 import subprocess
 import sys
 
 from builder.cli import verb_parser
-from tests.builder.helpers import MINIMAL_VARIANT, ROOT
+from tests.builder.helpers import MINIMAL_VARIANT, ROOT, model_folder
 
 # Runs build.py as `python build.py ARGS` would, after PRELUDE (which fakes what the test needs).
 RUN_BUILD_PY = "import runpy, sys; {prelude}; sys.argv = ['build.py', *sys.argv[1:]]; " \
@@ -137,3 +138,36 @@ def test_a_missing_required_key_does_not_hide_the_other_problems(refused):
         ],
     )
     assert "Traceback" not in result.stderr
+
+
+def test_weights_from_a_folder_that_is_no_model_is_refused_before_anything_is_built(
+    cli, fake_docker, tmp_path
+):
+    """A README.md alone (or weights without config.json, or an index naming a shard that is not there)
+    would bake a model no worker can start: one paragraph naming what is missing; nothing built."""
+    opts = ["--registry", "localhost:5000", "--out", str(tmp_path / "b")]
+    readme = tmp_path / "readme"
+    readme.mkdir()
+    (readme / "README.md").write_text("# a model card\n")
+    result = cli("build", "ernie-0.3b", *opts, "--weights-from", str(readme))
+    assert result.returncode == 2, result.stderr
+    err = result.stderr
+    assert "Traceback" not in err and err.count("\n") == 1, err
+    for missing in ("no config.json", "no weight file", "no tokenizer file"):
+        assert missing in err, err
+    assert "staged" not in result.stdout and fake_docker["build"] == []
+    assert not (tmp_path / "b").exists(), "nothing is written before the weights are checked"
+    index = {"weight_map": {"a": "model-00001-of-00002.safetensors", "b": "model-00002-of-00002.safetensors"}}
+    sharded = model_folder(
+        tmp_path / "sharded",
+        {
+            "model.safetensors.index.json": json.dumps(index).encode(),
+            "model-00001-of-00002.safetensors": b"w",
+        },
+    )
+    result = cli("build", "ernie-0.3b", *opts, "--weights-from", str(sharded))
+    assert result.returncode == 2 and "model-00002-of-00002.safetensors" in result.stderr, result.stderr
+    assert fake_docker["build"] == []
+    whole = model_folder(tmp_path / "whole")
+    assert cli("build", "ernie-0.3b", *opts, "--weights-from", str(whole)).returncode == 0
+    assert len(fake_docker["build"]) == 1
