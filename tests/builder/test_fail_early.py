@@ -5,8 +5,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from builder.cli import verb_parser
 from tests.builder.helpers import MINIMAL_VARIANT, ROOT, model_folder
@@ -171,3 +175,77 @@ def test_weights_from_a_folder_that_is_no_model_is_refused_before_anything_is_bu
     whole = model_folder(tmp_path / "whole")
     assert cli("build", "ernie-0.3b", *opts, "--weights-from", str(whole)).returncode == 0
     assert len(fake_docker["build"]) == 1
+
+
+class _Interrupter:
+    """Ctrl-C at the n-th file-system write of a render: a file write stops halfway (half its bytes
+    written), a rename, removal or folder creation does not happen."""
+
+    def __init__(self) -> None:
+        self.count, self.at = 0, 0
+        self.real = {
+            "write_bytes": Path.write_bytes,
+            "unlink": Path.unlink,
+            "mkdir": Path.mkdir,
+            "rmdir": Path.rmdir,
+            "replace": os.replace,
+        }
+
+    def _now(self) -> bool:
+        self.count += 1
+        return self.count == self.at
+
+    def install(self, mp, at: int) -> None:
+        self.count, self.at = 0, at
+
+        def write_bytes(path, data):
+            if self._now():
+                self.real["write_bytes"](path, data[: len(data) // 2])
+                raise KeyboardInterrupt
+            return self.real["write_bytes"](path, data)
+
+        def wrap(name):
+            def op(*args, **kwargs):
+                if self._now():
+                    raise KeyboardInterrupt
+                return self.real[name](*args, **kwargs)
+
+            return op
+
+        mp.setattr(Path, "write_bytes", write_bytes)
+        for name in ("unlink", "mkdir", "rmdir"):
+            mp.setattr(Path, name, wrap(name))
+        mp.setattr(os, "replace", wrap("replace"))
+
+
+@pytest.mark.parametrize("before", [None, "qwen3-8b-cached"], ids=["new directory", "over another render"])
+def test_a_render_interrupted_at_any_write_is_completed_by_the_next(cli, tmp_path, monkeypatch, before):
+    """Ctrl-C at every file-system write of `render` (into a new directory, or over another variant's
+    render): the message's promise holds, the next render succeeds and leaves exactly a fresh render."""
+    interrupter = _Interrupter()
+
+    def scenario(out: Path) -> None:
+        if before:
+            assert cli("render", before, "--out", str(out)).returncode == 0
+
+    counted = tmp_path / "counted"
+    scenario(counted)
+    with monkeypatch.context() as mp:
+        interrupter.install(mp, at=0)
+        assert cli("render", "ernie-0.3b", "--out", str(counted)).returncode == 0
+    writes = interrupter.count
+    assert writes > 10, writes  # every write a render makes here is a point of interruption
+    for at in range(1, writes + 1):
+        out = tmp_path / f"at{at}"
+        scenario(out)
+        with monkeypatch.context() as mp:
+            interrupter.install(mp, at)
+            stopped = cli("render", "ernie-0.3b", "--out", str(out))
+        assert stopped.returncode == 130 and "running `render` again completes it" in stopped.stderr
+        again = cli("render", "ernie-0.3b", "--out", str(out))
+        assert again.returncode == 0, (at, again.stderr)
+        checked = cli("check", "ernie-0.3b", "--out", str(out))
+        assert checked.returncode == 0, (at, checked.stdout, checked.stderr)
+        assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(
+            p.name for p in (tmp_path / "counted").rglob("*") if p.is_file()
+        ), at
