@@ -83,6 +83,9 @@ class ReleasesFile(_Table):
     model_files: dict[Literal["common", "paddle", "torch"], list[str]] = Field(
         description="files FastDeploy reads from a model folder, by checkpoint format"
     )
+    tensor_parallel_sizes: list[Annotated[int, Field(gt=0)]] = Field(
+        description="GPU counts FastDeploy splits a model over (a release's startup bound caps them)"
+    )
     model_folder: ModelFolder = Field(description="what a model folder needs (checked for --weights-from)")
     format_loaders: dict[Literal["paddle", "torch"], str] = Field(
         default_factory=dict,
@@ -135,6 +138,12 @@ class KnownModel(_Table):
     context: Annotated[int, Field(gt=0)]
     format: Literal["paddle", "torch"]
     multimodal: bool = False
+    num_attention_heads: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="attention (query) heads, as the model's config.json; unset: unknown"
+    )
+    num_key_value_heads: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="key-value heads, as the model's config.json; unset: unknown"
+    )
 
 
 class ModelsFile(_Table):

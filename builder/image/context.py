@@ -17,7 +17,7 @@ from pathlib import Path
 
 from builder.compat import load_compat
 from builder.errors import BuilderError, redact
-from builder.image.weights_folder import folder_problems
+from builder.image.weights_folder import folder_heads_problems, folder_problems
 from builder.output.render import placeholder
 from builder.variant.resolve import Resolved
 
@@ -143,6 +143,8 @@ def check_weights_from(weights_from: Path, resolved: Resolved) -> None:
             f"{resolved.model_id}; {advice}"
         )
     problems = folder_problems(weights_from, load_compat().releases_file.model_folder)
+    if not problems:
+        problems = folder_heads_problems(weights_from, resolved.gpu_count)
     if problems:
         raise StagingError(
             f"--weights-from {weights_from} is not a model folder FastDeploy can start on: "

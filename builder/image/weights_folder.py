@@ -8,6 +8,7 @@ import json
 from fnmatch import fnmatch
 from pathlib import Path
 
+from builder.compat import Heads, tensor_parallel_problem
 from builder.compat.tables import ModelFolder
 
 
@@ -53,3 +54,13 @@ def folder_problems(folder: Path, spec: ModelFolder) -> list[str]:
     if not any(_matches(files, p) for p in spec.tokenizer_patterns):
         problems.append(f"no tokenizer file (one of {', '.join(spec.tokenizer_patterns)})")
     return problems
+
+
+def folder_heads_problems(folder: Path, tensor_parallel_size: int) -> list[str]:
+    """Whether the folder's own config.json splits over `tensor_parallel_size` GPUs (its heads)."""
+    try:
+        config = json.loads((folder / "config.json").read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return ["its config.json is no JSON object"]
+    problem = tensor_parallel_problem(tensor_parallel_size, Heads.of_config(config))
+    return [f"by its config.json, {problem} (tensor_parallel_size)"] if problem else []

@@ -249,3 +249,54 @@ def test_a_render_interrupted_at_any_write_is_completed_by_the_next(cli, tmp_pat
         assert sorted(p.name for p in out.rglob("*") if p.is_file()) == sorted(
             p.name for p in (tmp_path / "counted").rglob("*") if p.is_file()
         ), at
+
+
+TP = MINIMAL_VARIANT + "engine:\n  tensor_parallel_size: {tp}\nhub:\n  gpu_ids: [AMPERE_80]\n"
+
+
+def test_a_tensor_parallel_size_that_is_no_power_of_two_is_refused(refused):
+    """`tensor_parallel_size: 3` on ernie-0.3b rendered `gpuCount: 3` without a word."""
+    refused(
+        "tp3",
+        TP.format(name="{name}", tp=3),
+        ["engine.tensor_parallel_size: 3 is not a size FastDeploy 2.5.0 splits a model over",
+         "allowed: 1, 2, 4, 8"],
+    )  # fmt: skip
+
+
+def test_a_tensor_parallel_size_that_does_not_split_the_heads_is_refused(refused):
+    """ERNIE-4.5-21B-A3B has 20 attention heads (models.yaml): 8 GPUs cannot each take whole heads."""
+    text = TP.format(name="{name}", tp=8).replace("ERNIE-4.5-0.3B-Paddle", "ERNIE-4.5-21B-A3B-Paddle")
+    refused(
+        "tp8",
+        text,
+        ["engine.tensor_parallel_size: 8 cannot split baidu/ERNIE-4.5-21B-A3B-Paddle: its 20 attention heads "
+         "do not split evenly over 8 GPUs; allowed: 1, 2, 4"],
+    )  # fmt: skip
+
+
+def test_known_models_split_over_the_sizes_their_heads_allow():
+    from builder.compat import Heads, load_compat, tensor_parallel_problem
+
+    compat = load_compat()
+    ernie = compat.heads("baidu/ERNIE-4.5-0.3B-Paddle")
+    assert (ernie.attention, ernie.key_value) == (16, 2)
+    # 2 key-value heads over 4 GPUs: each copied to two GPUs, as FastDeploy's QKV layer does.
+    assert [n for n in (1, 2, 4, 8) if not tensor_parallel_problem(n, ernie)] == [1, 2, 4, 8]
+    assert tensor_parallel_problem(2, Heads(3, 3)) == "its 3 attention heads and its 3 key-value heads do " \
+        "not split evenly over 2 GPUs"  # fmt: skip
+    assert compat.heads("Qwen/Qwen3-0.6B") == Heads(None, None)  # not confirmed: unknown, not guessed
+    assert Heads.of_config({"text_config": {"num_attention_heads": 20}}) == Heads(20, 20)
+
+
+def test_weights_from_a_model_whose_heads_do_not_split_is_refused(cli, fake_docker, write_variant, tmp_path):
+    """A baked model's own config.json is checked against the variant's tensor parallel size."""
+    path = write_variant(
+        "tp2", TP.format(name="tp2", tp=2) + "image:\n  repository: localhost:5000/w\n"
+    )
+    folder = model_folder(tmp_path / "m", {"config.json": b'{"num_attention_heads": 3}'})
+    result = cli("build", str(path), "--out", str(tmp_path / "b"), "--weights-from", str(folder))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "by its config.json, its 3 attention heads and its 3 key-value heads do not split evenly over 2 " \
+        "GPUs" in result.stderr  # fmt: skip
+    assert fake_docker["build"] == []

@@ -87,3 +87,11 @@ def test_no_api_key_is_said_before_the_registry_is_asked(clean_env, monkeypatch)
     assert ran.code == 1, ran.text
     assert "RUNPOD_API_KEY" in ran.err and "Traceback" not in ran.text
     assert asked == [], "the registry was asked before the missing key was said"
+
+
+def test_a_tensor_parallel_override_is_checked_like_the_file(fake_api):
+    ran = deploy("--env", "TENSOR_PARALLEL_SIZE=3")
+    assert ran.code == 2, ran.text
+    assert "--env TENSOR_PARALLEL_SIZE=3: engine.tensor_parallel_size: 3 is not a size FastDeploy 2.5.0 " \
+        "splits a model over" in ran.err  # fmt: skip
+    assert fake_api.log == []
