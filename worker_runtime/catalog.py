@@ -43,7 +43,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SERVED_MODEL_NAME",
         "str",
-        "Model name clients send and responses report; requests without a model get it filled in.",
+        "Model name clients send and responses report; requests without a model get it filled in. "
+        "Default: MODEL when it is a repository id.",
         flag="--served-model-name",
     ),
     # Bounds FastDeploy asserts at startup (config.py check(), L2044-2051 in 2.5): max_model_len >= 16,

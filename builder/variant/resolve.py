@@ -126,7 +126,9 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
     values: dict[str, Any] = {
         "MODEL": model_dir or model.id,
         "MODEL_REVISION": None if model_dir else model.revision,
-        "SERVED_MODEL_NAME": model.served_name or (model.id if model.source != "local" else None),
+        # Unset, the runtime serves MODEL under its own name (a deploy-time MODEL change follows); a baked
+        # path needs the repository id, and a name the variant chose is kept.
+        "SERVED_MODEL_NAME": model.served_name or (model.id if model_dir else None),
         "MODEL_SOURCE": None if model_dir else model.source,
         # Baked for both kinds: the image says which endpoint it serves (hub.json fixes it, see hub.py).
         "ENDPOINT_TYPE": variant.endpoint.type,
