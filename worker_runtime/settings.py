@@ -19,7 +19,6 @@ from worker_runtime.release import (
     load_flag_table,
     parser_spelling,
     release_problems,
-    spelling,
 )
 
 __all__ = [
@@ -179,21 +178,9 @@ def load_settings(
 
     if problems:
         raise SettingsError(problems)
-    if values.get("served_model_name") is None:
-        model, source = values["model"], values.get("model_source")
-        values["served_model_name"] = default_served_name(model, source, release)
     return Settings(**values)
 
 
 def is_repository_id(model: str, source: str | None) -> bool:
     """MODEL names a repository (downloaded, or found in the model cache), not a folder of this machine."""
     return source != "local" and not os.path.isabs(model)
-
-
-def default_served_name(model: str, source: str | None, release: Mapping[str, Any]) -> str | None:
-    """The name clients send when SERVED_MODEL_NAME is unset: MODEL when it is a repository id (so a new
-    MODEL is served under its own name, whatever route the weights take), passed explicitly when the
-    release has the flag; None otherwise (a path: the engine answers to it)."""
-    if is_repository_id(model, source) and spelling("--served-model-name", release):
-        return model
-    return None

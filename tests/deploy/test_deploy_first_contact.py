@@ -123,4 +123,3 @@ def test_a_deploy_time_model_change_is_served_under_the_new_models_name(fake_api
     settings = load_settings({**image_env, **endpoint["env"]}, flag_table=load_compat().flag_table(),
                              volume_dir=os.devnull + "/none")  # fmt: skip
     assert plan_weights(settings).served_name == model
-    assert settings.served_model_name == model
