@@ -176,24 +176,19 @@ def plan_weights(
         if settings.model_source == "local":
             return WeightsPlan("local", settings, served, f"weights: local path {settings.model}")
         if os.path.isabs(settings.model):
-            return WeightsPlan("baked", settings, served, f"weights: baked in the image at {settings.model}")
+            engine = _served_as(settings, settings.baked_model_id, release)
+            served = engine.served_model_name or settings.model
+            return WeightsPlan("baked", engine, served, f"weights: baked in the image at {settings.model}")
         return WeightsPlan("download", settings, served, download)
     root = settings.hf_hub_cache or DEFAULT_HUB_CACHE
     started = clock()
     found = look_up(root, settings.model, settings.model_revision, settings.model_cache_files)
     took = clock() - started
     if found.path is not None:
-        if release is None:
-            release = load_flag_table()["releases"][settings.fastdeploy_version]
-        # The repository id, unless the release lacks the flag (before 2.2): the engine answers to its path.
-        named = settings.served_model_name or (
-            settings.model if spelling("--served-model-name", release) else None
-        )
-        engine = dataclasses.replace(
-            settings, model=found.path, model_source="local", model_revision=None, served_model_name=named
-        )
+        local = dataclasses.replace(settings, model=found.path, model_source="local", model_revision=None)
+        engine = _served_as(local, settings.model, release)
         detail = f"weights: cached route, {_model_at(settings)} from the model cache at {found.path}"
-        served = named or found.path
+        served = engine.served_model_name or found.path
         return WeightsPlan("cached", engine, served, detail, lookup_seconds=took)
     if not settings.model_cache_fallback:
         raise CacheUnavailable(
@@ -208,6 +203,19 @@ def plan_weights(
         "instead (slower, billed cold start; MODEL_CACHE_FALLBACK=false makes this a startup failure)"
     )
     return WeightsPlan("download", settings, served, download, warning=warning)
+
+
+def _served_as(engine: Settings, repository: str | None, release: Mapping[str, Any] | None) -> Settings:
+    """The engine's settings when it starts on a folder: served as SERVED_MODEL_NAME, else as the
+    repository id the folder holds (--served-model-name), unless the release lacks the flag (before 2.2),
+    when the engine answers to its path."""
+    if engine.served_model_name or not repository:
+        return engine
+    if release is None:
+        release = load_flag_table()["releases"][engine.fastdeploy_version]
+    if not spelling("--served-model-name", release):
+        return engine
+    return dataclasses.replace(engine, served_model_name=repository)
 
 
 def _model_at(settings: Settings) -> str:

@@ -14,7 +14,7 @@ from builder.paths import reference_page
 from builder.variant.resolve import Resolved
 from builder.variant.settings_spec import BY_ENV, FIXED_BY_LISTING, env_value
 from worker_runtime.catalog import SETTINGS
-from worker_runtime.settings import SettingsError, is_repository_id, load_settings
+from worker_runtime.settings import SettingsError, load_settings
 
 KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Read by the engine or its download libraries, not by the worker's settings: passed through unchecked.
@@ -82,16 +82,4 @@ def parse_overrides(pairs: Sequence[str], resolved: Resolved, compat: Compat) ->
         load_settings({**base, **env}, flag_table=compat.flag_table(), volume_dir=os.devnull + "/none")
     except SettingsError as exc:
         raise OverrideError([f"--env: {p}" for p in exc.problems]) from None
-    return with_served_name(env, resolved)
-
-
-def with_served_name(env: dict[str, str], resolved: Resolved) -> dict[str, str]:
-    """`env` with SERVED_MODEL_NAME following a new MODEL where the image names its baked folder by the
-    repository id (a name the variant did not choose): clients then send the new model's id, as on a
-    variant without a baked name, where the runtime's default does the same."""
-    model, baked_name = env.get("MODEL"), resolved.settings.get("SERVED_MODEL_NAME")
-    if not model or "SERVED_MODEL_NAME" in env or baked_name != resolved.model_id:
-        return env
-    if not is_repository_id(model, env.get("MODEL_SOURCE") or resolved.settings.get("MODEL_SOURCE")):
-        return env
-    return {**env, "SERVED_MODEL_NAME": model}
+    return env

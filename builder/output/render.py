@@ -148,7 +148,7 @@ def context(resolved: Resolved, compat: Compat) -> dict[str, Any]:
         # The port a load-balancing image serves on (the runtime's PORT default); None for queue images.
         "lb_port": BY_ENV["PORT"].default if resolved.endpoint_type == "load_balancer" else None,
         "settings_rows": settings_rows,
-        "served_name": env.get("SERVED_MODEL_NAME", env.get("MODEL", "")),
+        "served_name": env.get("SERVED_MODEL_NAME") or resolved.model_id,
         "hub": hub_json(resolved, compat),
         "tests": tests_json(resolved),
         "weights_spec": {

@@ -184,3 +184,19 @@ def test_without_a_served_name_the_model_is_served_under_its_repository_id(tmp_p
     old = plan_weights(cached_settings(tmp_path, SERVED_MODEL_NAME="", FASTDEPLOY_VERSION="2.1.0"))
     assert old.route == "cached" and old.served_name == str(snap)
     assert "--served-model-name" not in argv_of(old.settings)
+
+
+def test_baked_weights_are_served_under_their_repository_id_until_model_changes(tmp_path: Path) -> None:
+    """The image names its baked folder's repository (BAKED_MODEL_ID), not a served name: the folder is
+    served under that id; a MODEL changed to another repository (deploy --env, the Hub form) is served
+    under its own; a SERVED_MODEL_NAME set on purpose wins."""
+    image = {"MODEL": "/models/ernie-0.3b", "BAKED_MODEL_ID": MODEL, "HF_HUB_CACHE": str(tmp_path)}
+    baked = plan_weights(load_settings(image, volume_dir=str(tmp_path / "no-volume")))
+    argv = argv_of(baked.settings)
+    assert baked.route == "baked" and baked.served_name == MODEL
+    assert argv[argv.index("--served-model-name") + 1] == MODEL
+    changed = plan_weights(load_settings({**image, "MODEL": "Org-C/Model-D"}, volume_dir=str(tmp_path)))
+    assert changed.route == "download" and changed.served_name == "Org-C/Model-D"
+    assert "--served-model-name" not in argv_of(changed.settings)  # the engine answers to its MODEL
+    named = plan_weights(load_settings({**image, "SERVED_MODEL_NAME": "mine"}, volume_dir=str(tmp_path)))
+    assert named.served_name == "mine" and "mine" in argv_of(named.settings)
