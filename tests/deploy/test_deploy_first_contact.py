@@ -110,8 +110,8 @@ def test_a_deploy_time_model_change_is_served_under_the_new_models_name(fake_api
     from builder.compat import load_compat
     from builder.variant.pipeline import prepare
     from tests.builder.helpers import ROOT
-    from worker_runtime.model_cache import plan_weights
-    from worker_runtime.settings import load_settings
+    from worker_runtime.config.settings import load_settings
+    from worker_runtime.engine.model_cache import plan_weights
 
     ran = deploy("--env", f"MODEL={model}", variant=variant)
     assert ran.code == 0, ran.text

@@ -14,7 +14,7 @@ import sys
 from pathlib import Path
 
 from tests.runtime.conftest import LOCAL_READY, RuntimeProcess
-from worker_runtime.ports import free_ports
+from worker_runtime.engine.ports import free_ports
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text(encoding="utf-8")

@@ -12,8 +12,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from worker_runtime.catalog import DEFAULT_RELEASE, SETTINGS, SETTINGS_BY_ENV, Setting, Settings
-from worker_runtime.release import (
+from worker_runtime.config.catalog import DEFAULT_RELEASE, SETTINGS, SETTINGS_BY_ENV, Setting, Settings
+from worker_runtime.config.release import (
     FLAGS_FILE,
     PARSER_CHOICES,
     load_flag_table,
@@ -179,8 +179,3 @@ def load_settings(
     if problems:
         raise SettingsError(problems)
     return Settings(**values)
-
-
-def is_repository_id(model: str, source: str | None) -> bool:
-    """MODEL names a repository (downloaded, or found in the model cache), not a folder of this machine."""
-    return source != "local" and not os.path.isabs(model)

@@ -169,14 +169,14 @@ SETTINGS: tuple[Setting, ...] = (
         engine_env="FD_MODEL_CACHE",
         advanced=True,
     ),
-    # RunPod's model cache (serverless/endpoints/model-caching.mdx): the endpoint names a Hugging Face
-    # model, its snapshot is mounted under HF_HUB_CACHE's default below (worker_runtime.model_cache).
     Setting(
         "BAKED_MODEL_ID",
         "str",
         "Repository id of the weights baked into the image: the served name while MODEL is their folder.",
         in_hub=False,
     ),
+    # RunPod's model cache (serverless/endpoints/model-caching.mdx): the endpoint names a Hugging Face
+    # model, its snapshot is mounted under HF_HUB_CACHE's default below (worker_runtime.engine.model_cache).
     Setting(
         "MODEL_CACHED",
         "bool",

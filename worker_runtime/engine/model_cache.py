@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from fnmatch import fnmatch
 from typing import Any
 
-from worker_runtime.catalog import Settings
-from worker_runtime.release import load_flag_table, spelling
+from worker_runtime.config.catalog import Settings
+from worker_runtime.config.release import load_flag_table, spelling
 
 DEFAULT_HUB_CACHE = "/runpod-volume/huggingface-cache/hub"
 DEFAULT_REVISION = "main"
