@@ -6,7 +6,7 @@ The checks, in the order their errors are reported: ``model`` (name, baking), ``
 install route, CUDA, the release's lists and flags, extra engine arguments), ``guided`` (the guided
 decoding backend), ``settings`` (engine.settings, engine.env), ``pools`` (pools, GPU count), ``sizing``
 (memory, disk, context length), ``archs`` (GPU architectures of quantization kernels and release builds),
-``hub`` (offered settings and presets), then ``model`` again (baking a local path, weights and bake
+``hub`` (offered settings, presets, test jobs), then ``model`` again (baking a local path, weights and bake
 agreeing, cached weights pinned).
 """
 
