@@ -152,9 +152,14 @@ def test_tool_calls_in_2_5_shape_streamed(engine):
     assert deltas[-1]["finish_reason"] == "tool_calls"
 
 
-def start_fails(*flags: str, pythonpath: list[str]) -> subprocess.CompletedProcess[str]:
+def start_fails(*flags: str, pythonpath: list[str], log_dir: Path) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith("FD_")}
-    env.update(PYTHONPATH=os.pathsep.join(pythonpath), FD_STANDIN_LOAD_DELAY="0", DO_NOT_TRACK="1")
+    env.update(
+        PYTHONPATH=os.pathsep.join(pythonpath),
+        FD_LOG_DIR=str(log_dir),
+        FD_STANDIN_LOAD_DELAY="0",
+        DO_NOT_TRACK="1",
+    )
     argv = [sys.executable, "-m", "fastdeploy.entrypoints.openai.api_server", "--model", "m", "--port", "9"]
     return subprocess.run(
         [*argv, *flags], env=env, capture_output=True, text=True, timeout=WAIT, cwd=REPO, check=False
@@ -162,9 +167,13 @@ def start_fails(*flags: str, pythonpath: list[str]) -> subprocess.CompletedProce
 
 
 def test_a_backend_whose_package_is_missing_stops_the_start(tmp_path):
-    ran = start_fails("--guided-decoding-backend", "xgrammar", pythonpath=[str(REPO), str(STANDIN)])
+    ran = start_fails(
+        "--guided-decoding-backend", "xgrammar", pythonpath=[str(REPO), str(STANDIN)], log_dir=tmp_path
+    )
     assert ran.returncode != 0 and "import XGrammar failed" in ran.stderr
-    ran = start_fails("--guided-decoding-backend", "outlines", pythonpath=[str(REPO), str(STANDIN)])
+    ran = start_fails(
+        "--guided-decoding-backend", "outlines", pythonpath=[str(REPO), str(STANDIN)], log_dir=tmp_path
+    )
     assert ran.returncode != 0 and "Only support [auto, xgrammar, guidance, off]" in ran.stderr
 
 
