@@ -204,12 +204,12 @@ def release_problems(values: Mapping[str, Any], release: Mapping[str, Any], vers
         value = values.get(setting.env.lower())
         if setting.flag is None or value is None:
             continue
-        if setting.env == "ENABLE_CHUNKED_PREFILL" and value is False:
+        if setting.env_word(value) is not None:
             continue  # expressed through the engine environment
         name = spelling(setting.flag, release)
         if name is None:
-            if setting.env == "TENSOR_PARALLEL_SIZE" and value == 1:
-                continue
+            if value == setting.engine_default:
+                continue  # what the engine does without the flag
             problems.append(
                 f"{setting.env}={value!r} is not supported by FastDeploy {version}: it has no {setting.flag}"
             )
