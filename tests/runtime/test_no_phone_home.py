@@ -77,7 +77,9 @@ def test_the_worker_sends_no_usage_report_by_default(local_runtime, recorder) ->
     assert recorder.requests == []  # the engine's one attempt is over before its port opens
 
 
-def test_the_usage_report_goes_out_when_the_setting_allows_it(local_runtime, recorder) -> None:
+def test_the_usage_report_goes_out_when_the_setting_allows_it(
+    local_runtime, recorder, engine_release
+) -> None:
     local_runtime(FD_USAGE_STATS_SERVER=recorder.url, FASTDEPLOY_USAGE_STATS="true")
     wait_until(lambda: len(recorder.requests) == 1, "the usage report")
-    assert recorder.requests[0][2]["fd_version"] == "2.5.0"
+    assert recorder.requests[0][2]["fd_version"] == engine_release
