@@ -13,7 +13,7 @@ import sys
 from typing import TYPE_CHECKING
 
 from builder.commands.common import add_selection, add_verb
-from builder.commands.deploy import add_image_choice, checked_overrides, one_variant
+from builder.commands.variant_image import add_image_choice, checked_overrides, one_variant
 from builder.deploy.calling import health_path, served_model
 from builder.deploy.credentials import api_key, job_base, lb_base
 from builder.deploy.overrides import effective

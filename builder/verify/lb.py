@@ -15,7 +15,8 @@ from typing import Any, TextIO
 import requests
 
 from builder.verify.jobs import HttpClient, JobResult, TestJob, brief
-from builder.verify.local import Progress
+from builder.verify.report import Progress
+from builder.verify.stream import OPENAI_MISSING, OpenAIMissing, jobs_then_stream, openai_available
 from worker_runtime.config import routes
 
 # The worker's routes (the runtime's one table): the native route's body is a queue job's `input` object.
@@ -170,8 +171,6 @@ def run_lb_tests(
     fatal: Callable[[int | None], str | None] = lambda status: None,
 ) -> int:
     """Wait for 200 at `health_url`, run the jobs and one openai stream at `<base>/v1`; 0 when all passed."""
-    from builder.verify.endpoint import OPENAI_MISSING, OpenAIMissing, jobs_then_stream, openai_available
-
     if not openai_available():  # before anything is sent
         raise OpenAIMissing(OPENAI_MISSING)
     try:
