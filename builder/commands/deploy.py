@@ -18,8 +18,8 @@ from builder.commands.common import add_selection, add_verb
 from builder.commands.variant_image import add_image_choice, checked_overrides, one_variant
 from builder.deploy.api import Client
 from builder.deploy.apply import RegistryCredentials, deploy
-from builder.deploy.calling import health_path, print_calling, print_lb_calling, served_model
 from builder.deploy.credentials import CredentialsError, api_key, job_base, lb_base, management_base
+from builder.deploy.how_to_call import health_path, print_calling, print_lb_calling, served_model
 from builder.deploy.model_cache import model_reference, print_cache_step
 from builder.deploy.plan import ENDPOINT_KINDS, EndpointOptions, lb_ports, pinned_health_port
 from builder.deploy.redact import Redactor

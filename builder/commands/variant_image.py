@@ -7,11 +7,11 @@ import argparse
 
 from builder.commands.common import prepare_selected
 from builder.compat import load_compat
-from builder.deploy.overrides import LB_ENDPOINT_SETTINGS, OverrideError, parse_overrides
+from builder.deploy.env_overrides import LB_ENDPOINT_SETTINGS, OverrideError, parse_overrides
 from builder.errors import UsageError
 from builder.image.naming import image_tags
 from builder.image.repository_choice import chosen_registry, require_chosen
-from builder.variant.overridden import override_errors
+from builder.variant.override_check import override_errors
 from builder.variant.pipeline import Prepared
 
 

@@ -25,7 +25,7 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from builder.compat import Compat, load_compat
-from builder.deploy.overrides import LB_ENDPOINT_SETTINGS
+from builder.deploy.env_overrides import LB_ENDPOINT_SETTINGS
 from builder.paths import ROOT, VARIANTS_DIR
 from builder.variant.loader import variant_files
 from builder.variant.models import Variant

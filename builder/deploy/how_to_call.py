@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from builder.deploy.overrides import effective
+from builder.deploy.env_overrides import effective
 from builder.variant.resolve import Resolved
 from worker_runtime.config import routes
 
