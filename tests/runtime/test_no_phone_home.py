@@ -1,5 +1,5 @@
 """Nothing leaves the container unasked: FastDeploy's usage report (2.5 and release/2.6: sent by the first
-GPU worker unless DO_NOT_TRACK=1, ``usage/usage_lib.py`` L59-72, ``worker/gpu_worker.py`` L83-84) is off
+GPU worker unless DO_NOT_TRACK=1) is off
 unless FASTDEPLOY_USAGE_STATS allows it. The stand-in sends it as FastDeploy does; a recording server
 stands in for ``FD_USAGE_STATS_SERVER``."""
 

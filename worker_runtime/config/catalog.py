@@ -67,8 +67,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Model name clients send and responses report; requests without a model get it filled in.",
         flag="--served-model-name",
     ),
-    # Bounds FastDeploy asserts at startup (config.py check(), L2044-2051 in 2.5): max_model_len >= 16,
-    # 1 <= max_num_seqs <= 256.
+    # Bounds FastDeploy asserts at startup (its config check): max_model_len >= 16, 1 <= max_num_seqs <= 256.
     Setting("MAX_MODEL_LEN", "int", "Maximum context length in tokens.", flag="--max-model-len", minimum=16),
     Setting(
         "MAX_NUM_SEQS",
@@ -244,7 +243,7 @@ SETTINGS: tuple[Setting, ...] = (
         advanced=True,
     ),
     # FastDeploy reports hardware, model and configuration from its first GPU worker unless
-    # DO_NOT_TRACK=1 (2.5: usage/usage_lib.py L59-72, L364-391; worker/gpu_worker.py L83-84).
+    # DO_NOT_TRACK=1 (docs/upstream-notes.md).
     Setting(
         "FASTDEPLOY_USAGE_STATS",
         "bool",

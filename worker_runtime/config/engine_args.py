@@ -39,8 +39,8 @@ def separate_metrics_listener(release: Mapping[str, Any]) -> bool:
     """Whether the release always opens a metrics listener of its own, on 0.0.0.0.
 
     ``--metrics-port`` without a default (2.4 and 2.5 in the flag table) means metrics are served on
-    ``--port`` unless the flag is given, and giving it opens a second listener on 0.0.0.0 (FastDeploy 2.5
-    ``api_server.py`` L737-740, L783, L904): such releases get no ``--metrics-port``. Releases whose flag
+    ``--port`` unless the flag is given, and giving it opens a second listener on 0.0.0.0
+    (docs/upstream-notes.md): such releases get no ``--metrics-port``. Releases whose flag
     has a default (8001 in 2.0-2.3) open that listener anyway: they get a free port, so two workers on one
     host do not collide.
     """
