@@ -466,6 +466,9 @@ class StandIn:
         # Test plumbing: every request line received ("METHOD PATH", one a line), on either listener,
         # so that a test can tell which requests reached the engine at all.
         self.request_log = os.environ.get("FD_STANDIN_REQUEST_LOG", "").strip() or None
+        # Fault knob: the first N POSTs are read, then their connection is closed with no answer (an
+        # API-server process that died while holding the request).
+        self.drop_posts = env_int("FD_STANDIN_DROP_POSTS", 0)
 
     # -- protocol helpers
 
@@ -630,6 +633,9 @@ class StandIn:
                 if self.request_log:
                     with open(self.request_log, "a", encoding="utf-8") as log:
                         log.write(f"{method} {path}\n")
+                if method == "POST" and self.drop_posts > 0:
+                    self.drop_posts -= 1
+                    return
                 if metrics_only:
                     keep = await self.route_metrics_app(method, path, writer)
                 else:
