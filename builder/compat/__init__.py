@@ -1,5 +1,5 @@
 """Compatibility data: FastDeploy releases, RunPod GPU pools and known models (the YAML files of this
-folder) plus the runtime's per-release engine flag table (worker_runtime/engine_flags.json), typed and
+folder) plus the runtime's per-release engine flag table (worker_runtime/config/engine_flags.json), typed and
 checked when loaded, and the sizing rules that go with them (memory, disk, weights).
 
 Queries are named by what they return: ``build_release`` (images, Python, pip route of a release),
@@ -88,7 +88,7 @@ class Compat:
         return self.engine.get(name, {})
 
     def flag_table(self) -> dict[str, Any]:
-        """The whole engine flag table in the shape ``worker_runtime.settings.load_settings`` takes."""
+        """The whole engine flag table in the shape ``worker_runtime.config.settings.load_settings`` takes."""
         return {"releases": self.engine}
 
     def engine_choices(self, name: str, key: str) -> list[str]:

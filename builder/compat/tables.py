@@ -39,7 +39,7 @@ class Bound(_Table):
 
 
 class Release(_Table):
-    """What building on one FastDeploy release needs (its flags live in worker_runtime/engine_flags.json)."""
+    """What building on one FastDeploy release needs (flags: worker_runtime/config/engine_flags.json)."""
 
     published: bool = Field(
         default=True,
@@ -132,7 +132,7 @@ class ModelsFile(_Table):
     models: dict[str, KnownModel]
 
 
-# --- worker_runtime/engine_flags.json (the runtime's; keys the builder does not read are ignored) -------
+# --- worker_runtime/config/engine_flags.json (the runtime's; keys the builder does not read are ignored) ---
 
 
 class EngineRelease(BaseModel):

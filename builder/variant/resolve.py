@@ -19,7 +19,7 @@ from builder.variant.settings_spec import (
     offerable_settings,
     offered_choices,
 )
-from worker_runtime.release import parser_spelling
+from worker_runtime.config.release import parser_spelling
 
 MODELS_ROOT = "/models"
 DEPS_DIR = "/opt/worker/deps"
@@ -131,7 +131,7 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         # Baked for both kinds: the image says which endpoint it serves (hub.json fixes it, see hub.py).
         "ENDPOINT_TYPE": variant.endpoint.type,
     }
-    if mode == "cached":  # the runtime looks for this snapshot first (worker_runtime.model_cache)
+    if mode == "cached":  # the runtime looks for this snapshot first (worker_runtime.engine.model_cache)
         values["MODEL_CACHED"] = True
         values["MODEL_CACHE_FILES"] = list(model.allow_patterns) or None
     if "--served-model-name" not in flags and model.served_name is None:

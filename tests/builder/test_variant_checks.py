@@ -326,7 +326,7 @@ def test_shipped_download_patterns_cover_every_file_fastdeploy_reads():
 
 def test_engine_bounds_are_the_runtimes():
     from builder.variant.models import Engine
-    from worker_runtime.settings import SETTINGS
+    from worker_runtime.config.settings import SETTINGS
 
     by_env = {s.env: s for s in SETTINGS}
     schema = Engine.model_json_schema()["properties"]

@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.runtime.conftest import http
-from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
-from worker_runtime.model_cache import CacheUnavailable, look_up, plan_weights, repo_folder_name
-from worker_runtime.settings import load_flag_table, load_settings
+from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_env
+from worker_runtime.config.settings import load_flag_table, load_settings
+from worker_runtime.engine.model_cache import CacheUnavailable, look_up, plan_weights, repo_folder_name
 
 MODEL = "Org-A/Model-B"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"

@@ -22,7 +22,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from fnmatch import fnmatch
 
-from worker_runtime.catalog import Settings
+from worker_runtime.config.catalog import Settings
 
 DEFAULT_HUB_CACHE = "/runpod-volume/huggingface-cache/hub"
 DEFAULT_REVISION = "main"

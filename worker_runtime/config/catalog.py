@@ -169,7 +169,7 @@ SETTINGS: tuple[Setting, ...] = (
         advanced=True,
     ),
     # RunPod's model cache (serverless/endpoints/model-caching.mdx): the endpoint names a Hugging Face
-    # model, its snapshot is mounted under HF_HUB_CACHE's default below (worker_runtime.model_cache).
+    # model, its snapshot is mounted under HF_HUB_CACHE's default below (worker_runtime.engine.model_cache).
     Setting(
         "MODEL_CACHED",
         "bool",
