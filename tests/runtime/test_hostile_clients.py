@@ -8,6 +8,7 @@ asserts how long something took: each one waits for an outcome, with the suite's
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 import time
@@ -239,8 +240,9 @@ def test_a_lost_engine_connection_is_a_stable_message_with_an_id(lb_runtime: Any
     error = json.loads(data)["error"]
     assert status == 502 and error["code"] == "engine_unreachable", data
     assert "Disconnected" not in error["message"] and "Error" not in error["message"]
-    ident = error["message"].rsplit("id ", 1)[1].rstrip(")")
-    assert ident and ident in rt.output  # the worker's log carries the details under that id
+    ident = re.search(r"\(id (err-[0-9a-f]+)", error["message"])
+    assert ident is not None, error
+    assert f"{ident[1]}: lost the connection" in rt.output  # the worker's log has the details under that id
 
 
 # --- 4. grace means grace --------------------------------------------------------------------------------

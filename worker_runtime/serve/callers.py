@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
-from aiohttp import web
+from aiohttp import StreamReader, web
 
 from worker_runtime.serve.errors import JobError
 from worker_runtime.serve.fastjson import loads
@@ -32,6 +32,11 @@ class CallerBounds:
     body: float  # CLIENT_BODY_TIMEOUT
     stall: float  # CLIENT_STALL_TIMEOUT
     max_body: int = MAX_BODY_BYTES
+
+
+# The catalogue's defaults (config/catalog.py): CLIENT_HEADER_TIMEOUT, CLIENT_BODY_TIMEOUT,
+# CLIENT_STALL_TIMEOUT.
+DEFAULT_BOUNDS = CallerBounds(headers=30.0, body=60.0, stall=30.0)
 
 
 def server_options(bounds: CallerBounds) -> dict[str, Any]:
@@ -54,26 +59,50 @@ def too_large(size: int | None, limit: int) -> JobError:
     )
 
 
-async def read_body(request: web.Request, bounds: CallerBounds) -> bytes | JobError:
+async def read_body(request: web.Request, bounds: CallerBounds) -> bytearray | JobError:
     """The request's body, or the error that refuses it: too large (413) or not all there within
-    ``bounds.body`` seconds (408)."""
+    ``bounds.body`` seconds (408).
+
+    Read into one buffer that the caller drops once parsed (``request.read()`` would keep a second
+    copy for the request's lifetime: 30 MB more per large request).
+    """
     if request.content_length is not None and request.content_length > bounds.max_body:
         return too_large(request.content_length, bounds.max_body)
     try:
+        reading = _read(request.content, request.content_length, bounds.max_body)
         if request.content.is_eof():  # the usual case: the body came with the head, nothing to wait for
-            return await request.read()
-        return await asyncio.wait_for(request.read(), bounds.body)
+            return await reading
+        return await asyncio.wait_for(reading, bounds.body)
     except asyncio.TimeoutError:
         return JobError(
             408,
             f"the request body did not arrive within {bounds.body:g} s (CLIENT_BODY_TIMEOUT)",
             code="request_timeout",
         )
-    except web.HTTPRequestEntityTooLarge:
-        return too_large(None, bounds.max_body)
 
 
-def parse_body(raw: bytes) -> Any:
+async def _read(content: StreamReader, size: int | None, limit: int) -> bytearray | JobError:
+    """The body, in a buffer of its announced size when it has one (growing it would copy it)."""
+    if size is None:
+        body = bytearray()
+        while chunk := await content.readany():
+            body += chunk
+            if len(body) > limit:
+                return too_large(None, limit)
+        return body
+    body = bytearray(size)
+    view = memoryview(body)
+    at = 0
+    while at < size and (chunk := await content.readany()):
+        view[at : at + len(chunk)] = chunk
+        at += len(chunk)
+    view.release()
+    if at < size:
+        del body[at:]
+    return body
+
+
+def parse_body(raw: bytes | bytearray) -> Any:
     """The JSON value of a request body; a JobError (400) for anything that is not one: invalid JSON,
     not UTF-8, nested deeper than MAX_DEPTH."""
     try:
@@ -85,17 +114,19 @@ def parse_body(raw: bytes) -> Any:
     return JobError(400, f"the request body must be JSON: {reason}", code="invalid_json")
 
 
-def refusal_closes(request: web.Request) -> None:
-    """After this answer, close the connection at once: the rest of the body is not worth waiting for."""
-    transport = request.transport
-    if transport is not None:
-        asyncio.get_running_loop().call_soon(transport.close)
+async def answer_and_close(request: web.Request, answer: web.Response) -> web.Response:
+    """Send ``answer``, then close the connection: what is left of the body is not worth waiting for."""
+    await answer.prepare(request)
+    await answer.write_eof()
+    if request.transport is not None:
+        request.transport.close()  # after the answer: a transport flushes what it holds before closing
+    return answer
 
 
 class Watched:
     """One answer being written: bytes handed to its connection so far."""
 
-    __slots__ = ("transport", "sent", "taken", "since")
+    __slots__ = ("sent", "since", "taken", "transport")
 
     def __init__(self, transport: asyncio.Transport, now: float) -> None:
         self.transport = transport
