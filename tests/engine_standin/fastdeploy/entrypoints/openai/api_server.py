@@ -878,7 +878,8 @@ class StandIn:
         A client that leaves does not stop decoding unless FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE=1
         (engine_client.py L974-975): the tokens are counted as unread."""
         positions = {c.index: 0 for c in choices}
-        active = [c for c in choices if c.steps]
+        planned = {c.index: c.steps for c in choices}  # built once: long answers cost O(1) a token
+        active = [c for c in choices if planned[c.index]]
         if self.forced_finish:
             for choice in choices:
                 choice.finish = self.forced_finish
@@ -900,7 +901,7 @@ class StandIn:
                     self.generated += 1
                     if run.client_gone():
                         self.unread += 1
-                    steps = choice.steps
+                    steps = planned[choice.index]
                     pos = positions[choice.index]
                     field, tok = steps[pos]
                     positions[choice.index] = pos + 1
