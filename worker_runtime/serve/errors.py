@@ -40,8 +40,9 @@ def safe_dumps(obj: Any) -> str:
     text = json.dumps(obj, ensure_ascii=False)
     try:
         text.encode("utf-8")
-    except UnicodeEncodeError:  # a lone surrogate: written as its \\u escape instead
-        return json.dumps(obj)
+    except UnicodeEncodeError:
+        # A lone surrogate, only ever inside a JSON string: its backslash escape is the JSON escape.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
     return text
 
 
