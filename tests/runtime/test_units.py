@@ -521,7 +521,7 @@ def test_free_ports_skips_excluded_ports_and_closes_every_socket(monkeypatch) ->
     assert len(opened) == 5 and all(s.closed for s in opened)
 
 
-# ---------------------------------------------------------------- caller text, bodies, the engine's environment
+# ---------------------------------------------------------- caller text, bodies, the engine's environment
 
 
 def test_shown_escapes_and_bounds_caller_text() -> None:
