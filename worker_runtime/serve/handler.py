@@ -283,7 +283,7 @@ def _event_error(event: Event) -> JobError | None:
 
 
 async def _relay(
-    runtime: Runtime, resp: aiohttp.ClientResponse, openai: bool, as_bytes: bool
+    runtime: Runtime, resp: aiohttp.ClientResponse, openai: bool, as_bytes: bool = False
 ) -> AsyncIterator[Any]:
     """The stream's outputs; an OpenAI stream that fails also yields an error event.
 

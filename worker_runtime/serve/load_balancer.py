@@ -148,7 +148,7 @@ class LBServer:
             native_stream = (
                 path == NATIVE_PATH and isinstance(job_input, dict) and job_input.get("stream") is True
             )
-            outputs = self.handler({"id": f"lb-{next(self._ids)}", "input": job_input})
+            outputs = self.handler({"id": f"lb-{next(self._ids)}", "input": job_input, "bytes": True})
             try:
                 return await reply(request, outputs, native_stream=native_stream, watch=self.watch)
             finally:
