@@ -285,57 +285,47 @@ def _event_error(event: Event) -> JobError | None:
 async def _relay(
     runtime: Runtime, resp: aiohttp.ClientResponse, openai: bool, as_bytes: bool = False
 ) -> AsyncIterator[Any]:
-    """The stream's outputs; an OpenAI stream that fails also yields an error event.
+    """The stream's outputs: the first events at once, then everything that arrived during the
+    previous yield. An OpenAI stream that fails also yields an error event: the job fails either way,
+    but an OpenAI client only learns it from an event carrying ``error`` (the openai SDK raises on
+    one; a stream that just stops ends silently).
 
-    The job fails either way, but an OpenAI client only learns it from an event carrying ``error``
-    (the openai SDK raises on one; a stream that just stops ends silently).
+    Read in this generator, not in a task of its own: while a yield is being posted the bytes just
+    gather in the connection's buffer, so the cost is per yield, not per network chunk. One generator,
+    not two: each level costs every yield.
     """
-    outputs = _relay_events(runtime, resp.content, openai, as_bytes)
+    content = resp.content
+    splitter = EventSplitter()
+    held = b""  # the role-only opening chunk: it carries no token, so it goes out with the first one
+    first = True
     try:
-        async for item in outputs:
-            yield item
+        while True:
+            data = await _read(runtime, content)
+            block = held + (splitter.feed(data) if data else splitter.close())
+            held = b""
+            if data and not block:
+                continue  # no event complete yet
+            if data and first and _only_opening(block):
+                held = block
+                continue
+            first = False
+            out, error, done = _convert_block(block, openai, as_bytes) if block else (None, None, False)
+            if out is not None:
+                yield out
+            if error is not None:
+                raise error
+            if done:
+                return
+            if not data:
+                break
+        dead = await runtime.engine_failure(wait=2.0)
+        raise dead or JobError(
+            502, "FastDeploy's stream ended without [DONE]", "server_error", "incomplete_stream"
+        )
     except JobError as err:
         if openai:
             yield err.sse_event()
         raise
-    finally:
-        await outputs.aclose()
-
-
-async def _relay_events(
-    runtime: Runtime, content: Any, openai: bool, as_bytes: bool = False
-) -> AsyncIterator[Any]:
-    """Yield the first events at once, then everything that arrived during the previous yield.
-
-    Read in this generator, not in a task of its own: while a yield is being posted the bytes just
-    gather in the connection's buffer, so the cost is per yield, not per network chunk.
-    """
-    splitter = EventSplitter()
-    held = b""  # the role-only opening chunk: it carries no token, so it goes out with the first one
-    first = True
-    while True:
-        data = await _read(runtime, content)
-        block = held + (splitter.feed(data) if data else splitter.close())
-        held = b""
-        if data and not block:
-            continue  # no event complete yet
-        if data and first and _only_opening(block):
-            held = block
-            continue
-        first = False
-        out, error, done = _convert_block(block, openai, as_bytes) if block else (None, None, False)
-        if out is not None:
-            yield out
-        if error is not None:
-            raise error
-        if done:
-            return
-        if not data:
-            break
-    dead = await runtime.engine_failure(wait=2.0)
-    raise dead or JobError(
-        502, "FastDeploy's stream ended without [DONE]", "server_error", "incomplete_stream"
-    )
 
 
 async def _read(runtime: Runtime, content: Any) -> bytes:
