@@ -56,6 +56,14 @@ class Release(_Table):
     )
 
 
+class ModelFolder(_Table):
+    """What a model folder holds before FastDeploy can start on it (checked for `--weights-from`)."""
+
+    required: list[str] = Field(description="files every model folder has (FastDeploy reads them first)")
+    weight_patterns: list[str] = Field(description="weight files: at least one, or every one an index names")
+    tokenizer_patterns: list[str] = Field(description="tokenizer files: at least one, of any format")
+
+
 class ReleasesFile(_Table):
     registry: str
     cuda_bases: dict[str, str]
@@ -75,6 +83,10 @@ class ReleasesFile(_Table):
     model_files: dict[Literal["common", "paddle", "torch"], list[str]] = Field(
         description="files FastDeploy reads from a model folder, by checkpoint format"
     )
+    tensor_parallel_sizes: list[Annotated[int, Field(gt=0)]] = Field(
+        description="GPU counts FastDeploy splits a model over (a release's startup bound caps them)"
+    )
+    model_folder: ModelFolder = Field(description="what a model folder needs (checked for --weights-from)")
     format_loaders: dict[Literal["paddle", "torch"], str] = Field(
         default_factory=dict,
         description="the weight loader (--load-choices) a checkpoint format needs; unlisted: any loader",
@@ -126,6 +138,12 @@ class KnownModel(_Table):
     context: Annotated[int, Field(gt=0)]
     format: Literal["paddle", "torch"]
     multimodal: bool = False
+    num_attention_heads: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="attention (query) heads, as the model's config.json; unset: unknown"
+    )
+    num_key_value_heads: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="key-value heads, as the model's config.json; unset: unknown"
+    )
 
 
 class ModelsFile(_Table):
