@@ -26,6 +26,7 @@ from typing import Any
 
 from aiohttp import web
 
+from worker_runtime.config import routes
 from worker_runtime.serve.callers import (
     CallerBounds,
     StallWatch,
@@ -35,17 +36,13 @@ from worker_runtime.serve.callers import (
     server_options,
 )
 from worker_runtime.serve.errors import JobError, shown
-from worker_runtime.serve.normalize import GET_ROUTES, OPENAI_ROUTES
 from worker_runtime.serve.replies import SHUTDOWN, error_response, reply
 
 Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 
-NATIVE_PATH = "/generate"
-# Method of each served path: the handler's OpenAI allowlist, and the native format.
-ROUTES: dict[str, str] = {
-    **{route: "GET" if route in GET_ROUTES else "POST" for route in OPENAI_ROUTES},
-    NATIVE_PATH: "POST",
-}
+# Method of each served path, and the paths whose body is the native job input (config/routes.py).
+ROUTES: dict[str, str] = {r.path: r.method for r in routes.served_by(routes.LOAD_BALANCER)}
+NATIVE_PATHS = frozenset(routes.paths(routes.LOAD_BALANCER, routes.NATIVE))
 # Every path, a decoded newline in it included (which ".*" would miss, leaving aiohttp's plain-text 404).
 ANY_PATH = r"/{tail:[\s\S]*}"
 RETRY_AFTER_SECONDS = 1  # a full or loading worker: RunPod's client, or the caller, tries again
@@ -146,7 +143,7 @@ class LBServer:
         self.running.add(task)
         try:
             native_stream = (
-                path == NATIVE_PATH and isinstance(job_input, dict) and job_input.get("stream") is True
+                path in NATIVE_PATHS and isinstance(job_input, dict) and job_input.get("stream") is True
             )
             outputs = self.handler({"id": f"lb-{next(self._ids)}", "input": job_input, "bytes": True})
             try:
@@ -203,7 +200,7 @@ class LBServer:
         del raw  # a 30 MB body is not kept beside its parsed value
         if isinstance(body, JobError):
             return error_response(body)
-        if path != NATIVE_PATH:
+        if path not in NATIVE_PATHS:
             return {"openai_route": path, "openai_input": body}
         if isinstance(body, dict) and set(body) == {"input"}:
             body = body["input"]  # a /runsync payload, {"input": {...}}
