@@ -112,7 +112,7 @@ def test_request_timeout_is_an_idle_timeout_for_streams(local_runtime) -> None:
 def test_crash_mid_stream_fails_jobs_and_exits_non_zero(local_runtime) -> None:
     rt = local_runtime(FD_STANDIN_CRASH_MID_STREAM="2")
     err = failed(rt, {**CHAT, "stream": True})
-    assert err["status"] == 503 and "FastDeploy engine exited with code 7" in err["message"]
+    assert err["status"] == 503 and err["message"] == "the engine exited (code 7); the worker is restarting"
     assert rt.wait_exit() == 1
     assert "worker process died (FD_STANDIN_CRASH_MID_STREAM)" in rt.output
 
