@@ -31,7 +31,7 @@ def hub(monkeypatch):
     monkeypatch.setenv("HF_ENDPOINT", fake.url)
     monkeypatch.delenv("HF_TOKEN", raising=False)
     yield fake
-    fake.close()
+    fake.stop()
 
 
 @pytest.fixture

@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.served import ServedHttp
 
 
 def commit_of(repo: str, branch: str = "main") -> str:
@@ -24,7 +25,7 @@ def commit_of(repo: str, branch: str = "main") -> str:
     return hashlib.sha1(f"{repo}@{branch}".encode()).hexdigest()
 
 
-class FakeHub:
+class FakeHub(ServedHttp):
     """Branches by (repo, branch) -> commit; records each path asked and its Authorization header.
     With `every_main`, every repository exists and its `main` answers `commit_of(repo)`; `private`
     repositories answer as missing ones unless the request carries `Bearer {token}`."""
@@ -78,10 +79,5 @@ class FakeHub:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(Handler)
+        self.start()
