@@ -1,20 +1,31 @@
 """How the suite is shared among pytest-xdist's workers (`-n 4 --dist loadgroup`, pyproject.toml).
 
-A test goes to any free worker, except where state is shared: the Docker tests share one engine's
-session fixtures (the registry service, the stand-in base image, the wheelhouse), so they all run on one
-worker; the tests of a module that share a fixture wider than a test (a runtime started once for them)
-run on one worker, which starts it once. The `slow` tests are collected first, so that no worker starts
-a minutes-long scenario when the others are nearly done."""
+A test goes to any free worker, except in these groups, each run by one worker in collection order:
+- `docker`: the Docker tests share one engine's session fixtures (the registry service, the stand-in
+  base image, the wheelhouse);
+- `runtime`: the tests that start the runtime. Its ports, and the engine's, are found free and let go
+  before the engine and the worker bind them; two runtimes starting at once on one host may be handed
+  the same port, so they start one at a time;
+- a module whose tests share a fixture wider than a test: its one worker sets the fixture up once.
+
+The `slow` tests (minutes-long scenarios) are collected first and run outside the groups, so that no
+worker starts one when the others are nearly done."""
 
 from __future__ import annotations
 
 import pytest
 
+RUNTIME_FIXTURES = {"runtime", "local_runtime_factory"}  # tests/deploy's runtimes
+
 
 def _group(item: pytest.Item) -> str | None:
     if item.get_closest_marker("docker"):
         return "docker"
+    if item.get_closest_marker("slow"):
+        return None
     module = item.nodeid.split("::")[0]
+    if module.startswith("tests/runtime/") or RUNTIME_FIXTURES & set(getattr(item, "fixturenames", ())):
+        return "runtime"
     fixtures = getattr(item, "_fixtureinfo", None)
     defs = fixtures.name2fixturedefs.values() if fixtures else ()
     if any(d.scope != "function" and d.baseid.startswith(module) for ds in defs for d in ds):

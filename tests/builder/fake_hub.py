@@ -31,12 +31,8 @@ class FakeHub(ServedHttp):
     repositories answer as missing ones unless the request carries `Bearer {token}`."""
 
     def __init__(self, *, every_main: bool = False, token: str | None = None) -> None:
-        self.branches: dict[tuple[str, str], str] = {}
-        self.private: set[str] = set()
-        self.every_main = every_main
-        self.token = token
-        self.asked: list[str] = []
-        self.auth: list[str | None] = []
+        self._made = (every_main, token)
+        self.reset()
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -81,3 +77,11 @@ class FakeHub(ServedHttp):
 
         super().__init__(Handler)
         self.start()
+
+    def reset(self) -> None:
+        """Back to the state it was made in: what a test set and what it was asked are forgotten."""
+        self.every_main, self.token = self._made
+        self.branches: dict[tuple[str, str], str] = {}
+        self.private: set[str] = set()
+        self.asked: list[str] = []
+        self.auth: list[str | None] = []
