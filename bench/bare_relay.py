@@ -9,7 +9,7 @@ from typing import Any
 
 
 def bare_make_handler(runtime: Any) -> Callable[[dict[str, Any]], AsyncIterator[str]]:
-    from worker_runtime.normalize import normalize
+    from worker_runtime.serve.normalize import normalize
 
     async def handler(job: dict[str, Any]) -> AsyncIterator[str]:
         request = normalize(job["input"], runtime.model_name)

@@ -28,12 +28,12 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine_standin")]
 
 import aiohttp  # noqa: E402
 
-from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env  # noqa: E402
-from worker_runtime.engine_client import EngineClient  # noqa: E402
-from worker_runtime.handler import Runtime, make_handler  # noqa: E402
-from worker_runtime.ports import free_ports  # noqa: E402
-from worker_runtime.settings import load_flag_table, load_settings  # noqa: E402
-from worker_runtime.sse import SSEParser  # noqa: E402
+from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_env  # noqa: E402
+from worker_runtime.config.settings import load_flag_table, load_settings  # noqa: E402
+from worker_runtime.engine.client import EngineClient  # noqa: E402
+from worker_runtime.engine.ports import free_ports  # noqa: E402
+from worker_runtime.serve.handler import Runtime, make_handler  # noqa: E402
+from worker_runtime.serve.sse import SSEParser  # noqa: E402
 
 CHAT = "/v1/chat/completions"
 MESSAGES = [{"role": "user", "content": "benchmark 🚀"}]

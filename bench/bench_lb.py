@@ -8,7 +8,7 @@ Three workers run on this machine, each ``python -m worker_runtime`` with its ow
 (stamping each token with its emission time, ``FD_STANDIN_STAMP_TOKENS``):
 
 * ``lb``: load-balancing mode, reached over HTTP at ``/v1/chat/completions`` (the runtime's handler
-  behind lb_server.py);
+  behind serve/load_balancer.py);
 * ``bare``: the same server with the bare relay as its handler (bench/bare_relay.py: the engine's bytes
   forwarded as they come, nothing parsed): the cost floor of relaying through this server;
 * ``queue``: platform mode through the runpod SDK's real job loop and the fake job API, every stream
@@ -44,7 +44,7 @@ sys.path[:0] = [str(ROOT), str(ROOT / "tests" / "engine_standin"), str(ROOT / "b
 import aiohttp  # noqa: E402
 import bench_platform  # noqa: E402
 
-from worker_runtime.ports import free_ports  # noqa: E402
+from worker_runtime.engine.ports import free_ports  # noqa: E402
 
 STAMP = re.compile(rb"<(\d+\.\d{6})>")
 DONE = b"data: [DONE]"

@@ -57,10 +57,10 @@ WAIT = 600.0  # upper bound of one phase
 
 def serve_bare() -> int:
     """``python -m worker_runtime`` with the bare relay in place of the runtime's handler."""
-    import worker_runtime.handler
+    import worker_runtime.serve.handler
     from worker_runtime.__main__ import main
 
-    worker_runtime.handler.make_handler = bare_make_handler  # type: ignore[assignment]
+    worker_runtime.serve.handler.make_handler = bare_make_handler  # type: ignore[assignment]
     return main([])
 
 

@@ -42,9 +42,10 @@ from fastdeploy.entrypoints.openai.api_server import (  # noqa: E402  (the engin
     stream_chunk,
 )
 
-from worker_runtime.__main__ import sdk_log_env, tune_gc  # noqa: E402
-from worker_runtime.handler import Runtime, make_handler  # noqa: E402
-from worker_runtime.sse import SSEParser  # noqa: E402
+from worker_runtime.serve.handler import Runtime, make_handler  # noqa: E402
+from worker_runtime.serve.lifecycle import tune_gc  # noqa: E402
+from worker_runtime.serve.queue import sdk_log_env  # noqa: E402
+from worker_runtime.serve.sse import SSEParser  # noqa: E402
 
 MESSAGES = [{"role": "user", "content": "benchmark 🚀"}]
 WORDS = ["Hello", " wörld", " 你好", " 🚀", " streaming", " tokens", ",", " ok"]

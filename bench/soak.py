@@ -79,7 +79,7 @@ def serve_worker(stats_file: str) -> int:
     SIGUSR1 writes a snapshot (tasks, GC, jobs in flight) to ``stats_file``."""
     import gc
 
-    import worker_runtime.handler
+    import worker_runtime.serve.handler
     from worker_runtime.__main__ import main
 
     gc_state: dict[str, Any] = {
@@ -104,13 +104,13 @@ def serve_worker(stats_file: str) -> int:
 
     gc.callbacks.append(on_gc)
     runtimes: list[Any] = []
-    make_handler = worker_runtime.handler.make_handler
+    make_handler = worker_runtime.serve.handler.make_handler
 
     def capture(runtime: Any) -> Any:
         runtimes.append(runtime)
         return make_handler(runtime)
 
-    worker_runtime.handler.make_handler = capture  # type: ignore[assignment]
+    worker_runtime.serve.handler.make_handler = capture  # type: ignore[assignment]
     seq = [0]
 
     def dump(signum: int, frame: object) -> None:

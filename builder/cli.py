@@ -13,6 +13,7 @@ verb left, from its module's ``INTERRUPTED``). Every `BuilderError` is printed w
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from collections.abc import Sequence
 
@@ -130,6 +131,19 @@ def main(argv: Sequence[str] | None = None, prog: str = PROG) -> int:
         return INTERRUPTED_STATUS
 
 
+def entry(prog: str = PROG) -> int:
+    """`main` for a process: a reader that closed the pipe (`build.py list | head -1`) ends it quietly."""
+    try:
+        status = main(prog=prog)
+        sys.stdout.flush()  # here, where the error can be caught, not at the interpreter's exit
+        return status
+    except BrokenPipeError:
+        # Nothing more can be shown; stdout goes to /dev/null so that the exit's flush raises nothing.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        return 1
+
+
 def console() -> int:
     """The `fastdeploy-runpod` command of an installed copy (`pip install .`)."""
-    return main(prog="fastdeploy-runpod")
+    return entry(prog="fastdeploy-runpod")

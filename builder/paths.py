@@ -18,7 +18,7 @@ VARIANTS_DIR = DATA_DIR / "variants"
 TEMPLATES_DIR = DATA_DIR / "templates"
 RUNTIME_DIR = ROOT / "worker_runtime"
 COMPAT_DIR = PACKAGE_DIR / "compat"
-ENGINE_FLAGS = RUNTIME_DIR / "engine_flags.json"
+ENGINE_FLAGS = RUNTIME_DIR / "config" / "engine_flags.json"
 SCHEMA_FILE = VARIANTS_DIR / "variant.schema.json"
 BUILD_DIR = ROOT / "build" if CHECKOUT else Path.cwd() / "build"
 # The generated reference pages (docs/settings.md, docs/variant-reference.md): installed as package data.

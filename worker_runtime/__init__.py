@@ -1,6 +1,6 @@
 """FastDeploy worker runtime for RunPod serverless: settings, engine supervisor, handler, local endpoint.
 
-Importing the package imports nothing heavy (the builder reads ``worker_runtime.settings``).
+Importing the package imports nothing heavy (the builder reads ``worker_runtime.config.settings``).
 """
 
 __version__ = "0.1.0"

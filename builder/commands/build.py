@@ -18,7 +18,7 @@ from builder.commands.common import (
 )
 from builder.commands.render import write
 from builder.compat import load_compat
-from builder.image.context import stage
+from builder.image.context import check_weights_from, stage
 from builder.image.layer_inputs import layer_labels
 from builder.image.model_revision import (
     HubError,
@@ -28,7 +28,7 @@ from builder.image.model_revision import (
     hub_endpoint,
     unreachable_advice,
 )
-from builder.image.naming import check_tags, image_labels, image_tags
+from builder.image.naming import check_tags, image_labels, image_tags, registry_note
 from builder.image.repository_choice import chosen_registry, require_chosen
 from builder.variant.pipeline import Prepared
 
@@ -104,8 +104,13 @@ def build_all(args: argparse.Namespace, *, push: bool) -> int:
     check_tags(args.tag)
     args.registry = chosen_registry(args.registry)
     prepared = prepare_selected(args)
-    for p in prepared:  # every variant before the first write
+    for p in prepared:  # every variant before the first write, and before the hub is asked
         require_chosen(p.resolved, args.registry, "push" if push else "build")
+        if args.weights_from is not None:
+            check_weights_from(args.weights_from, p.resolved)
+    for note in dict.fromkeys(registry_note(p.resolved.repository, args.registry) for p in prepared):
+        if note:
+            print(note)
     rendered = render_prepared(args, at_commits(args, prepared))
     for item in rendered:
         warning = unpinned_download_warning(item.resolved, args.weights_from)

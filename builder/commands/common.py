@@ -63,7 +63,10 @@ def add_image_options(p: argparse.ArgumentParser) -> None:
     """How an image is built and named: --registry, --tag, --base-image, --weights-from, --wheelhouse."""
     g = p.add_argument_group("images")
     g.add_argument(
-        "--registry", metavar="HOST[/NAMESPACE]", help="replace the registry part of the variant's repository"
+        "--registry",
+        metavar="HOST[/NAMESPACE]",
+        help="replace the registry part of the variant's repository (HOST/NAMESPACE/<image name>); a value "
+        "ending with the image's name (ghcr.io/acme/fastdeploy-worker) is taken as the whole repository",
     )
     g.add_argument("--tag", action="append", default=[], metavar="TAG", help="extra tag; repeatable")
     g.add_argument(

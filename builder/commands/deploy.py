@@ -25,7 +25,7 @@ from builder.deploy.overrides import LB_ENDPOINT_SETTINGS, OverrideError, parse_
 from builder.deploy.plan import ENDPOINT_KINDS, EndpointOptions, lb_ports, pinned_health_port
 from builder.deploy.redact import Redactor
 from builder.errors import UsageError
-from builder.image.naming import image_tags
+from builder.image.naming import image_tags, registry_note
 from builder.image.repository_choice import chosen_registry, require_chosen
 from builder.variant.overridden import override_errors
 from builder.variant.pipeline import Prepared
@@ -59,6 +59,9 @@ def one_variant(args: argparse.Namespace, *, image_needed: bool = True) -> tuple
     if args.image or not image_needed:
         return prepared[0], args.image or ""
     require_chosen(prepared[0].resolved, args.registry, args.verb)
+    note = registry_note(prepared[0].resolved.repository, args.registry)
+    if note:
+        print(note)
     return prepared[0], image_tags(prepared[0].resolved, args.registry)[0]
 
 
@@ -119,7 +122,13 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         help="do not ask the image's registry whether the image exists before deploying it",
     )
     p.add_argument("--wait", action="store_true", help="then wait for a ready worker and smoke-test it")
-    p.add_argument("--wait-timeout", type=float, default=1800.0, metavar="S", help="for --wait (seconds)")
+    p.add_argument(
+        "--wait-timeout",
+        type=float,
+        default=1800.0,
+        metavar="S",
+        help="seconds --wait waits for a ready worker; default %(default)g",
+    )
     return p
 
 
@@ -213,18 +222,18 @@ def run(args: argparse.Namespace) -> int:
             raise UsageError("--wait tests a deployed endpoint: it does not go with --dry-run or --plan")
         if not openai_available():  # found out before anything is deployed
             raise OpenAIMissing(OPENAI_MISSING)
+    key: str | None = None
+    try:  # a local check: before the registry is asked anything
+        key = api_key()
+    except CredentialsError:
+        if mode != "dry_run":
+            raise
     if mode == "live" and not args.no_image_check:  # before any write (--plan and --dry-run send none)
         from builder.image.manifest_check import require_image
 
         require_image(image, resolved.name)
     registry = registry_credentials(args, image)
     redactor = Redactor([registry.password if registry else None])
-    key: str | None = None
-    try:
-        key = api_key()
-    except CredentialsError:
-        if mode != "dry_run":
-            raise
     client = Client(management_base(), key, redactor) if key and mode != "dry_run" else None
     note = {"live": "", "plan": " (plan: no write is sent)", "dry_run": " (dry run: nothing is sent)"}[mode]
     print(f"deploying {image} as {opts.name}{note}")

@@ -11,7 +11,10 @@ from builder.paths import display
 NAME = "render"
 HELP = "render the build directories (Dockerfile, manifests, runtime) and stop"
 # What Ctrl-C leaves (printed by the CLI in one line).
-INTERRUPTED = "a build directory may be partly written; running `render` again rewrites it"
+INTERRUPTED = (
+    "a build directory may hold old and new files side by side (never a half-written one); running `render` "
+    "again completes it"
+)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

@@ -59,7 +59,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
         type=float,
         default=1200.0,
         metavar="S",
-        help="seconds to wait for readiness (a load-balancing endpoint's health check too)",
+        help="seconds to wait for readiness (a load-balancing endpoint's health check too); "
+        "default %(default)g",
     )
     return p
 

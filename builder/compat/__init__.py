@@ -1,5 +1,5 @@
 """Compatibility data: FastDeploy releases, RunPod GPU pools and known models (the YAML files of this
-folder) plus the runtime's per-release engine flag table (worker_runtime/engine_flags.json), typed and
+folder) plus the runtime's per-release engine flag table (worker_runtime/config/engine_flags.json), typed and
 checked when loaded, and the sizing rules that go with them (memory, disk, weights).
 
 Queries are named by what they return: ``build_release`` (images, Python, pip route of a release),
@@ -47,6 +47,40 @@ def version_key(text: str) -> tuple[int, ...]:
         return (0,)
 
 
+@dataclass(frozen=True)
+class Heads:
+    """A model's attention heads and key-value heads (None: not known)."""
+
+    attention: int | None
+    key_value: int | None
+
+    @classmethod
+    def of_config(cls, config: Any) -> Heads:
+        """The heads a model's config.json declares (a multimodal model's text_config when nested);
+        key-value heads default to the attention heads (no grouped-query attention)."""
+        if not isinstance(config, dict):
+            return cls(None, None)
+        if "num_attention_heads" not in config and isinstance(config.get("text_config"), dict):
+            config = config["text_config"]
+        attention = config.get("num_attention_heads")
+        kv = config.get("num_key_value_heads", attention)
+        return cls(*(n if type(n) is int and n > 0 else None for n in (attention, kv)))
+
+
+def tensor_parallel_problem(size: int, heads: Heads) -> str | None:
+    """Why `size` GPUs cannot split a model with `heads`, or None. Every GPU gets whole attention heads;
+    key-value heads are split the same way, or each copied to tp/kv GPUs when there are fewer of them."""
+    problems = []
+    if heads.attention is not None and heads.attention % size:
+        problems.append(f"its {heads.attention} attention heads")
+    kv = heads.key_value
+    if kv is not None and kv % size and not (kv < size and size % kv == 0):
+        problems.append(f"its {kv} key-value heads")
+    if not problems:
+        return None
+    return f"{' and '.join(problems)} do not split evenly over {size} GPUs"
+
+
 class CompatError(BuilderError):
     """A compatibility data file is broken: every problem names the file and the key path."""
 
@@ -88,7 +122,7 @@ class Compat:
         return self.engine.get(name, {})
 
     def flag_table(self) -> dict[str, Any]:
-        """The whole engine flag table in the shape ``worker_runtime.settings.load_settings`` takes."""
+        """The whole engine flag table in the shape ``worker_runtime.config.settings.load_settings`` takes."""
         return {"releases": self.engine}
 
     def engine_choices(self, name: str, key: str) -> list[str]:
@@ -202,6 +236,18 @@ class Compat:
     @property
     def default_gpu_memory_utilization(self) -> float:
         return self.releases_file.default_gpu_memory_utilization
+
+    def tensor_parallel_sizes(self, release: str) -> list[int]:
+        """The tensor parallel sizes a release runs: the data's list, capped by the release's bound."""
+        build = self.build_release(release)
+        bound = build.startup_bounds.get("TENSOR_PARALLEL_SIZE") if build else None
+        cap = bound.maximum if bound is not None and bound.maximum is not None else math.inf
+        return [n for n in self.releases_file.tensor_parallel_sizes if n <= cap]
+
+    def heads(self, model_id: str) -> Heads:
+        """The known model's heads (models.yaml), or unknown."""
+        known = self.model(model_id)
+        return Heads(known.num_attention_heads, known.num_key_value_heads) if known else Heads(None, None)
 
     def weights_gb(self, model_id: str, declared: float | None = None) -> float | None:
         """BF16 checkpoint size: the variant's ``model.weights_gb``, else models.yaml, else None."""

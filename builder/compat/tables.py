@@ -39,7 +39,7 @@ class Bound(_Table):
 
 
 class Release(_Table):
-    """What building on one FastDeploy release needs (its flags live in worker_runtime/engine_flags.json)."""
+    """What building on one FastDeploy release needs (flags: worker_runtime/config/engine_flags.json)."""
 
     published: bool = Field(
         default=True,
@@ -54,6 +54,14 @@ class Release(_Table):
     startup_bounds: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], Bound] = Field(
         default_factory=dict, description="runtime setting -> bounds the release asserts beyond the runtime's"
     )
+
+
+class ModelFolder(_Table):
+    """What a model folder holds before FastDeploy can start on it (checked for `--weights-from`)."""
+
+    required: list[str] = Field(description="files every model folder has (FastDeploy reads them first)")
+    weight_patterns: list[str] = Field(description="weight files: at least one, or every one an index names")
+    tokenizer_patterns: list[str] = Field(description="tokenizer files: at least one, of any format")
 
 
 class ReleasesFile(_Table):
@@ -75,6 +83,10 @@ class ReleasesFile(_Table):
     model_files: dict[Literal["common", "paddle", "torch"], list[str]] = Field(
         description="files FastDeploy reads from a model folder, by checkpoint format"
     )
+    tensor_parallel_sizes: list[Annotated[int, Field(gt=0)]] = Field(
+        description="GPU counts FastDeploy splits a model over (a release's startup bound caps them)"
+    )
+    model_folder: ModelFolder = Field(description="what a model folder needs (checked for --weights-from)")
     format_loaders: dict[Literal["paddle", "torch"], str] = Field(
         default_factory=dict,
         description="the weight loader (--load-choices) a checkpoint format needs; unlisted: any loader",
@@ -126,13 +138,19 @@ class KnownModel(_Table):
     context: Annotated[int, Field(gt=0)]
     format: Literal["paddle", "torch"]
     multimodal: bool = False
+    num_attention_heads: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="attention (query) heads, as the model's config.json; unset: unknown"
+    )
+    num_key_value_heads: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="key-value heads, as the model's config.json; unset: unknown"
+    )
 
 
 class ModelsFile(_Table):
     models: dict[str, KnownModel]
 
 
-# --- worker_runtime/engine_flags.json (the runtime's; keys the builder does not read are ignored) -------
+# --- worker_runtime/config/engine_flags.json (the runtime's; keys the builder does not read are ignored) ---
 
 
 class EngineRelease(BaseModel):

@@ -12,9 +12,10 @@ from builder.variant.resolve import Resolved
 
 
 def served_model(resolved: Resolved, env: dict[str, str]) -> str:
-    """The model name the engine answers to (an `--env SERVED_MODEL_NAME` override wins)."""
-    baked = resolved.settings.get("SERVED_MODEL_NAME") or resolved.model_id
-    return env.get("SERVED_MODEL_NAME") or str(baked)
+    """The model name the engine answers to: SERVED_MODEL_NAME (an `--env` override first, then the
+    image's), else the model (an `--env MODEL` override first), as the runtime's default."""
+    named = env.get("SERVED_MODEL_NAME") or resolved.settings.get("SERVED_MODEL_NAME")
+    return str(named or env.get("MODEL") or resolved.model_id)
 
 
 def health_path(resolved: Resolved, env: dict[str, str]) -> str:

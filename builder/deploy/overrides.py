@@ -1,5 +1,5 @@
 """`--env KEY=VALUE` overrides, checked before any request: the key must be a setting the worker reads
-and users may set (worker_runtime.catalog), and the image's baked settings with every override on top
+and users may set (worker_runtime.config.catalog), and the image's baked settings with every override on top
 must pass the runtime's own `load_settings` for the image's FastDeploy release."""
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ from builder.errors import BuilderError, did_you_mean
 from builder.paths import reference_page
 from builder.variant.resolve import Resolved
 from builder.variant.settings_spec import BY_ENV, FIXED_BY_LISTING, env_value
-from worker_runtime.catalog import SETTINGS
-from worker_runtime.settings import SettingsError, load_settings
+from worker_runtime.config.catalog import SETTINGS
+from worker_runtime.config.settings import SettingsError, load_settings
 
 KEY = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 # Read by the engine or its download libraries, not by the worker's settings: passed through unchecked.

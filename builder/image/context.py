@@ -15,7 +15,9 @@ import shutil
 from collections.abc import Mapping
 from pathlib import Path
 
+from builder.compat import load_compat
 from builder.errors import BuilderError, redact
+from builder.image.weights_folder import folder_heads_problems, folder_problems
 from builder.output.render import placeholder
 from builder.variant.resolve import Resolved
 
@@ -122,6 +124,34 @@ def host_download(weights: Path, resolved: Resolved, token: str, log=print) -> N
     mark.write_text(json.dumps(_download_spec(resolved), sort_keys=True) + "\n", encoding="utf-8")
 
 
+def check_weights_from(weights_from: Path, resolved: Resolved) -> None:
+    """StagingError, one paragraph, unless `weights_from` is a model folder the variant can bake: a build
+    would otherwise bake a model no worker can start."""
+    if not resolved.bake:
+        raise StagingError(
+            f"--weights-from: variant {resolved.name} does not bake weights (model.bake: false)"
+        )
+    if not weights_from.is_dir():
+        raise StagingError(f"--weights-from {weights_from} is not a directory")
+    advice = (
+        "point it at the downloaded model folder (config.json, the weight files, the tokenizer), or leave "
+        "it out to download the weights during the build"
+    )
+    if not any(p.is_file() for p in weights_from.rglob("*")):
+        raise StagingError(
+            f"--weights-from {weights_from} holds no file: an image without weights cannot serve "
+            f"{resolved.model_id}; {advice}"
+        )
+    problems = folder_problems(weights_from, load_compat().releases_file.model_folder)
+    if not problems:
+        problems = folder_heads_problems(weights_from, resolved.gpu_count)
+    if problems:
+        raise StagingError(
+            f"--weights-from {weights_from} is not a model folder FastDeploy can start on: "
+            f"{'; '.join(problems)}. A worker of this image would fail at start; {advice}. Nothing was built."
+        )
+
+
 def stage(
     build_dir: Path,
     resolved: Resolved,
@@ -132,20 +162,10 @@ def stage(
     log=print,
 ) -> None:
     environ = os.environ if environ is None else environ
-    if weights_from is not None and not resolved.bake:
-        raise StagingError(
-            f"--weights-from: variant {resolved.name} does not bake weights (model.bake: false)"
-        )
+    if weights_from is not None:
+        check_weights_from(weights_from, resolved)
     if wheelhouse is not None and not wheelhouse.is_dir():
         raise StagingError(f"--wheelhouse {wheelhouse} is not a directory")
-    if weights_from is not None and not weights_from.is_dir():
-        raise StagingError(f"--weights-from {weights_from} is not a directory")
-    if weights_from is not None and not any(p.is_file() for p in weights_from.rglob("*")):
-        raise StagingError(
-            f"--weights-from {weights_from} holds no file: an image without weights cannot serve "
-            f"{resolved.model_id}; point it at the downloaded model folder (config.json, the weight files, "
-            "the tokenizer), or leave it out to download the weights during the build"
-        )
     for flag, source, kind in (
         ("--weights-from", weights_from, "weights"),
         ("--wheelhouse", wheelhouse, "wheels"),

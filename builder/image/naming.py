@@ -2,7 +2,8 @@
 
 Tags: ``<repository>:<variant>-<toolkit version>``, ``<repository>:<variant>``, the variant's
 ``image.tags`` and each ``--tag``; ``--registry HOST[/NAMESPACE]`` replaces everything before the image's
-own name. Labels: the variant's own (``Resolved.labels``, also rendered into the Dockerfile), plus what
+own name (a registry that ends with that name is taken as the whole repository, and says so).
+Labels: the variant's own (``Resolved.labels``, also rendered into the Dockerfile), plus what
 only the build knows (OCI ``created``, ``revision``, ``source``) and the resolved variant as JSON.
 The grammar of repositories and tags is the variant model's (``builder.variant.models``).
 """
@@ -32,11 +33,41 @@ def check_tags(tags: Sequence[str]) -> None:
             )
 
 
+def image_name(repository: str) -> str:
+    """The image's own name: the last part of its repository."""
+    return repository.rsplit("/", 1)[-1]
+
+
+def names_the_repository(repository: str, registry: str | None) -> bool:
+    """Whether `--registry` already ends with the image's own name: a whole repository
+    (`ghcr.io/acme/fastdeploy-worker`, as image.repository is written), not a namespace to append it to."""
+    return (
+        bool(registry)
+        and "/" in registry.rstrip("/")
+        and image_name(registry.rstrip("/")) == image_name(repository)
+    )
+
+
 def with_registry(repository: str, registry: str | None) -> str:
-    """`--registry HOST[/NAMESPACE]` replaces everything before the image's own name."""
+    """`--registry HOST[/NAMESPACE]` replaces everything before the image's own name; a registry that ends
+    with that name is the whole repository (never the name twice)."""
     if not registry:
         return repository
-    return f"{registry.rstrip('/')}/{repository.rsplit('/', 1)[-1]}"
+    if names_the_repository(repository, registry):
+        return registry.rstrip("/")
+    return f"{registry.rstrip('/')}/{image_name(repository)}"
+
+
+def registry_note(repository: str, registry: str | None) -> str | None:
+    """One line saying that `--registry` was read as a whole repository, or None."""
+    if not names_the_repository(repository, registry):
+        return None
+    assert registry is not None
+    whole = registry.rstrip("/")
+    return (
+        f"note: registry {whole} ends with the image's name {image_name(repository)!r}, so it is used as the "
+        f"whole repository ({whole}:TAG), not as a namespace ({whole}/{image_name(repository)}:TAG)"
+    )
 
 
 def image_tags(resolved: Resolved, registry: str | None = None, extra: Sequence[str] = ()) -> list[str]:

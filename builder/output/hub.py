@@ -1,6 +1,6 @@
 """RunPod Hub manifests from the runtime's settings and a resolved variant (pure), plus their checks.
 
-hub.json env inputs are exactly the settings the runtime reads and offers (worker_runtime.settings
+hub.json env inputs are exactly the settings the runtime reads and offers (worker_runtime.config.settings
 `in_hub`) that the variant's FastDeploy release can take (no input for a flag the release lacks, nor
 for a choice whose release list is empty), with the variant's values as defaults; choices come from
 the release's lists in engine_flags.json (QUANTIZATION: only methods every pool's GPU can run).
@@ -31,7 +31,7 @@ from builder.variant.settings_spec import (
     env_value,
     in_settings_order,
 )
-from worker_runtime.settings import SettingsError, load_settings
+from worker_runtime.config.settings import SettingsError, load_settings
 
 HUB_CATEGORIES = ("audio", "embedding", "language", "video", "image")
 INPUT_TYPES = ("string", "number", "boolean", "huggingface")

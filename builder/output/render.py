@@ -8,6 +8,7 @@ words, `tojson` for the JSON manifests (validated after rendering).
 from __future__ import annotations
 
 import json
+import os
 import shlex
 from functools import lru_cache
 from pathlib import Path
@@ -31,6 +32,9 @@ RUNTIME_IGNORE = ("__pycache__", ".pytest_cache", ".ruff_cache")
 # Written into every build directory: the rendered paths. A re-render removes only files listed there.
 MANIFEST = ".rendered"
 MANIFEST_HEADER = "# Rendered by build.py; a re-render removes only listed files no longer rendered.\n"
+# Every file is written beside its place under this suffix, then renamed over it: an interrupted render
+# leaves whole files only (old or new), and such a leftover, which the next render removes.
+WRITING_SUFFIX = ".rendering"
 
 
 class RenderError(BuilderError):
@@ -144,7 +148,7 @@ def context(resolved: Resolved, compat: Compat) -> dict[str, Any]:
         # The port a load-balancing image serves on (the runtime's PORT default); None for queue images.
         "lb_port": BY_ENV["PORT"].default if resolved.endpoint_type == "load_balancer" else None,
         "settings_rows": settings_rows,
-        "served_name": env.get("SERVED_MODEL_NAME", env.get("MODEL", "")),
+        "served_name": env.get("SERVED_MODEL_NAME") or resolved.model_id,
         "hub": hub_json(resolved, compat),
         "tests": tests_json(resolved),
         "weights_spec": {
@@ -197,6 +201,27 @@ def _is_cache(rel: str) -> bool:
     return any(p in RUNTIME_IGNORE for p in rel.split("/")) or rel.endswith((".pyc", ".pyo"))
 
 
+def _is_leftover(rel: str) -> bool:
+    """A file an interrupted render was writing (never renamed into place)."""
+    name = rel.rsplit("/", 1)[-1]
+    return name.startswith(".") and name.endswith(WRITING_SUFFIX) and not _is_staged(rel)
+
+
+def _write_whole(target: Path, body: bytes) -> None:
+    """`body` at `target`, all or nothing: written beside it, then renamed over it (a rename replaces the
+    name, so a hard link or symlink at `target` is never written through)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    beside = target.with_name(f".{target.name}{WRITING_SUFFIX}")
+    beside.write_bytes(body)
+    os.replace(beside, target)
+
+
+def _remove_leftovers(out: Path) -> None:
+    for path in sorted(out.rglob(f"*{WRITING_SUFFIX}")):
+        if path.is_file() and _is_leftover(path.relative_to(out).as_posix()):
+            path.unlink()
+
+
 def manifest_text(files: dict[str, bytes]) -> str:
     """The `.rendered` manifest: every rendered path, sorted, one a line (byte-stable)."""
     return MANIFEST_HEADER + "".join(f"{rel}\n" for rel in sorted(files))
@@ -227,7 +252,7 @@ def _foreign_files(out: Path, files: dict[str, bytes]) -> list[str]:
         if path.is_dir():
             continue
         rel = path.relative_to(out).as_posix()
-        if _is_staged(rel) or _is_cache(rel):
+        if _is_staged(rel) or _is_cache(rel) or _is_leftover(rel):
             continue
         if rel in files and path.is_file() and not path.is_symlink() and path.read_bytes() == files[rel]:
             continue
@@ -239,7 +264,11 @@ def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
     """Write the rendered files and the `.rendered` manifest. Only files listed in the previous manifest
     and no longer rendered are removed; nothing else is ever deleted (staged weights/wheels and unrelated
     files stay). A non-empty directory without a manifest is refused unless it holds only staged files
-    and files identical to this render. Returns the paths that changed."""
+    and files identical to this render. Returns the paths that changed.
+
+    No interruption leaves a directory the next render refuses or cannot complete: the manifest is written
+    first listing every path this render may leave (the previous ones and the new ones), then each file
+    whole (`_write_whole`), then the final manifest."""
     previous = read_manifest(out) if out.is_dir() else None
     if previous is None and out.is_dir():
         foreign = _foreign_files(out, files)
@@ -252,6 +281,10 @@ def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
             )
     changed = []
     out.mkdir(parents=True, exist_ok=True)
+    _remove_leftovers(out)
+    manifest = manifest_text(files).encode("utf-8")
+    if previous is None or set(previous) != set(files):
+        _write_whole(out / MANIFEST, manifest_text(dict.fromkeys([*(previous or []), *files], b"")).encode())
     for rel in _stale(out, files, previous):
         target = out / rel
         target.unlink()
@@ -264,17 +297,15 @@ def write_files(out: Path, files: dict[str, bytes]) -> list[str]:
         target = out / rel
         if target.is_file() and not target.is_symlink() and target.read_bytes() == body:
             continue
-        if target.exists() or target.is_symlink():
-            target.unlink()  # never write through a hard link or symlink into someone else's file
-        target.parent.mkdir(parents=True, exist_ok=True)
-        target.write_bytes(body)
+        if target.is_dir() and not target.is_symlink():
+            raise RenderError(f"{target} is a directory where build.py renders a file: remove it")
+        _write_whole(target, body)
         changed.append(rel)
     for kind in STAGED_DIRS:
         if f"{kind}/README.md" in files:
             (out / kind).mkdir(exist_ok=True)
-    manifest = manifest_text(files).encode("utf-8")
     if not (out / MANIFEST).is_file() or (out / MANIFEST).read_bytes() != manifest:
-        (out / MANIFEST).write_bytes(manifest)
+        _write_whole(out / MANIFEST, manifest)
     return changed
 
 
@@ -301,6 +332,7 @@ def unrelated_files(out: Path, files: dict[str, bytes]) -> list[str]:
         and rel not in listed
         and not _is_staged(rel)
         and not _is_cache(rel)
+        and not _is_leftover(rel)
     ]
 
 

@@ -210,7 +210,7 @@ def registered_names(tree: SourceTree, folder: str, manager: str) -> list[str]:
 
 
 def read_release(tree: SourceTree) -> dict[str, Any]:
-    """One release's entry of ``worker_runtime/engine_flags.json``, read from its source tree."""
+    """One release's entry of ``worker_runtime/config/engine_flags.json``, read from its source tree."""
     engine = _parse(tree, ENGINE_FILE)
     fields = dataclass_defaults(engine, "EngineArgs")
     flags = add_argument_flags(_function(_parse(tree, SERVER_FILE), "make_arg_parser"), fields)

@@ -1,4 +1,4 @@
-"""Regenerate worker_runtime/engine_flags.json from a FastDeploy flags table, or add one release read
+"""Regenerate worker_runtime/config/engine_flags.json from a FastDeploy flags table, or add one release read
 from FastDeploy's source tree.
 
 The table (one entry per published release: every api_server flag with type, action and default, plus

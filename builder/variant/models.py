@@ -90,7 +90,7 @@ class ModelSource(_Strict):
 
 class Engine(_Strict):
     fastdeploy: Text = Field(
-        DEFAULT_RELEASE, description="FastDeploy release (a key of worker_runtime/engine_flags.json)."
+        DEFAULT_RELEASE, description="FastDeploy release (a key of worker_runtime/config/engine_flags.json)."
     )
     cuda: Text = Field(
         "12.6", description="CUDA version of the base image; one the release is published for."
@@ -103,7 +103,7 @@ class Engine(_Strict):
         None, description="Override the resolved base image (default from the compatibility data)."
     )
     quantization: Text | None = Field(None, description="Quantization (--quantization); unset serves BF16.")
-    # Bounds: the runtime's settings (worker_runtime/catalog.py); a release's own: builder/compat data.
+    # Bounds: the runtime's settings (worker_runtime/config/catalog.py); a release's own: builder/compat data.
     tensor_parallel_size: int = Field(
         1, **bounds("TENSOR_PARALLEL_SIZE"), description="GPUs the model is split across (= hub gpuCount)."
     )
@@ -135,7 +135,9 @@ class Engine(_Strict):
     )
     settings: dict[str, Scalar | dict[str, Any] | list[Any]] = Field(
         default_factory=dict,
-        description="Any other runtime setting by its environment name (see worker_runtime/settings.py).",
+        description=(
+            "Any other runtime setting by its environment name (see worker_runtime/config/settings.py)."
+        ),
     )
     env: dict[str, Text] = Field(
         default_factory=dict,
@@ -184,7 +186,7 @@ class Hub(_Strict):
         None, description="Settings offered in hub.json (default: every setting the runtime offers)."
     )
     advanced: list[Text] | None = Field(
-        None, description="Settings shown as advanced (default: per worker_runtime/settings.py)."
+        None, description="Settings shown as advanced (default: per worker_runtime/config/settings.py)."
     )
 
 

@@ -3,7 +3,8 @@ allowed, did-you-mean).
 
 When parsing fails, the fields that failed are dropped and the rest parsed again: if that succeeds, the
 semantic checks still run on it, skipping every check that reads a dropped field, so that a file's schema
-and semantic problems are reported together. A missing required field leaves nothing to check.
+and semantic problems are reported together. A missing required field is filled with a placeholder (and
+counted as dropped) for that second parse: the checks of the other fields still run.
 """
 
 from __future__ import annotations
@@ -21,6 +22,9 @@ from builder.variant.loader import Loaded
 from builder.variant.models import Variant
 
 _MISSING = object()
+# What a missing required text field holds for the second parse: valid for every pattern of the model
+# (a name, a repository, a model id), and never checked (the field is dropped).
+PLACEHOLDER = "placeholder"
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,26 @@ def _field_of(path: tuple) -> tuple[str, ...]:
     return tuple(keys)
 
 
+def _placeholder(annotation: Any) -> Any:
+    """A value of a required field's type: a model's required fields filled, else PLACEHOLDER."""
+    model = _inner_model(annotation)
+    if model is None:
+        return PLACEHOLDER
+    return {name: _placeholder(f.annotation) for name, f in model.model_fields.items() if f.is_required()}
+
+
+def _fill(data: dict, missing: set[tuple[str, ...]]) -> dict:
+    """`data` with a placeholder at each missing field (paths of keys only; a list's item is dropped)."""
+    out = copy.deepcopy(data)
+    for keys in sorted(missing, key=len):
+        node, cls = out, _model_at(keys[:-1])
+        for key in keys[:-1]:
+            node = node.setdefault(key, {}) if isinstance(node, dict) else None
+        if isinstance(node, dict) and cls is not None and keys[-1] in cls.model_fields:
+            node.setdefault(keys[-1], _placeholder(cls.model_fields[keys[-1]].annotation))
+    return out
+
+
 def _drop(data: dict, fields: set[tuple[str, ...]]) -> dict:
     out = copy.deepcopy(data)
     for keys in fields:
@@ -89,11 +113,14 @@ def _drop(data: dict, fields: set[tuple[str, ...]]) -> dict:
     return out
 
 
-def _report(exc: ValidationError, loaded: Loaded, errors: ErrorList) -> tuple[set[tuple[str, ...]], bool]:
-    """Every pydantic error added to `errors`; returns the fields to drop and whether a field is missing."""
+def _report(
+    exc: ValidationError, loaded: Loaded, errors: ErrorList
+) -> tuple[set[tuple[str, ...]], set[tuple[str, ...]]]:
+    """Every pydantic error added to `errors`; returns the fields to drop and the missing fields (those
+    outside a list, which a placeholder can stand for)."""
     seen: set[tuple] = set()
     dropped: set[tuple[str, ...]] = set()
-    missing = False
+    missing: set[tuple[str, ...]] = set()
     for err in exc.errors():
         loc = tuple(err["loc"])
         kind = err["type"]
@@ -101,7 +128,8 @@ def _report(exc: ValidationError, loaded: Loaded, errors: ErrorList) -> tuple[se
             path = loc
         else:
             path, _ = _lookup(loaded.data, loc)
-        missing = missing or kind == "missing"
+        if kind == "missing" and _field_of(path) == path:
+            missing.add(_field_of(path))
         dropped.add(_field_of(path))
         if path in seen:
             continue
@@ -132,9 +160,10 @@ def parse(loaded: Loaded, errors: ErrorList) -> Parsed:
         return Parsed(Variant.model_validate(loaded.data))
     except ValidationError as exc:
         dropped, missing = _report(exc, loaded, errors)
-    if missing or () in dropped:
+    if () in dropped:
         return Parsed(None, frozenset(dropped))
     try:
-        return Parsed(Variant.model_validate(_drop(loaded.data, dropped)), frozenset(dropped))
+        rest = _fill(_drop(loaded.data, dropped - missing), missing)
+        return Parsed(Variant.model_validate(rest), frozenset(dropped))
     except ValidationError:
         return Parsed(None, frozenset(dropped))

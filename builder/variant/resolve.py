@@ -19,7 +19,7 @@ from builder.variant.settings_spec import (
     offerable_settings,
     offered_choices,
 )
-from worker_runtime.release import parser_spelling
+from worker_runtime.config.release import parser_spelling
 
 MODELS_ROOT = "/models"
 DEPS_DIR = "/opt/worker/deps"
@@ -121,21 +121,21 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
     size = compat.weights_gb(model.id, model.weights_gb) or 0.0
     mode = model.weights_mode
     model_dir = f"{MODELS_ROOT}/{variant.name}" if mode == "baked" else None
-    flags = compat.flag_spellings(eng.fastdeploy)
 
     values: dict[str, Any] = {
         "MODEL": model_dir or model.id,
         "MODEL_REVISION": None if model_dir else model.revision,
-        "SERVED_MODEL_NAME": model.served_name or (model.id if model.source != "local" else None),
+        # Only a name the variant chose: unset, the runtime serves MODEL under its own name (a changed MODEL
+        # follows), or the baked folder under BAKED_MODEL_ID.
+        "SERVED_MODEL_NAME": model.served_name,
+        "BAKED_MODEL_ID": model.id if model_dir else None,
         "MODEL_SOURCE": None if model_dir else model.source,
         # Baked for both kinds: the image says which endpoint it serves (hub.json fixes it, see hub.py).
         "ENDPOINT_TYPE": variant.endpoint.type,
     }
-    if mode == "cached":  # the runtime looks for this snapshot first (worker_runtime.model_cache)
+    if mode == "cached":  # the runtime looks for this snapshot first (worker_runtime.engine.model_cache)
         values["MODEL_CACHED"] = True
         values["MODEL_CACHE_FILES"] = list(model.allow_patterns) or None
-    if "--served-model-name" not in flags and model.served_name is None:
-        values["SERVED_MODEL_NAME"] = None
     for fname, env in ENGINE_FIELDS.items():
         values[env] = getattr(eng, fname)
     for env in ("REASONING_PARSER", "TOOL_CALL_PARSER"):  # the release's spelling, as the runtime emits

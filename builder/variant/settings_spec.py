@@ -8,9 +8,9 @@ import shlex
 from collections.abc import Iterable
 from typing import Any
 
-from worker_runtime.engine_args import DROPPED_ENGINE_ENV as _DROPPED_ENGINE_ENV
-from worker_runtime.release import spelling
-from worker_runtime.settings import SETTINGS, Setting
+from worker_runtime.config.engine_args import DROPPED_ENGINE_ENV as _DROPPED_ENGINE_ENV
+from worker_runtime.config.release import spelling
+from worker_runtime.config.settings import SETTINGS, Setting
 
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
 # The release a variant gets when it names none: the runtime's own default for FASTDEPLOY_VERSION.

@@ -19,7 +19,7 @@ from builder.verify.local import Progress
 
 # The runtime's native route on a load-balancing endpoint: the body is a queue job's `input` object.
 NATIVE_PATH = "/generate"
-# Routes an `openai_route` job reaches with GET (the runtime's worker_runtime.normalize.GET_ROUTES; the
+# Routes an `openai_route` job reaches with GET (the runtime's worker_runtime.serve.normalize.GET_ROUTES; the
 # builder reads only the runtime's declarative modules, a test checks the two agree).
 GET_ROUTES = ("/v1/models",)
 HEALTH_WORDS = {200: "ready", 204: "initializing"}

@@ -33,3 +33,15 @@ def run_cli(*args: str, cwd: Path = ROOT) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, str(ROOT / "build.py"), *args], cwd=cwd, capture_output=True, text=True, timeout=120
     )
+
+
+# The least a model folder given to --weights-from holds (builder.image.weights_folder).
+MODEL_FOLDER = {"config.json": b"{}", "model.safetensors": b"w", "tokenizer.model": b"t"}
+
+
+def model_folder(path: Path, files: dict[str, bytes] | None = None) -> Path:
+    """A folder holding MODEL_FOLDER's files and `files` (relative path -> bytes)."""
+    for name, body in {**MODEL_FOLDER, **(files or {})}.items():
+        (path / name).parent.mkdir(parents=True, exist_ok=True)
+        (path / name).write_bytes(body)
+    return path

@@ -52,8 +52,8 @@ def test_render_ernie_writes_complete_directory_and_is_byte_identical(cli, tmp_p
     assert set(tree) >= EXPECTED
     assert {
         "worker_runtime/__init__.py",
-        "worker_runtime/settings.py",
-        "worker_runtime/engine_flags.json",
+        "worker_runtime/config/settings.py",
+        "worker_runtime/config/engine_flags.json",
     } <= set(tree)
     assert {"weights/README.md", "fetch_weights.py", "weights.json"} <= set(tree)
     second = cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out))
@@ -117,7 +117,7 @@ def test_manifest_lists_rendered_files_sorted(cli, tmp_path):
     assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0
     lines = (out / ".rendered").read_text().splitlines()
     paths = [line for line in lines if not line.startswith("#")]
-    assert paths == sorted(paths) and "Dockerfile" in paths and "worker_runtime/settings.py" in paths
+    assert paths == sorted(paths) and "Dockerfile" in paths and "worker_runtime/config/settings.py" in paths
     assert ".rendered" not in paths
     first = (out / ".rendered").read_bytes()
     assert cli("--variant", "ernie-0.3b", "--render-only", "--out", str(out)).returncode == 0

@@ -8,7 +8,7 @@ import json
 import yaml
 
 from builder.image.repository_choice import EXAMPLE_REPOSITORY, REGISTRY_ENV
-from tests.builder.helpers import MINIMAL_VARIANT, ROOT
+from tests.builder.helpers import MINIMAL_VARIANT, ROOT, model_folder
 
 PIN = "0123456789abcdef0123456789abcdef01234567"
 OLD = "1" * 40
@@ -89,9 +89,7 @@ def test_a_build_bakes_the_commit_its_branch_points_to_now_without_a_warning(cli
         "io.runpod.fastdeploy.layer.weights"
     ]
     # Nothing downloaded (weights staged from a folder), or a commit already named: nobody is asked.
-    weights = tmp_path / "w"
-    weights.mkdir()
-    (weights / "config.json").write_text("{}")
+    weights = model_folder(tmp_path / "w")
     staged = cli("build", "ernie-0.3b", *opts, "--weights-from", str(weights))
     assert staged.returncode == 0 and staged.stderr == "" and "baking" not in staged.stdout
     pinned = cli("build", "qwen3-8b", "--out", str(tmp_path / "q"), "--registry", "localhost:5000")

@@ -13,15 +13,12 @@ import pytest
 from builder.compat import load_compat
 from builder.image.context import StagingError, stage
 from builder.variant.pipeline import prepare
-from tests.builder.helpers import ROOT
+from tests.builder.helpers import MODEL_FOLDER, ROOT, model_folder
 
 
 def test_staging_links_weights_and_wheels(tmp_path):
     r = prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved
-    src = tmp_path / "model"
-    (src / "sub").mkdir(parents=True)
-    (src / "model.safetensors").write_bytes(b"w" * 10)
-    (src / "sub" / "config.json").write_text("{}")
+    src = model_folder(tmp_path / "model", {"model.safetensors": b"w" * 10, "sub/config.json": b"{}"})
     wheels = tmp_path / "wh"
     wheels.mkdir()
     (wheels / "runpod-1.12.0-py3-none-any.whl").write_bytes(b"z")
@@ -65,15 +62,15 @@ def test_staging_resets_weights_and_wheels_every_build(tmp_path):
     r = prepare(ROOT / "variants" / "ernie-0.3b.yaml").resolved
     out = tmp_path / "build"
     write_files(out, render_files(r, load_compat()))
-    first = _weights(tmp_path / "a", {"a.safetensors": b"a", "README.md": b"model card"})
-    second = _weights(tmp_path / "b", {"b.safetensors": b"b"})
+    first = model_folder(tmp_path / "a", {"a.safetensors": b"a", "README.md": b"model card"})
+    second = model_folder(tmp_path / "b", {"b.safetensors": b"b"})
     wheels = _weights(tmp_path / "wh", {"runpod-1.0-py3-none-any.whl": b"z"})
     quiet = {"log": lambda _m: None, "environ": {}}
     stage(out, r, weights_from=first, wheelhouse=wheels, **quiet)
-    assert _staged(out / "weights") == ["README.md", "a.safetensors"]
+    assert _staged(out / "weights") == sorted(["README.md", "a.safetensors", *MODEL_FOLDER])
     # A second --weights-from replaces the first set instead of merging with it.
     stage(out, r, weights_from=second, **quiet)
-    assert _staged(out / "weights") == ["README.md", "b.safetensors"]
+    assert _staged(out / "weights") == sorted(["README.md", "b.safetensors", *MODEL_FOLDER])
     assert _staged(out / "wheels") == ["README.md"]
     # A build without the flags bakes nothing old: only the placeholders stay.
     stage(out, r, **quiet)

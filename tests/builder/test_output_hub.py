@@ -17,7 +17,7 @@ from builder.output.render import RenderError, render_files
 from builder.variant.loader import variant_files
 from builder.variant.pipeline import prepare
 from tests.builder.helpers import MINIMAL_VARIANT, ROOT
-from worker_runtime.settings import SETTINGS, load_settings
+from worker_runtime.config.settings import SETTINGS, load_settings
 
 BY_ENV = {s.env: s for s in SETTINGS}
 SYNTHETIC = (

@@ -20,7 +20,7 @@ from builder.variant.pipeline import prepare
 from builder.variant.resolve import CACHED_ONLY
 from tests.builder.helpers import MINIMAL_VARIANT, ROOT
 from tests.builder.regen_golden import GOLDEN_DIR, GOLDEN_VARIANTS, golden_files
-from worker_runtime.settings import SETTINGS
+from worker_runtime.config.settings import SETTINGS
 
 VARIANT_PATHS = variant_files(ROOT / "variants")
 

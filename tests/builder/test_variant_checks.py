@@ -233,7 +233,7 @@ def test_a_check_whose_field_failed_to_parse_is_skipped(write_variant):
     assert len(errors) == 3
 
 
-def test_a_missing_required_field_leaves_only_schema_errors(write_variant):
+def test_a_missing_required_field_does_not_hide_the_semantic_errors(write_variant):
     path = write_variant(
         "missing",
         MINIMAL_VARIANT.replace("{name}", "missing").replace("title: Test variant\n", "")
@@ -241,7 +241,9 @@ def test_a_missing_required_field_leaves_only_schema_errors(write_variant):
     )
     with pytest.raises(VariantErrors) as info:
         prepare(path)
-    assert [str(e).split(": ", 1)[1] for e in info.value.errors] == ["title: is required"]
+    errors = [str(e).split(": ", 1)[1] for e in info.value.errors]
+    assert errors[0] == "title: is required"
+    assert len(errors) == 2 and errors[1].startswith("engine.quantization: 'wint3' is not valid"), errors
 
 
 def test_unknown_setting_lists_only_names_engine_settings_takes(write_variant):
@@ -326,7 +328,7 @@ def test_shipped_download_patterns_cover_every_file_fastdeploy_reads():
 
 def test_engine_bounds_are_the_runtimes():
     from builder.variant.models import Engine
-    from worker_runtime.settings import SETTINGS
+    from worker_runtime.config.settings import SETTINGS
 
     by_env = {s.env: s for s in SETTINGS}
     schema = Engine.model_json_schema()["properties"]

@@ -3,6 +3,8 @@ the flag, the image must exist in its registry, Ctrl-C leaves a state that is sa
 
 from __future__ import annotations
 
+import os
+
 import pytest
 
 from tests.deploy.conftest import VARIANT, cli
@@ -74,3 +76,50 @@ def test_option_errors_name_the_flag_the_user_typed(fake_api, extra, expect):
     for internal in ("idle_timeout", "workers_min", "execution_timeout_s", "options:"):
         assert internal not in ran.err
     assert fake_api.log == []
+
+
+def test_no_api_key_is_said_before_the_registry_is_asked(clean_env, monkeypatch):
+    """Local checks first: a missing RUNPOD_API_KEY is named on the first run, before the image check
+    (a network request) could fail or pass."""
+    import builder.image.manifest_check as manifest_check
+
+    asked: list[str] = []
+    monkeypatch.setattr(manifest_check, "manifest_exists", lambda ref, *a, **k: asked.append(ref) or False)
+    ran = cli("deploy", VARIANT, "--image", IMAGE)
+    assert ran.code == 1, ran.text
+    assert "RUNPOD_API_KEY" in ran.err and "Traceback" not in ran.text
+    assert asked == [], "the registry was asked before the missing key was said"
+
+
+def test_a_tensor_parallel_override_is_checked_like_the_file(fake_api):
+    ran = deploy("--env", "TENSOR_PARALLEL_SIZE=3")
+    assert ran.code == 2, ran.text
+    assert "--env TENSOR_PARALLEL_SIZE=3: engine.tensor_parallel_size: 3 is not a size FastDeploy 2.5.0 " \
+        "splits a model over" in ran.err  # fmt: skip
+    assert fake_api.log == []
+
+
+@pytest.mark.parametrize(
+    "variant, model",
+    [("qwen3-8b-cached", "Qwen/Qwen3-0.6B"), (VARIANT, "baidu/ERNIE-4.5-0.3B-Base-Paddle")],
+    ids=["cached (no baked name)", "baked (named by its repository id)"],
+)
+def test_a_deploy_time_model_change_is_served_under_the_new_models_name(fake_api, variant, model):
+    """`--env MODEL=...` (as the Hub form's MODEL field): the worker answers to the new model's id, not
+    the old one (clients naming the new model got FastDeploy's "unsupported model")."""
+    from builder.compat import load_compat
+    from builder.variant.pipeline import prepare
+    from tests.builder.helpers import ROOT
+    from worker_runtime.config.settings import load_settings
+    from worker_runtime.engine.model_cache import plan_weights
+
+    ran = deploy("--env", f"MODEL={model}", variant=variant)
+    assert ran.code == 0, ran.text
+    assert f"(model {model})" in ran.out, ran.out
+    (endpoint,) = fake_api.endpoints.values()
+    resolved = prepare(ROOT / "variants" / f"{variant}.yaml").resolved
+    image_env = {"FASTDEPLOY_VERSION": resolved.release, **resolved.env_strings()}
+    # What the worker does with the image's env and the endpoint's on top: the runtime's own code.
+    settings = load_settings({**image_env, **endpoint["env"]}, flag_table=load_compat().flag_table(),
+                             volume_dir=os.devnull + "/none")  # fmt: skip
+    assert plan_weights(settings).served_name == model

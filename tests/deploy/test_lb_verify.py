@@ -14,7 +14,7 @@ from builder.verify.lb import GET_ROUTES, HealthError, HttpCall, LbClient, http_
 from builder.verify.local import LbServing, LocalRun, run_command
 from tests.deploy.conftest import cli
 from tests.deploy.lb_contract_server import LbContractServer
-from worker_runtime import normalize
+from worker_runtime.serve import normalize
 
 LB = "ernie-0.3b-lb"
 ENDPOINT = "ep-lb"

@@ -294,6 +294,7 @@ def make_fake_weights(target: Path, *, size_mb: int = 8, seed: int = 1234) -> Pa
     )
     (target / "tokenizer_config.json").write_text(json.dumps({"model_max_length": 4096}), encoding="utf-8")
     (target / "generation_config.json").write_text(json.dumps({"top_p": 0.8}), encoding="utf-8")
+    (target / "tokenizer.model").write_bytes(b"sentencepiece model stand-in")  # a build checks it is there
     rng = random.Random(seed)
     with open(target / "model.safetensors", "wb") as handle:
         for _ in range(size_mb):

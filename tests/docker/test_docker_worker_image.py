@@ -150,6 +150,7 @@ def test_entrypoint_and_env(image):
     assert config["Entrypoint"][2:] == ["python3", "-m", "worker_runtime"]
     env = dict(item.split("=", 1) for item in config["Env"])
     assert env["MODEL"] == f"/models/{VARIANT}"
+    assert env["BAKED_MODEL_ID"] == "baidu/ERNIE-4.5-0.3B-Paddle" and "SERVED_MODEL_NAME" not in env
     assert env["WORKER_DEPS_DIR"] == "/opt/worker/deps"
 
 
@@ -192,6 +193,7 @@ def test_openai_sdk_through_local_endpoint(worker):
     client = OpenAI(base_url=f"http://127.0.0.1:{port}/openai/v1", api_key="local", timeout=60, max_retries=0)
     models = client.models.list()
     model = models.data[0].id
+    assert model == "baidu/ERNIE-4.5-0.3B-Paddle"  # the baked folder is served under BAKED_MODEL_ID
     reply = client.chat.completions.create(
         model=model, messages=[{"role": "user", "content": "Say hi"}], max_tokens=8
     )

@@ -1,6 +1,7 @@
 """The structure docs/ARCHITECTURE.md describes: every builder package has a layer there, imports go
 downward only (no sibling imports within a layer), the runtime never imports the builder, the builder reads
-only the runtime's declarative modules, and docs/development.md's module list names exactly the files of
+only the runtime's configuration package, the runtime's packages import downward only (config <- engine <-
+serve), and docs/development.md's module list names exactly the files of
 builder/."""
 
 from __future__ import annotations
@@ -13,12 +14,14 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 BUILDER = ROOT / "builder"
-RUNTIME_MODULES_THE_BUILDER_READS = {
-    "worker_runtime",
-    "worker_runtime.settings",
-    "worker_runtime.catalog",
-    "worker_runtime.release",
-    "worker_runtime.engine_args",
+RUNTIME = ROOT / "worker_runtime"
+# The one package of the runtime the builder may import: what it declares, nothing that serves.
+RUNTIME_PACKAGE_THE_BUILDER_READS = "worker_runtime.config"
+# Each runtime package -> the runtime packages it may import (its own always).
+RUNTIME_PACKAGE_MAY_IMPORT = {
+    "config": set(),
+    "engine": {"config"},
+    "serve": {"config", "engine"},
 }
 
 
@@ -37,10 +40,10 @@ def unit_of(path: Path) -> str:
     return path.relative_to(BUILDER).parts[0]
 
 
-def imports(path: Path) -> list[tuple[str, int]]:
+def imports(path: Path, root: Path = ROOT) -> list[tuple[str, int]]:
     """(imported module, line) of every import in a file, nested ones included, relative ones resolved."""
     tree = ast.parse(path.read_text(encoding="utf-8"))
-    package = ".".join(path.relative_to(ROOT).with_suffix("").parts[:-1])
+    package = ".".join(path.relative_to(root).with_suffix("").parts[:-1])
     out = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):
@@ -104,19 +107,81 @@ def test_the_runtime_never_imports_the_builder():
     assert wrong == []
 
 
-def test_the_builder_reads_only_the_runtimes_declarative_modules():
+def builder_reads_outside_config(paths: list[Path], root: Path = ROOT) -> list[str]:
+    """Imports of the runtime, in ``paths``, that land outside its configuration package."""
     wrong = []
-    for path in builder_files():
-        for module, line in imports(path):
-            if module.split(".")[0] != "worker_runtime":
+    for path in paths:
+        for module, line in imports(path, root):
+            parts = module.split(".")
+            if parts[0] != "worker_runtime":
                 continue
-            parent = ".".join(module.split(".")[:2])
-            if (
-                module not in RUNTIME_MODULES_THE_BUILDER_READS
-                and parent not in RUNTIME_MODULES_THE_BUILDER_READS
-            ):
-                wrong.append(f"{path.relative_to(ROOT)}:{line}: {module}")
-    assert wrong == []
+            if len(parts) == 1:  # `from worker_runtime import x`: x decides
+                continue
+            if ".".join(parts[:2]) != RUNTIME_PACKAGE_THE_BUILDER_READS:
+                wrong.append(f"{path.relative_to(root).as_posix()}:{line}: {module}")
+    return wrong
+
+
+def test_the_builder_reads_only_the_runtimes_config_package():
+    assert builder_reads_outside_config(builder_files()) == []
+
+
+def runtime_package_of(module: str) -> str | None:
+    """'serve' for worker_runtime.serve.handler; None for the top-level package and its __main__."""
+    parts = module.split(".")
+    if parts[0] != "worker_runtime" or len(parts) < 2 or parts[1] not in RUNTIME_PACKAGE_MAY_IMPORT:
+        return None
+    return parts[1]
+
+
+def runtime_imports_against_the_package_rule(paths: list[Path], root: Path = ROOT) -> list[str]:
+    """Imports, in ``paths``, from one runtime package into another it may not import."""
+    wrong = []
+    for path in paths:
+        rel = path.relative_to(root / "worker_runtime").parts
+        source = rel[0] if len(rel) > 1 else None  # files at the top (__main__) may import any package
+        for module, line in imports(path, root):
+            target = runtime_package_of(module)
+            if source is None or target is None or target == source:
+                continue
+            if target not in RUNTIME_PACKAGE_MAY_IMPORT[source]:
+                wrong.append(f"{path.relative_to(root).as_posix()}:{line}: {source} imports {module}")
+    return wrong
+
+
+def runtime_files() -> list[Path]:
+    return sorted(p for p in RUNTIME.rglob("*.py") if "__pycache__" not in p.parts)
+
+
+def test_every_runtime_package_has_a_rule():
+    packages = {p.name for p in RUNTIME.iterdir() if p.is_dir() and p.name != "__pycache__"}
+    assert packages == set(RUNTIME_PACKAGE_MAY_IMPORT)
+
+
+def test_runtime_packages_import_downward_only():
+    """config imports neither engine nor serve; engine may import config; serve config and engine."""
+    assert runtime_imports_against_the_package_rule(runtime_files()) == []
+
+
+def test_the_package_rules_catch_a_violation(tmp_path: Path):
+    """The two rules above fail on imports that break them (in a copy of the layout, not the repository)."""
+    bad_config = tmp_path / "worker_runtime" / "config" / "probe.py"
+    bad_engine = tmp_path / "worker_runtime" / "engine" / "probe.py"
+    bad_builder = tmp_path / "builder" / "probe.py"
+    for path in (bad_config, bad_engine, bad_builder):
+        path.parent.mkdir(parents=True)
+    bad_config.write_text("from ..engine import ports\n", encoding="utf-8")
+    bad_engine.write_text("def f():\n    import worker_runtime.serve.handler\n", encoding="utf-8")
+    bad_builder.write_text("from worker_runtime.engine.ports import free_ports\n", encoding="utf-8")
+    assert runtime_imports_against_the_package_rule([bad_config, bad_engine], tmp_path) == [
+        "worker_runtime/config/probe.py:1: config imports worker_runtime.engine",
+        "worker_runtime/config/probe.py:1: config imports worker_runtime.engine.ports",
+        "worker_runtime/engine/probe.py:2: engine imports worker_runtime.serve.handler",
+    ]
+    assert builder_reads_outside_config([bad_builder], tmp_path) == [
+        "builder/probe.py:1: worker_runtime.engine.ports",
+        "builder/probe.py:1: worker_runtime.engine.ports.free_ports",
+    ]
 
 
 def test_importing_the_cli_loads_no_runtime_dependency_nor_the_docker_sdk():
@@ -161,12 +226,21 @@ def test_readme_module_list_agrees_with_the_builder_folder():
 
 
 def test_the_runtime_module_list_agrees_with_the_runtime_folder():
+    """One bullet per folder of worker_runtime/ in docs/development.md, naming exactly its files."""
     text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
     section = text[text.index("## How it works") : text.index("## Commands")]
-    bullet = section[section.index("- `worker_runtime/`") :].split("\n- ", 1)[0]
-    listed = set(re.findall(r"`([\w.]+\.(?:py|json|txt))`", bullet))
-    actual = {p.name for p in (ROOT / "worker_runtime").iterdir() if p.suffix in (".py", ".json", ".txt")}
-    actual.discard("__init__.py")
-    where = "docs/development.md 'How it works', `worker_runtime/`"
-    assert listed <= actual, f"{where} lists what is not there: {sorted(listed - actual)}"
-    assert actual <= listed, f"{where} does not list: {sorted(actual - listed)}"
+    listed: dict[str, set[str]] = {}
+    for bullet in re.split(r"\n- ", section)[1:]:
+        head = re.match(r"`(worker_runtime/[^`]*)`", bullet)
+        if head:
+            names = re.findall(r"`([\w.]+\.(?:py|json|txt))`", bullet[head.end() :])
+            listed[head.group(1).rstrip("/")] = set(names)
+    folders = sorted(p for p in [RUNTIME, *RUNTIME.rglob("*")] if p.is_dir() and p.name != "__pycache__")
+    assert set(listed) == {p.relative_to(ROOT).as_posix() for p in folders}, "one bullet per folder"
+    for folder in folders:
+        actual = {p.name for p in folder.iterdir() if p.suffix in (".py", ".json", ".txt")}
+        actual.discard("__init__.py")
+        names = listed[folder.relative_to(ROOT).as_posix()]
+        where = f"docs/development.md 'How it works', `{folder.relative_to(ROOT)}/`"
+        assert names <= actual, f"{where} lists what is not there: {sorted(names - actual)}"
+        assert actual <= names, f"{where} does not list: {sorted(actual - names)}"

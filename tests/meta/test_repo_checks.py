@@ -27,7 +27,7 @@ def test_generated_reference_pages_are_current():
 
 def test_reference_pages_name_every_runtime_setting_and_variant_field():
     from builder.variant.models import Variant
-    from worker_runtime.settings import SETTINGS
+    from worker_runtime.config.settings import SETTINGS
 
     settings_page = (ROOT / "docs" / "settings.md").read_text(encoding="utf-8")
     for setting in SETTINGS:
@@ -38,7 +38,7 @@ def test_reference_pages_name_every_runtime_setting_and_variant_field():
 
 
 def test_contracts_link_the_settings_page_instead_of_restating_it():
-    from worker_runtime.settings import SETTINGS
+    from worker_runtime.config.settings import SETTINGS
 
     contracts = (ROOT / "docs" / "CONTRACTS.md").read_text(encoding="utf-8")
     assert "(settings.md)" in contracts

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 
-from worker_runtime.catalog import DEFAULT_RELEASE
-from worker_runtime.ports import free_ports
+from worker_runtime.config.catalog import DEFAULT_RELEASE
+from worker_runtime.engine.ports import free_ports
 
 REPO = Path(__file__).resolve().parents[2]
 STANDIN = REPO / "tests" / "engine_standin"
@@ -155,7 +155,7 @@ def start_local(**extra: str) -> RuntimeProcess:
 def contract_releases() -> list[str]:
     """The releases the runtime's contract tests run against: the default release and every newer entry
     of the flag table (an unreleased branch such as release/2.6), each with the stand-in in its mode."""
-    table = json.loads((REPO / "worker_runtime" / "engine_flags.json").read_text(encoding="utf-8"))
+    table = json.loads((REPO / "worker_runtime" / "config" / "engine_flags.json").read_text(encoding="utf-8"))
     key = lambda v: tuple(int(p) for p in v.split("."))  # noqa: E731
     return sorted((v for v in table["releases"] if key(v) >= key(DEFAULT_RELEASE)), key=key)
 

@@ -130,7 +130,7 @@ def test_sigterm_stops_engine_and_exits_zero(local_runtime) -> None:
 
 def test_rp_serve_api_native_format() -> None:
     """The runpod SDK's own local server drives the same handler (native input format)."""
-    from worker_runtime.ports import free_ports
+    from worker_runtime.engine.ports import free_ports
 
     (port,) = free_ports(1)
     env = runtime_env()

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-from worker_runtime.chunks import completions_usage, merge_chunks, summed_usage
-from worker_runtime.errors import JobError, engine_http_error, strip_traceback
-from worker_runtime.normalize import normalize
+from worker_runtime.serve.chunks import completions_usage, merge_chunks, summed_usage
+from worker_runtime.serve.errors import JobError, engine_http_error, strip_traceback
+from worker_runtime.serve.normalize import normalize
 
 MESSAGES = [{"role": "user", "content": "hi"}]
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import pytest
 
-import worker_runtime.handler as handler_module
-from worker_runtime.engine_client import EngineClient
-from worker_runtime.handler import Runtime, make_handler
+import worker_runtime.serve.handler as handler_module
+from worker_runtime.engine.client import EngineClient
+from worker_runtime.serve.handler import Runtime, make_handler
 
 WAIT = 30.0
 

@@ -1,5 +1,5 @@
-"""ENDPOINT_TYPE=load_balancer: the worker's own HTTP server (lb_server.py) for real, as a subprocess
-against the engine stand-in, with the official openai SDK and plain HTTP as clients."""
+"""ENDPOINT_TYPE=load_balancer: the worker's own HTTP server (serve/load_balancer.py) for real, as a
+subprocess against the engine stand-in, with the official openai SDK and plain HTTP as clients."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from typing import Any
 import openai
 import pytest
 
-from worker_runtime.ports import free_ports
+from worker_runtime.engine.ports import free_ports
 
 from .conftest import (
     LB_READY,

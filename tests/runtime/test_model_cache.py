@@ -10,9 +10,9 @@ from pathlib import Path
 import pytest
 
 from tests.runtime.conftest import http
-from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
-from worker_runtime.model_cache import CacheUnavailable, look_up, plan_weights, repo_folder_name
-from worker_runtime.settings import load_flag_table, load_settings
+from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_env
+from worker_runtime.config.settings import load_flag_table, load_settings
+from worker_runtime.engine.model_cache import CacheUnavailable, look_up, plan_weights, repo_folder_name
 
 MODEL = "Org-A/Model-B"
 COMMIT = "0123456789abcdef0123456789abcdef01234567"
@@ -172,7 +172,31 @@ def test_a_shard_named_by_the_weights_index_must_be_there(tmp_path: Path) -> Non
     assert plan_weights(cached_settings(tmp_path)).route == "cached"
 
 
-def test_without_a_served_name_the_runtime_names_what_the_engine_answers_to(tmp_path: Path) -> None:
+def test_without_a_served_name_the_model_is_served_under_its_repository_id(tmp_path: Path) -> None:
+    """SERVED_MODEL_NAME unset: the repository id MODEL names (the engine starts on the snapshot's path
+    and gets --served-model-name); a release without the flag answers to the path, and says so."""
     snap = cache_tree(tmp_path, "models--Org-A--Model-B")
     plan = plan_weights(cached_settings(tmp_path, SERVED_MODEL_NAME=""))
-    assert plan.route == "cached" and plan.served_name == str(snap)
+    assert plan.route == "cached" and plan.served_name == MODEL
+    argv = argv_of(plan.settings)
+    assert argv[argv.index("--served-model-name") + 1] == MODEL
+    assert argv[argv.index("--model") + 1] == str(snap)
+    old = plan_weights(cached_settings(tmp_path, SERVED_MODEL_NAME="", FASTDEPLOY_VERSION="2.1.0"))
+    assert old.route == "cached" and old.served_name == str(snap)
+    assert "--served-model-name" not in argv_of(old.settings)
+
+
+def test_baked_weights_are_served_under_their_repository_id_until_model_changes(tmp_path: Path) -> None:
+    """The image names its baked folder's repository (BAKED_MODEL_ID), not a served name: the folder is
+    served under that id; a MODEL changed to another repository (deploy --env, the Hub form) is served
+    under its own; a SERVED_MODEL_NAME set on purpose wins."""
+    image = {"MODEL": "/models/ernie-0.3b", "BAKED_MODEL_ID": MODEL, "HF_HUB_CACHE": str(tmp_path)}
+    baked = plan_weights(load_settings(image, volume_dir=str(tmp_path / "no-volume")))
+    argv = argv_of(baked.settings)
+    assert baked.route == "baked" and baked.served_name == MODEL
+    assert argv[argv.index("--served-model-name") + 1] == MODEL
+    changed = plan_weights(load_settings({**image, "MODEL": "Org-C/Model-D"}, volume_dir=str(tmp_path)))
+    assert changed.route == "download" and changed.served_name == "Org-C/Model-D"
+    assert "--served-model-name" not in argv_of(changed.settings)  # the engine answers to its MODEL
+    named = plan_weights(load_settings({**image, "SERVED_MODEL_NAME": "mine"}, volume_dir=str(tmp_path)))
+    assert named.served_name == "mine" and "mine" in argv_of(named.settings)

@@ -16,12 +16,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
-from worker_runtime.engine_client import EngineClient
-from worker_runtime.handler import Runtime, _relay, make_handler
-from worker_runtime.ports import free_ports
-from worker_runtime.settings import load_flag_table, load_settings
-from worker_runtime.sse import Event, SSEParser
+from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_env
+from worker_runtime.config.settings import load_flag_table, load_settings
+from worker_runtime.engine.client import EngineClient
+from worker_runtime.engine.ports import free_ports
+from worker_runtime.serve.handler import Runtime, _relay, make_handler
+from worker_runtime.serve.sse import Event, SSEParser
 
 from .conftest import STANDIN, WAIT
 

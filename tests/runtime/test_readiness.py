@@ -13,8 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from worker_runtime import supervisor as supervisor_module
-from worker_runtime.supervisor import Supervisor
+from worker_runtime.engine import supervisor as supervisor_module
+from worker_runtime.engine.supervisor import Supervisor
 
 LOAD_SECONDS = 60.0
 CONNECT_COST = 0.002  # a refused connection to loopback

@@ -14,9 +14,9 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker_runtime import fastjson
-from worker_runtime.handler import _convert, _convert_block, _may_end, _parse
-from worker_runtime.sse import EventSplitter, SSEParser, plain_events, plain_mid_stream
+from worker_runtime.serve import fastjson
+from worker_runtime.serve.handler import _convert, _convert_block, _may_end, _parse
+from worker_runtime.serve.sse import EventSplitter, SSEParser, plain_events, plain_mid_stream
 
 from .test_properties import chunked, relay
 

@@ -22,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from worker_runtime.ports import free_ports
+from worker_runtime.engine.ports import free_ports
 
 from .conftest import REPO, STANDIN, WAIT, listening_ports, process_alive
 

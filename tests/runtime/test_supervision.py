@@ -11,10 +11,10 @@ from collections.abc import AsyncIterator
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
-from worker_runtime.engine_client import EngineClient
-from worker_runtime.handler import Runtime
-from worker_runtime.local_server import LocalServer
-from worker_runtime.supervisor import Supervisor
+from worker_runtime.engine.client import EngineClient
+from worker_runtime.engine.supervisor import Supervisor
+from worker_runtime.serve.handler import Runtime
+from worker_runtime.serve.local import LocalServer
 
 
 def short_lived(tmp_path, code: int = 3) -> Supervisor:

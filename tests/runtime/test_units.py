@@ -9,12 +9,12 @@ import sys
 
 import pytest
 
-from worker_runtime.chunks import merge_chunks
-from worker_runtime.engine_args import EnginePorts, engine_argv, engine_env
-from worker_runtime.errors import JobError
-from worker_runtime.normalize import normalize
-from worker_runtime.release import owned_options, spelling
-from worker_runtime.settings import SETTINGS, SettingsError, load_flag_table, load_settings
+from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_env
+from worker_runtime.config.release import owned_options, spelling
+from worker_runtime.config.settings import SETTINGS, SettingsError, load_flag_table, load_settings
+from worker_runtime.serve.chunks import merge_chunks
+from worker_runtime.serve.errors import JobError
+from worker_runtime.serve.normalize import normalize
 
 from .conftest import REPO, STANDIN
 
@@ -44,7 +44,7 @@ def test_settings_contract_names_and_kinds() -> None:
         [
             sys.executable,
             "-c",
-            "import sys, worker_runtime.settings; "
+            "import sys, worker_runtime.config.settings; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in ('runpod','aiohttp')))",
         ],
         cwd=REPO,
@@ -379,8 +379,8 @@ def test_merge_chunks_keeps_every_token_id() -> None:
 
 
 def test_standin_reads_the_runtimes_own_flag_table(tmp_path) -> None:
-    """No copy: the stand-in parses worker_runtime/engine_flags.json (or the file it is pointed at)."""
-    table = json.loads((REPO / "worker_runtime" / "engine_flags.json").read_text())
+    """No copy: the stand-in parses worker_runtime/config/engine_flags.json (or the file it is pointed at)."""
+    table = json.loads((REPO / "worker_runtime" / "config" / "engine_flags.json").read_text())
     table["releases"]["9.9.9"] = {"flags": {"--model": {"type": "str"}, "--only-here": {"type": "int"}}}
     flags = tmp_path / "flags.json"
     flags.write_text(json.dumps(table))
@@ -454,7 +454,7 @@ def test_python_310_compatible() -> None:
     ],
 )
 def test_sdk_log_level_defaults_to_info(env: dict[str, str], level: str) -> None:
-    from worker_runtime.__main__ import sdk_log_env
+    from worker_runtime.serve.queue import sdk_log_env
 
     assert sdk_log_env(env) == {"RUNPOD_LOG_LEVEL": level}
 
@@ -462,7 +462,7 @@ def test_sdk_log_level_defaults_to_info(env: dict[str, str], level: str) -> None
 def test_tune_gc_freezes_startup_objects_and_raises_thresholds() -> None:
     import gc
 
-    from worker_runtime.__main__ import GC_THRESHOLDS, tune_gc
+    from worker_runtime.serve.lifecycle import GC_THRESHOLDS, tune_gc
 
     before = gc.get_threshold()
     try:
@@ -486,7 +486,8 @@ def test_tune_gc_freezes_startup_objects_and_raises_thresholds() -> None:
     ],
 )
 def test_own_ports_are_the_ones_the_worker_will_listen_on(argv: list[str], ports: set[int]) -> None:
-    from worker_runtime.__main__ import own_ports, parse_args
+    from worker_runtime.__main__ import parse_args
+    from worker_runtime.engine.start import own_ports
 
     args, rest = parse_args(argv)
     assert own_ports(args, rest) == ports
@@ -495,7 +496,7 @@ def test_own_ports_are_the_ones_the_worker_will_listen_on(argv: list[str], ports
 def test_free_ports_skips_excluded_ports_and_closes_every_socket(monkeypatch) -> None:
     """The kernel may hand out a port the worker is about to bind (it looks free until then):
     an engine on the worker's own port made the worker fail with EADDRINUSE."""
-    from worker_runtime import ports
+    from worker_runtime.engine import ports
 
     handed = iter([8000, 8001, 8003, 8002, 8004])
 

@@ -15,8 +15,8 @@ from typing import Any
 import openai
 import pytest
 
-from worker_runtime.engine_args import EnginePorts, engine_argv
-from worker_runtime.settings import SettingsError, load_flag_table, load_settings
+from worker_runtime.config.engine_args import EnginePorts, engine_argv
+from worker_runtime.config.settings import SettingsError, load_flag_table, load_settings
 
 from .conftest import (
     WAIT,

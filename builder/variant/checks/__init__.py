@@ -5,8 +5,8 @@ check whose fields failed to parse is skipped: see ``builder.variant.parse``).
 The checks, in the order their errors are reported: ``model`` (name, baking), ``release`` (release,
 install route, CUDA, the release's lists and flags, extra engine arguments), ``settings`` (engine.settings,
 engine.env), ``pools`` (pools, GPU count), ``sizing`` (memory, disk, context length), ``archs`` (GPU
-architectures of quantization kernels and release builds), ``hub`` (offered settings and presets), then
-``model`` again (baking a local path, weights and bake agreeing, cached weights pinned).
+architectures of quantization kernels and release builds), ``hub`` (offered settings, presets, test jobs),
+then ``model`` again (baking a local path, weights and bake agreeing, cached weights pinned).
 """
 
 from __future__ import annotations

@@ -1,4 +1,5 @@
-"""Checks of what hub.json offers: exposed and advanced settings, and the presets' values."""
+"""Checks of what hub.json and tests.json offer: exposed and advanced settings, the presets' values, and
+at least one test job."""
 
 from __future__ import annotations
 
@@ -64,4 +65,19 @@ def presets(ctx: Context) -> None:
                 ctx.add(path, problem[0], value, problem[1])
 
 
-CHECKS = (exposed_settings, presets)
+@check("tests")
+def publishes_test_jobs(ctx: Context) -> None:
+    """tests.json has a job: with none, the Hub and `build.py test` have nothing to run (found only after
+    a build and a GPU worker's start)."""
+    if not ctx.variant.tests.jobs:
+        ctx.add(
+            ("tests", "jobs"),
+            "is empty: the Hub and `build.py test` would have no job to run; add tests.jobs, or extend "
+            "_base (`extends: _base`), whose jobs suit any chat model",
+            [],
+            suggest=False,
+            show_value=False,
+        )
+
+
+CHECKS = (exposed_settings, presets, publishes_test_jobs)

@@ -6,7 +6,7 @@ import re
 from fnmatch import fnmatch
 
 from builder.variant.checks.context import Context, check
-from worker_runtime.release import spelling
+from worker_runtime.config.release import spelling
 
 # A Hugging Face commit id, as the cache names its snapshot folders.
 COMMIT = re.compile(r"^[0-9a-f]{40}$")

@@ -8,7 +8,7 @@ from dataclasses import replace
 
 from builder.variant.checks.context import Context, check
 from builder.variant.settings_spec import API_KEY_MESSAGE, BY_ENV, ENGINE_FIELDS, field_for
-from worker_runtime.release import (
+from worker_runtime.config.release import (
     PARSER_CHOICES,
     accepted_options,
     check_engine_arg,

@@ -14,9 +14,10 @@ def weights_known(ctx: Context) -> None:
     if ctx.weights_gb is None:
         ctx.add(
             ("model", "id"),
-            "is not in builder/compat/models.yaml: set model.weights_gb",
+            "needs model.weights_gb (the size of its weights in GB): with it any model can be served; "
+            f"without it only the {len(ctx.compat.models)} models of builder/compat/models.yaml, whose "
+            "sizes are known",
             ctx.variant.model.id,
-            sorted(ctx.compat.models),
         )
 
 

@@ -9,7 +9,7 @@ files into ``FD_LOG_DIR`` and speaks FastDeploy's HTTP protocol, quirks included
 Fault and pacing knobs (environment variables):
 
 - ``FD_STANDIN_RELEASE``: release whose flags are accepted (a key of the runtime's
-  ``worker_runtime/engine_flags.json``, which the stand-in reads where the import system finds
+  ``worker_runtime/config/engine_flags.json``, which the stand-in reads where the import system finds
   ``worker_runtime``; ``FD_STANDIN_FLAGS_FILE`` names another file).
 - ``FD_STANDIN_LOAD_DELAY``: seconds before the port opens (default 0.1).
 - ``FD_STANDIN_CRASH_AT_START``: exit with this code during "model loading", after logging why.

@@ -45,7 +45,7 @@ KEEP_ALIVE_SECONDS = 2.0
 
 
 def flags_file() -> Path:
-    """The runtime's own flag table, ``worker_runtime/engine_flags.json`` (read, never copied).
+    """The runtime's own flag table, ``worker_runtime/config/engine_flags.json`` (read, never copied).
 
     Found through the import system without importing the runtime: on the tests' PYTHONPATH, and in
     an image from the worker's directory (the engine is started with the worker's working directory).
@@ -57,10 +57,10 @@ def flags_file() -> Path:
     spec = importlib.util.find_spec("worker_runtime")
     if spec is None or not spec.submodule_search_locations:
         raise SystemExit(
-            "stand-in: cannot find worker_runtime/engine_flags.json (worker_runtime is not importable; "
-            "set FD_STANDIN_FLAGS_FILE)"
+            "stand-in: cannot find worker_runtime/config/engine_flags.json "
+            "(worker_runtime is not importable; set FD_STANDIN_FLAGS_FILE)"
         )
-    return Path(next(iter(spec.submodule_search_locations))) / "engine_flags.json"
+    return Path(next(iter(spec.submodule_search_locations))) / "config" / "engine_flags.json"
 
 
 # Deterministic vocabulary: ASCII, CJK, emoji with ZWJ sequences, skin tones and flags, so that

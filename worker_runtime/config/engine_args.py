@@ -12,8 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker_runtime.catalog import SETTINGS, Settings
-from worker_runtime.release import pinned_flags, spelling
+from worker_runtime.config.catalog import SETTINGS, Settings
+from worker_runtime.config.release import pinned_flags, spelling
 
 API_SERVER_MODULE = "fastdeploy.entrypoints.openai.api_server"
 ENGINE_HOST = "127.0.0.1"

@@ -1,5 +1,5 @@
 """The HTTP answer to one request served by the handler: shared by the two HTTP front doors, the local
-RunPod-shaped server's ``/openai/v1`` (local_server.py) and the load-balancing server (lb_server.py).
+RunPod-shaped server's ``/openai/v1`` (local.py) and the load-balancing server (load_balancer.py).
 
 The handler's first output decides the answer: an error -> the job error's HTTP status and OpenAI
 error body; a response object -> JSON; otherwise a stream of server-sent events, written as the handler
@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from aiohttp import web
 
-from worker_runtime.errors import JobError
+from worker_runtime.serve.errors import JobError
 
 SSE_HEADERS = {"Content-Type": "text/event-stream; charset=utf-8", "Cache-Control": "no-cache"}
 DONE = b"data: [DONE]\n\n"

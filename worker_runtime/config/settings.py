@@ -12,8 +12,8 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from worker_runtime.catalog import DEFAULT_RELEASE, SETTINGS, SETTINGS_BY_ENV, Setting, Settings
-from worker_runtime.release import (
+from worker_runtime.config.catalog import DEFAULT_RELEASE, SETTINGS, SETTINGS_BY_ENV, Setting, Settings
+from worker_runtime.config.release import (
     FLAGS_FILE,
     PARSER_CHOICES,
     load_flag_table,

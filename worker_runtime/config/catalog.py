@@ -43,7 +43,8 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SERVED_MODEL_NAME",
         "str",
-        "Model name clients send and responses report; requests without a model get it filled in.",
+        "Model name clients send and responses report; requests without a model get it filled in. "
+        "Default: MODEL, or the repository id of the weights baked at MODEL.",
         flag="--served-model-name",
     ),
     # Bounds FastDeploy asserts at startup (config.py check(), L2044-2051 in 2.5): max_model_len >= 16,
@@ -168,8 +169,14 @@ SETTINGS: tuple[Setting, ...] = (
         engine_env="FD_MODEL_CACHE",
         advanced=True,
     ),
+    Setting(
+        "BAKED_MODEL_ID",
+        "str",
+        "Repository id of the weights baked into the image: the served name while MODEL is their folder.",
+        in_hub=False,
+    ),
     # RunPod's model cache (serverless/endpoints/model-caching.mdx): the endpoint names a Hugging Face
-    # model, its snapshot is mounted under HF_HUB_CACHE's default below (worker_runtime.model_cache).
+    # model, its snapshot is mounted under HF_HUB_CACHE's default below (worker_runtime.engine.model_cache).
     Setting(
         "MODEL_CACHED",
         "bool",
@@ -328,6 +335,7 @@ class Settings:
     limit_mm_per_prompt: dict[str, Any] | None = None
     model_source: str | None = None
     model_cache_dir: str | None = None
+    baked_model_id: str | None = None
     model_cached: bool = False
     model_cache_files: tuple[str, ...] = ()
     model_cache_fallback: bool = True

@@ -22,8 +22,8 @@ from typing import Any
 
 from aiohttp import web
 
-from worker_runtime.errors import JobError
-from worker_runtime.replies import error_response, reply
+from worker_runtime.serve.errors import JobError
+from worker_runtime.serve.replies import error_response, reply
 
 Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 STREAM_POLL_SECONDS = 10.0  # /stream/{id} waits this long for new output before answering empty

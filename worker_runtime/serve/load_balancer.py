@@ -25,10 +25,10 @@ from typing import Any
 
 from aiohttp import web
 
-from worker_runtime.errors import JobError
-from worker_runtime.fastjson import loads
-from worker_runtime.normalize import GET_ROUTES, OPENAI_ROUTES
-from worker_runtime.replies import error_response, reply
+from worker_runtime.serve.errors import JobError
+from worker_runtime.serve.fastjson import loads
+from worker_runtime.serve.normalize import GET_ROUTES, OPENAI_ROUTES
+from worker_runtime.serve.replies import error_response, reply
 
 Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 

@@ -16,13 +16,14 @@ from typing import Any
 
 import aiohttp
 
-from worker_runtime.chunks import merge_chunks, summed_usage
-from worker_runtime.engine_client import EngineClient
-from worker_runtime.errors import JobError, engine_http_error
-from worker_runtime.fastjson import loads
-from worker_runtime.normalize import COMPLETIONS, EngineRequest, normalize
-from worker_runtime.outputs import platform_output
-from worker_runtime.sse import (
+from worker_runtime.engine.client import EngineClient
+from worker_runtime.engine.supervisor import Supervisor, log_tail
+from worker_runtime.serve.chunks import merge_chunks, summed_usage
+from worker_runtime.serve.errors import JobError, engine_http_error
+from worker_runtime.serve.fastjson import loads
+from worker_runtime.serve.normalize import COMPLETIONS, EngineRequest, normalize
+from worker_runtime.serve.outputs import platform_output
+from worker_runtime.serve.sse import (
     Event,
     EventSplitter,
     SSEParser,
@@ -30,7 +31,6 @@ from worker_runtime.sse import (
     plain_mid_stream,
     plain_payloads,
 )
-from worker_runtime.supervisor import Supervisor, log_tail
 
 DONE_EVENT = b"data: [DONE]\n\n"
 FINISH_REASON = b'"finish_reason"'
@@ -177,7 +177,7 @@ async def _send(runtime: Runtime, request: EngineRequest) -> aiohttp.ClientRespo
     """The engine's answer (its head) to ``request``; sent again, once, on a new connection when the
     pooled one fails before any answer.
 
-    The engine closes a connection idle for 2 s (engine_client.ENGINE_IDLE_CLOSE) and the pool drops
+    The engine closes a connection idle for 2 s (engine/client.py ENGINE_IDLE_CLOSE) and the pool drops
     its own after 1 s, but a worker whose event loop lags more than the difference (a loaded host, a
     GC pause) still sends on a connection the engine has just closed: the request is lost unread
     (ServerDisconnectedError, or ClientOSError "Can not write request body"). aiohttp resends only

@@ -19,7 +19,7 @@ import urllib.request
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
-from worker_runtime.reaper import Tracker
+from worker_runtime.engine.reaper import Tracker
 
 DEFAULT_LOG_DIR = "/tmp/fastdeploy-log"
 # workerlog.N holds load and kernel errors, so it comes first.
@@ -185,7 +185,7 @@ def start_reaper(engine_pid: int) -> subprocess.Popen[bytes] | None:
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (str(package_parent), env.get("PYTHONPATH", "")) if p)
     return subprocess.Popen(
-        [sys.executable, "-m", "worker_runtime.reaper", str(os.getpid()), str(engine_pid)],
+        [sys.executable, "-m", "worker_runtime.engine.reaper", str(os.getpid()), str(engine_pid)],
         env=env,
         stdin=subprocess.DEVNULL,
         start_new_session=True,

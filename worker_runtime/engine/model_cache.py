@@ -18,11 +18,13 @@ import json
 import os
 import re
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from fnmatch import fnmatch
+from typing import Any
 
-from worker_runtime.catalog import Settings
+from worker_runtime.config.catalog import Settings
+from worker_runtime.config.release import load_flag_table, spelling
 
 DEFAULT_HUB_CACHE = "/runpod-volume/huggingface-cache/hub"
 DEFAULT_REVISION = "main"
@@ -154,12 +156,19 @@ def look_up(root: str, model_id: str, revision: str | None, patterns: tuple[str,
     return Lookup(path=path, commit=commit)
 
 
-def plan_weights(settings: Settings, clock: Callable[[], float] = time.monotonic) -> WeightsPlan:
+def plan_weights(
+    settings: Settings,
+    clock: Callable[[], float] = time.monotonic,
+    release: Mapping[str, Any] | None = None,
+) -> WeightsPlan:
     """The route the weights take and the settings the engine starts with.
 
+    Unset SERVED_MODEL_NAME: clients send MODEL (the engine's own default when it starts on MODEL).
     Cached: MODEL becomes the snapshot path with local-model semantics (no --revision, no download
-    source); the served name stays the repository id. A missing or incomplete cache falls back to the
-    download route with one warning, or raises CacheUnavailable when MODEL_CACHE_FALLBACK=false.
+    source); the served name stays the repository id, passed as --served-model-name when the release
+    (``release``, default: the flag table's entry of the settings' release) has the flag. A missing or
+    incomplete cache falls back to the download route with one warning, or raises CacheUnavailable when
+    MODEL_CACHE_FALLBACK=false.
     """
     served = settings.served_model_name or settings.model
     download = f"weights: download route, {_model_at(settings)} fetched by the engine"
@@ -167,17 +176,19 @@ def plan_weights(settings: Settings, clock: Callable[[], float] = time.monotonic
         if settings.model_source == "local":
             return WeightsPlan("local", settings, served, f"weights: local path {settings.model}")
         if os.path.isabs(settings.model):
-            return WeightsPlan("baked", settings, served, f"weights: baked in the image at {settings.model}")
+            engine = _served_as(settings, settings.baked_model_id, release)
+            served = engine.served_model_name or settings.model
+            return WeightsPlan("baked", engine, served, f"weights: baked in the image at {settings.model}")
         return WeightsPlan("download", settings, served, download)
     root = settings.hf_hub_cache or DEFAULT_HUB_CACHE
     started = clock()
     found = look_up(root, settings.model, settings.model_revision, settings.model_cache_files)
     took = clock() - started
     if found.path is not None:
-        engine = dataclasses.replace(settings, model=found.path, model_source="local", model_revision=None)
+        local = dataclasses.replace(settings, model=found.path, model_source="local", model_revision=None)
+        engine = _served_as(local, settings.model, release)
         detail = f"weights: cached route, {_model_at(settings)} from the model cache at {found.path}"
-        # Without SERVED_MODEL_NAME (releases before 2.2 lack the flag) the engine answers to its path.
-        served = settings.served_model_name or found.path
+        served = engine.served_model_name or found.path
         return WeightsPlan("cached", engine, served, detail, lookup_seconds=took)
     if not settings.model_cache_fallback:
         raise CacheUnavailable(
@@ -192,6 +203,19 @@ def plan_weights(settings: Settings, clock: Callable[[], float] = time.monotonic
         "instead (slower, billed cold start; MODEL_CACHE_FALLBACK=false makes this a startup failure)"
     )
     return WeightsPlan("download", settings, served, download, warning=warning)
+
+
+def _served_as(engine: Settings, repository: str | None, release: Mapping[str, Any] | None) -> Settings:
+    """The engine's settings when it starts on a folder: served as SERVED_MODEL_NAME, else as the
+    repository id the folder holds (--served-model-name), unless the release lacks the flag (before 2.2),
+    when the engine answers to its path."""
+    if engine.served_model_name or not repository:
+        return engine
+    if release is None:
+        release = load_flag_table()["releases"][engine.fastdeploy_version]
+    if not spelling("--served-model-name", release):
+        return engine
+    return dataclasses.replace(engine, served_model_name=repository)
 
 
 def _model_at(settings: Settings) -> str:

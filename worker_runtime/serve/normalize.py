@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from worker_runtime.errors import JobError, input_error
+from worker_runtime.serve.errors import JobError, input_error
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from worker_runtime.catalog import SETTINGS
+from worker_runtime.config.catalog import SETTINGS
 
 FLAGS_FILE = Path(__file__).with_name("engine_flags.json")
 # Choice lists whose names FastDeploy normalises ("_" -> "-") before the lookup, on every release.

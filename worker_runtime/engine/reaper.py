@@ -1,4 +1,4 @@
-"""Leave no engine process behind: ``python -m worker_runtime.reaper WORKER_PID ENGINE_PID``.
+"""Leave no engine process behind: ``python -m worker_runtime.engine.reaper WORKER_PID ENGINE_PID``.
 
 FastDeploy starts its GPU workers and cache managers in sessions of their own (``os.setsid``), so a
 signal to the engine's process group does not reach them, and only a clean exit of the API server stops
@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
     for sig in (signal.SIGINT, signal.SIGHUP):
         signal.signal(sig, signal.SIG_IGN)
     if len(argv) != 2 or not all(a.isdigit() for a in argv):
-        print("usage: python -m worker_runtime.reaper WORKER_PID ENGINE_PID", file=sys.stderr)
+        print("usage: python -m worker_runtime.engine.reaper WORKER_PID ENGINE_PID", file=sys.stderr)
         return 2
     return watch(int(argv[0]), int(argv[1]))
 
