@@ -16,6 +16,14 @@ from __future__ import annotations
 import pytest
 
 RUNTIME_FIXTURES = {"runtime", "local_runtime_factory"}  # tests/deploy's runtimes
+RUNTIME_HARNESS = {"RuntimeProcess", "start_local", "start_lb"}  # tests/runtime/conftest.py's, imported
+
+
+def _starts_runtimes(item: pytest.Item) -> bool:
+    module = getattr(item, "module", None)
+    imported = RUNTIME_HARNESS & set(vars(module)) if module else set()
+    fixtures = RUNTIME_FIXTURES & set(getattr(item, "fixturenames", ()))
+    return item.nodeid.startswith("tests/runtime/") or bool(imported or fixtures)
 
 
 def _group(item: pytest.Item) -> str | None:
@@ -23,9 +31,9 @@ def _group(item: pytest.Item) -> str | None:
         return "docker"
     if item.get_closest_marker("slow"):
         return None
-    module = item.nodeid.split("::")[0]
-    if module.startswith("tests/runtime/") or RUNTIME_FIXTURES & set(getattr(item, "fixturenames", ())):
+    if _starts_runtimes(item):
         return "runtime"
+    module = item.nodeid.split("::")[0]
     fixtures = getattr(item, "_fixtureinfo", None)
     defs = fixtures.name2fixturedefs.values() if fixtures else ()
     if any(d.scope != "function" and d.baseid.startswith(module) for ds in defs for d in ds):
