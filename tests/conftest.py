@@ -9,11 +9,18 @@ A test goes to any free worker, except in these groups, each run by one worker i
 - a module whose tests share a fixture wider than a test: its one worker sets the fixture up once.
 
 The `slow` tests (minutes-long scenarios) are collected first and run outside the groups, so that no
-worker starts one when the others are nearly done."""
+worker starts one when the others are nearly done.
+
+Hypothesis runs without its per-example deadline: a wall-clock limit that four workers on two cores
+turn into failures of correct code (the suite checks what a test does, never how fast)."""
 
 from __future__ import annotations
 
 import pytest
+from hypothesis import settings
+
+settings.register_profile("suite", deadline=None)
+settings.load_profile("suite")
 
 RUNTIME_FIXTURES = {"runtime", "local_runtime_factory"}  # tests/deploy's runtimes
 RUNTIME_HARNESS = {"RuntimeProcess", "start_local", "start_lb"}  # tests/runtime/conftest.py's, imported
