@@ -3,9 +3,7 @@
     PYTHONPATH=.:tests/engine_standin python bench/bench_handler.py [--requests 300] [--streams 64]
 
 Engine: the test stand-in (launched through the runtime's real command line), so the figures measure
-the handler's own cost. Reference for RunPod's vLLM worker measured the same way (docs of our peers
-review): about 0.8 ms added per non-streamed request, and 66 yields for a 128-token stream at 100 tok/s
-when each yield costs a 20 ms platform POST.
+the handler's own cost. The reference figures to compare with: docs/performance.md.
 """
 
 from __future__ import annotations

@@ -4,11 +4,11 @@
         [--tokens-per-event 1]
 
 ``bench_platform.py`` measures whole workers: the engine stand-in, the fake job API and the scheduler
-share the cores with the worker there, and its A/A runs spread by about ±10 %, more than two handlers
-differ. This benchmark keeps only what differs. Both handlers read the same bytes, a chat stream shaped
-as FastDeploy 2.5 writes it, from a fake engine response handing out ``E`` events per read (``--cut``:
-each read also ends inside the next event). Every yield goes through the runpod SDK's own job loop
-(``rp_job.handle_job`` and ``run_job_generator``, with the aggregate the worker asks for) and its
+share the cores with the worker there, and its A/A runs spread more than two handlers differ
+(docs/performance.md). This benchmark keeps only what differs. Both handlers read the same bytes, a chat
+stream shaped as FastDeploy 2.5 writes it, from a fake engine response handing out ``E`` events per read
+(``--cut``: each read also ends inside the next event). Every yield goes through the runpod SDK's own job
+loop (``rp_job.handle_job`` and ``run_job_generator``, with the aggregate the worker asks for) and its
 serialization of each stream POST (``rp_http._handle_result``); only the network send
 (``rp_http._transmit``) does nothing. The figure is this process's CPU time, the median of rounds that
 alternate the two handlers; ``--aa`` puts the runtime's handler in both slots to show the spread.

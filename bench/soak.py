@@ -461,8 +461,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-# The SDK's job-take and job-stop long polls run in tasks of their own (asyncio.wait_for wraps them:
-# rp_scale.py L194-197, L295-298), one each at most, there or not depending on the moment.
+# The SDK's job-take and job-stop long polls run in tasks of their own (asyncio.wait_for wraps them),
+# one each at most, there or not depending on the moment.
 POLLS = {"get_job": 1, "get_stop_signals": 1}
 
 
@@ -485,8 +485,8 @@ def wait_idle(worker: WorkerProc, idle: dict[str, int], timeout: float) -> tuple
         time.sleep(1.0)
 
 
-# The SDK's session keeps idle connections to the job API for aiohttp's default 15 s (connector.py
-# L301-302 in 3.14; http_client.py L40-46 sets none), the engine pool for 1 s: a leak is what is open
+# The SDK's session keeps idle connections to the job API for aiohttp's default 15 s (it sets none),
+# the engine pool for 1 s: a leak is what is open
 # after that, beyond the idle worker's descriptors and a connection or two the polls may be opening,
 # and after a full collection (what only garbage holds is not a leak).
 KEEPALIVE_EXPIRY = 30.0

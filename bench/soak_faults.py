@@ -42,22 +42,15 @@ class Tally:
 
 
 class ChaosPlatform(FakePlatform):
-    """The fake job API with faults, as the runpod SDK 1.12.0 meets them:
+    """The fake job API with faults, as the runpod SDK 1.12.0 meets them (sources: docs/upstream-notes.md):
 
-    - a stream POST answered 5xx is retried: ``_transmit`` posts through aiohttp_retry's
-      ``FibonacciRetry(attempts=3)`` (rp_http.py L33-47), which retries every status >= 500
-      (aiohttp_retry client.py L95, ``retry_all_server_errors`` default True); after the third the
-      ClientResponseError is logged and the chunk dropped, the job goes on (rp_http.py L68-69);
-    - a dropped connection raises ServerDisconnectedError, which is not retried (no ``exceptions`` given:
-      aiohttp_retry client.py L144-146, retry_options.py L29-31): the chunk is dropped the same way.
-      Either way the chunk stays in the job's aggregate result: the SDK appends each output before
-      posting it (rp_job.py L213-216);
-    - a slow answer just holds that job's next output (rp_job.py L216 awaits each POST; the session's
-      timeout is 600 s, http_client.py L43);
-    - a job take answered 500 or dropped is logged and retried at once, a 429 after 5 s
-      (rp_scale.py L210-225); the fault comes before a job is handed out, so no job is lost with it;
-    - a stopped job's task is cancelled (rp_scale.py L299-300, L337-338) and posts no result
-      (rp_scale.py L354-356: CancelledError goes up past ``send_result``, rp_job.py L239).
+    - a stream POST answered 5xx is retried twice, then logged and the chunk dropped; the job goes on;
+    - a dropped connection is not retried: the chunk is dropped the same way. Either way the chunk stays
+      in the job's aggregate result (the SDK appends each output before posting it);
+    - a slow answer just holds that job's next output (each POST is awaited);
+    - a job take answered 500 or dropped is retried at once, a 429 after 5 s; the fault comes before a
+      job is handed out, so no job is lost with it;
+    - a stopped job's task is cancelled and posts no result.
 
     Bodies of refused POSTs are kept (``Job.refused``) so that a token missing from a stream can be
     matched to the fault that dropped it.
@@ -190,7 +183,7 @@ def check_job(job: Job, plan: Plan, refused: list[str], stopped: bool, tokens: i
     if plan.error_after >= 0 and not stopped:
         v.outcome, v.problem = "unexplained success", "the engine error injected into it did not fail it"
         return v
-    total = stamps(body)  # the aggregate: every output the handler yielded (rp_job.py L213-214)
+    total = stamps(body)  # the aggregate: every output the handler yielded
     if len(total) != tokens or not increasing(total):
         v.outcome, v.problem = "lost", f"{len(total)} of {tokens} tokens in the aggregate result"
         return v

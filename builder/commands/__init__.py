@@ -23,8 +23,8 @@ from builder.commands import (
     print_variant,
     push,
     render,
+    run_tests,
     schema,
-    verify,
 )
 
-VERBS = (render, build, push, verify, deploy, check, list_variants, print_variant, matrix, schema)
+VERBS = (render, build, push, run_tests, deploy, check, list_variants, print_variant, matrix, schema)

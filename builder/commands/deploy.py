@@ -14,21 +14,16 @@ import sys
 
 from pydantic import ValidationError
 
-from builder.commands.common import add_selection, add_verb, prepare_selected
-from builder.compat import load_compat
+from builder.commands.common import add_selection, add_verb
+from builder.commands.variant_image import add_image_choice, checked_overrides, one_variant
 from builder.deploy.api import Client
 from builder.deploy.apply import RegistryCredentials, deploy
-from builder.deploy.calling import health_path, print_calling, print_lb_calling, served_model
 from builder.deploy.credentials import CredentialsError, api_key, job_base, lb_base, management_base
+from builder.deploy.how_to_call import health_path, print_calling, print_lb_calling, served_model
 from builder.deploy.model_cache import model_reference, print_cache_step
-from builder.deploy.overrides import LB_ENDPOINT_SETTINGS, OverrideError, parse_overrides
 from builder.deploy.plan import ENDPOINT_KINDS, EndpointOptions, lb_ports, pinned_health_port
 from builder.deploy.redact import Redactor
 from builder.errors import UsageError
-from builder.image.naming import image_tags, registry_note
-from builder.image.repository_choice import chosen_registry, require_chosen
-from builder.variant.overridden import override_errors
-from builder.variant.pipeline import Prepared
 from builder.variant.resolve import Resolved
 
 NAME = "deploy"
@@ -40,29 +35,6 @@ INTERRUPTED = (
     "RunPod may have the template but not yet the endpoint (or an update half applied); deploy creates "
     "or updates by name, so running the same command again is safe and completes it"
 )
-
-
-def add_image_choice(p: argparse.ArgumentParser, what: str) -> None:
-    """--image REF, or the variant's versioned tag under --registry (what `push` pushed)."""
-    p.add_argument("--image", metavar="REF", help=f"image to {what} (default: the variant's versioned tag)")
-    p.add_argument(
-        "--registry", metavar="HOST[/NAMESPACE]", help="registry part of the default image, as for push"
-    )
-
-
-def one_variant(args: argparse.Namespace, *, image_needed: bool = True) -> tuple[Prepared, str]:
-    """The one selected variant and the image reference to use ("" when no image is needed)."""
-    prepared = prepare_selected(args)
-    if len(prepared) != 1:
-        raise UsageError(f"{args.verb} takes one variant, not {len(prepared)}")
-    args.registry = chosen_registry(args.registry)
-    if args.image or not image_needed:
-        return prepared[0], args.image or ""
-    require_chosen(prepared[0].resolved, args.registry, args.verb)
-    note = registry_note(prepared[0].resolved.repository, args.registry)
-    if note:
-        print(note)
-    return prepared[0], image_tags(prepared[0].resolved, args.registry)[0]
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -196,19 +168,6 @@ def options(args: argparse.Namespace, resolved: Resolved, env: dict[str, str]) -
         raise UsageError("; ".join(option_problem(args, e) for e in exc.errors())) from None
 
 
-def checked_overrides(pairs: list[str], prepared: Prepared) -> dict[str, str]:
-    """`--env` values the runtime accepts and that keep the variant consistent (its own checks)."""
-    compat = load_compat()
-    env = parse_overrides(pairs, prepared.resolved, compat)
-    # The endpoint's own ports and health path (checked above) are no variant field to check again.
-    variant_env = {k: v for k, v in env.items() if k not in LB_ENDPOINT_SETTINGS}
-    problems = [str(p) for p in override_errors(prepared, variant_env, compat)]
-    if problems:  # a problem the file's own field shows still comes from the overrides: name them
-        given = " ".join(f"--env {k}={v}" for k, v in env.items())
-        raise OverrideError([p if p.startswith("--env ") else f"with {given}: {p}" for p in problems])
-    return env
-
-
 def run(args: argparse.Namespace) -> int:
     prepared, image = one_variant(args)
     resolved = prepared.resolved
@@ -216,7 +175,7 @@ def run(args: argparse.Namespace) -> int:
     opts = options(args, resolved, env)
     mode = "dry_run" if args.dry_run else "plan" if args.plan else "live"
     if args.wait:
-        from builder.verify.endpoint import OPENAI_MISSING, OpenAIMissing, openai_available
+        from builder.verify.stream import OPENAI_MISSING, OpenAIMissing, openai_available
 
         if mode != "live":
             raise UsageError("--wait tests a deployed endpoint: it does not go with --dry-run or --plan")

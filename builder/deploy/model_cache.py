@@ -1,17 +1,13 @@
 """The endpoint's cached model, for variants whose weights come from RunPod's model cache: the model
 reference RunPod takes and the one step that sets it, printed by the deploy (pure).
 
-Why a printed step and not a request: REST v2, which every other write of the deploy uses, has no field
-for it (runpod/docs ``api-reference-v2/openapi.json`` at a900806e: no model or cache property in any
-request or response schema). Only GraphQL ``saveEndpoint`` takes ``modelReferences`` (runpod/runpodctl
-``internal/api/endpoints.go`` L192-259 at 2e2df89e), and that mutation replaces the whole endpoint:
-runpodctl reads the endpoint first (through REST v1, retired on 2026-11-15) and sends every field back, so
-a call from here would have to restate in GraphQL's shape every field the REST v2 deploy set (GPU
-exclusions, endpoint type, ...) or silently reset them, and GraphQL itself retires in early 2027
-(runpod/docs ``release-notes.mdx``). Neither REST v2 nor GraphQL's read gives the reference back to
-REST v2 clients, so the deploy cannot tell whether it is set: it prints the step on every run, once, and a
-worker without the cache still starts (download fallback) and says so in its log.
-"""
+Why a printed step and not a request: REST v2, which every other write of the deploy uses, has no field for
+it; only GraphQL ``saveEndpoint`` does, and that mutation replaces the whole endpoint, so a call from here
+would have to restate every field the REST v2 deploy set (GPU exclusions, endpoint type, ...) or silently
+reset them, and GraphQL itself is being retired (sources: docs/upstream-notes.md). Neither REST v2 nor
+GraphQL's read gives the reference back to REST v2 clients, so the deploy cannot tell whether it is set: it
+prints the step on every run, once, and a worker without the cache still starts (download fallback) and says
+so in its log."""
 
 from __future__ import annotations
 
@@ -23,8 +19,8 @@ HF_BASE = "https://huggingface.co"
 
 
 def model_reference(resolved: Resolved, env: dict[str, str]) -> str | None:
-    """``https://huggingface.co/ORG/NAME:REVISION`` (the form runpodctl's ``--model-reference`` takes, its
-    ``cmd/serverless/create.go`` L104) for a cached variant, with ``--env`` overrides of MODEL and
+    """``https://huggingface.co/ORG/NAME:REVISION`` (the form runpodctl's ``--model-reference`` takes) for a
+    cached variant, with ``--env`` overrides of MODEL and
     MODEL_REVISION; None for other variants."""
     if resolved.weights != "cached":
         return None

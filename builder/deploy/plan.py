@@ -19,7 +19,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from builder.deploy.api import Request
-from builder.deploy.overrides import effective
+from builder.deploy.env_overrides import effective
 from builder.errors import BuilderError
 from builder.variant.resolve import Resolved
 

@@ -37,7 +37,7 @@ HUB_CATEGORIES = ("audio", "embedding", "language", "video", "image")
 INPUT_TYPES = ("string", "number", "boolean", "huggingface")
 UNSET_OPTION = {"label": "(engine default)", "value": ""}
 # config.endpointType per the variant's endpoint.type: the publishing guide documents one value, "LB"
-# (runpod/docs hub/publishing-guide.mdx, commit 323cd2c7); a queue listing leaves the field out.
+# (docs/upstream-notes.md); a queue listing leaves the field out.
 HUB_ENDPOINT_TYPES: dict[str, str | None] = {"queue": None, "load_balancer": "LB"}
 
 
@@ -98,8 +98,8 @@ def hub_input(env: str, resolved: Resolved, compat: Compat) -> dict[str, Any]:
 
 def hub_gpu_ids(resolved: Resolved) -> list[str]:
     """The variant's pools, then a '-TYPE' negation for each GPU type the worker cannot run: the Hub's
-    `gpuIds` takes "pool IDs with optional GPU ID negations" (runpod/docs hub/publishing-guide.mdx L72),
-    so a Hub deploy excludes the same types as `deploy` does."""
+    `gpuIds` takes "pool IDs with optional GPU ID negations" (RunPod's publishing guide), so a Hub
+    deploy excludes the same types as `deploy` does."""
     own = set(negated_types(resolved.gpu_ids))
     return [*resolved.gpu_ids, *(f"-{t}" for t in resolved.excluded_types if t not in own)]
 

@@ -6,7 +6,8 @@
 The variant reference walks the pydantic models (field path, type, default, description); the settings
 page lists every environment variable the runtime reads, from ``worker_runtime.config.settings.SETTINGS``; the
 GPU pools page renders builder/compat/gpu_pools.yaml against the releases' builds and the GPU types each
-shipped variant excludes. The README's tables of shipped variants and GPU pools sit between
+shipped variant excludes. Tables inside hand-written pages (the README's shipped variants, GPU pools and
+routes; the load-balancing page's routes, from ``worker_runtime.config.routes``) sit between
 ``<!-- generated: NAME -->`` and ``<!-- end generated: NAME -->`` markers and are rewritten in place; the
 prose around them is hand-written.
 """
@@ -24,12 +25,13 @@ from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
 
 from builder.compat import Compat, load_compat
-from builder.deploy.overrides import LB_ENDPOINT_SETTINGS
+from builder.deploy.env_overrides import LB_ENDPOINT_SETTINGS
 from builder.paths import ROOT, VARIANTS_DIR
 from builder.variant.loader import variant_files
 from builder.variant.models import Variant
 from builder.variant.pipeline import prepare
 from builder.variant.settings_spec import FIXED_BY_LISTING
+from worker_runtime.config import routes
 from worker_runtime.config.settings import SETTINGS
 
 DOCS_DIR = ROOT / "docs"
@@ -271,18 +273,49 @@ def pools_table(compat: Compat | None = None) -> str:
     return _table(("pool id (`gpu_ids`)", "GPU models (memory, architecture)", "smallest memory"), rows)
 
 
-README = ROOT / "README.md"
-README_BLOCKS: dict[str, Callable[[], str]] = {"variants": variants_table, "gpu-pools": pools_table}
+DOOR_COLUMNS = {
+    routes.QUEUE: "queue job (`openai_route`)",
+    routes.LOAD_BALANCER: "load balancer (`PORT`)",
+    routes.LOCAL: "`--local` (`/openai/v1`)",
+}
+INPUT_WORDS = {
+    routes.OPENAI: "OpenAI passthrough (`openai_route` + body)",
+    routes.NATIVE: "the native job input (the body)",
+}
 
 
-def fill_blocks(text: str, blocks: dict[str, Callable[[], str]]) -> str:
+def routes_table() -> str:
+    """Every route the worker serves, its job input and the front doors that serve it (the README's)."""
+    rows = [
+        [f"`{r.method} {r.path}`", INPUT_WORDS[r.job_input]]
+        + ["yes" if door in r.doors else "—" for door in DOOR_COLUMNS]
+        for r in routes.ROUTES
+    ]
+    return _table(("route", "job input", *DOOR_COLUMNS.values()), rows)
+
+
+def lb_routes_table() -> str:
+    """The load-balancing front door's routes with their bodies and answers, and its health check."""
+    rows = [[f"`{r.method} {r.path}`", r.body, r.answer] for r in routes.served_by(routes.LOAD_BALANCER)]
+    rows.append(["`GET HEALTH_CHECK_PATH` (default `/ping`)", "—", "204, 200 or 503, see [Health](#health)"])
+    return _table(("method and path", "body", "answer"), rows)
+
+
+# Files with generated blocks -> block name -> what fills it.
+BLOCKS: dict[str, dict[str, Callable[[], str]]] = {
+    "README.md": {"variants": variants_table, "gpu-pools": pools_table, "routes": routes_table},
+    "docs/load-balancing.md": {"lb-routes": lb_routes_table},
+}
+
+
+def fill_blocks(text: str, blocks: dict[str, Callable[[], str]], where: str = "README.md") -> str:
     """``text`` with each generated block rewritten; a block whose markers are missing is an error."""
     for name, make in blocks.items():
         pattern = re.compile(
             rf"(<!-- generated: {re.escape(name)} -->\n).*?(<!-- end generated: {re.escape(name)} -->)", re.S
         )
         if not pattern.search(text):
-            raise SystemExit(f"README.md has no '<!-- generated: {name} -->' block; add its markers back")
+            raise SystemExit(f"{where} has no '<!-- generated: {name} -->' block; add its markers back")
         body = make()
         text = pattern.sub(lambda m, body=body: m.group(1) + body + m.group(2), text)
     return text
@@ -302,14 +335,16 @@ def main(argv: list[str] | None = None) -> int:
         else:
             path.write_text(text, encoding="utf-8")
             print(f"wrote docs/{name}")
-    current = README.read_text(encoding="utf-8")
-    filled = fill_blocks(current, README_BLOCKS)
-    if args.check:
-        if filled != current:
-            stale.append("README.md (generated tables)")
-    elif filled != current:
-        README.write_text(filled, encoding="utf-8")
-        print("wrote README.md (generated tables)")
+    for where, blocks in BLOCKS.items():
+        path = ROOT / where
+        current = path.read_text(encoding="utf-8")
+        filled = fill_blocks(current, blocks, where)
+        if args.check:
+            if filled != current:
+                stale.append(f"{where} (generated tables)")
+        elif filled != current:
+            path.write_text(filled, encoding="utf-8")
+            print(f"wrote {where} (generated tables)")
     if stale:
         print(f"stale: {', '.join(stale)}; run: python -m builder.tools.docs", file=sys.stderr)
         return 1

@@ -11,7 +11,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
-from builder.variant.settings_spec import DEFAULT_RELEASE, bounds
+from builder.variant.settings_spec import bounds
+from worker_runtime.config.catalog import DEFAULT_RELEASE
 
 # Newlines and control characters: refused in every value a variant gives (they would break a Dockerfile
 # instruction or a manifest); the render filters refuse them again (builder.output.render).

@@ -13,8 +13,6 @@ from worker_runtime.config.release import spelling
 from worker_runtime.config.settings import SETTINGS, Setting
 
 BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
-# The release a variant gets when it names none: the runtime's own default for FASTDEPLOY_VERSION.
-DEFAULT_RELEASE = str(BY_ENV["FASTDEPLOY_VERSION"].default)
 _ORDER = {env: i for i, env in enumerate(BY_ENV)}
 
 # engine.<field> -> runtime variable
@@ -158,7 +156,7 @@ def offered_choices(
 
 def bool_false_expressible(setting: Setting, release: dict[str, Any]) -> bool:
     """Whether `false` can reach the engine: a negative flag form, a false default, or an engine env."""
-    if setting.engine_env or not setting.flag:
+    if setting.env_word(False) is not None or not setting.flag:
         return True
     name = spelling(setting.flag, release)
     if name is None:

@@ -15,13 +15,13 @@ from typing import Any, TextIO
 import requests
 
 from builder.verify.jobs import HttpClient, JobResult, TestJob, brief
-from builder.verify.local import Progress
+from builder.verify.report import Progress
+from builder.verify.stream import OPENAI_MISSING, OpenAIMissing, jobs_then_stream, openai_available
+from worker_runtime.config import routes
 
-# The runtime's native route on a load-balancing endpoint: the body is a queue job's `input` object.
-NATIVE_PATH = "/generate"
-# Routes an `openai_route` job reaches with GET (the runtime's worker_runtime.serve.normalize.GET_ROUTES; the
-# builder reads only the runtime's declarative modules, a test checks the two agree).
-GET_ROUTES = ("/v1/models",)
+# The worker's routes (the runtime's one table): the native route's body is a queue job's `input` object.
+(NATIVE_PATH,) = routes.paths(routes.LOAD_BALANCER, routes.NATIVE)
+GET_ROUTES = routes.paths(routes.LOAD_BALANCER, routes.OPENAI, "GET")
 HEALTH_WORDS = {200: "ready", 204: "initializing"}
 POLL_S = 0.5
 
@@ -171,8 +171,6 @@ def run_lb_tests(
     fatal: Callable[[int | None], str | None] = lambda status: None,
 ) -> int:
     """Wait for 200 at `health_url`, run the jobs and one openai stream at `<base>/v1`; 0 when all passed."""
-    from builder.verify.endpoint import OPENAI_MISSING, OpenAIMissing, jobs_then_stream, openai_available
-
     if not openai_available():  # before anything is sent
         raise OpenAIMissing(OPENAI_MISSING)
     try:

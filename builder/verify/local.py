@@ -15,11 +15,11 @@ from typing import TextIO
 import requests
 
 from builder.verify.jobs import JobClient, TestJob
-from builder.verify.report import run_each, summary
+from builder.verify.lb import LbClient, run_lb_tests
+from builder.verify.report import Progress, run_each, summary
 
 WORKER_PORT = 8000
 LOG_TAIL = 50
-PROGRESS_EVERY_S = 15.0  # without a terminal: one progress line this often
 
 
 class LocalTestError(Exception):
@@ -114,28 +114,6 @@ def _port(container: str, port: int = WORKER_PORT) -> int:
     raise LocalTestError(f"docker published no port for {port}/tcp: {out.stdout or out.stderr}".strip())
 
 
-class Progress:
-    """One line that counts seconds on a terminal; a line every PROGRESS_EVERY_S elsewhere."""
-
-    def __init__(self, out: TextIO, what: str) -> None:
-        self.out, self.what, self.started, self.last = out, what, time.monotonic(), 0.0
-        self.tty = out.isatty()
-
-    def tick(self) -> None:
-        took = time.monotonic() - self.started
-        if self.tty:
-            self.out.write(f"\r{self.what}: {took:.0f} s")
-            self.out.flush()
-        elif took - self.last >= PROGRESS_EVERY_S:
-            self.last = took
-            print(f"{self.what}: {took:.0f} s", file=self.out, flush=True)
-
-    def done(self, text: str) -> None:
-        if self.tty:
-            self.out.write("\r")
-        print(text, file=self.out, flush=True)
-
-
 def wait_ready(container: str, base: str, timeout: float, out: TextIO) -> float:
     progress = Progress(out, "waiting for the worker to be ready")
     deadline = time.monotonic() + timeout
@@ -178,8 +156,6 @@ def _run_lb(
     say: Callable[[str], None],
     out: TextIO,
 ) -> int:
-    from builder.verify.lb import LbClient, run_lb_tests
-
     def fatal(status: int | None) -> str | None:
         if status == 503:
             return "the worker reports that its engine died (health check 503)"

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
+from typing import TextIO
 
 from builder.verify.jobs import JobResult, TestJob, brief, readable
+
+PROGRESS_EVERY_S = 15.0  # without a terminal: one progress line this often
 
 
 def job_line(result: JobResult) -> str:
@@ -29,3 +33,25 @@ def run_each(
         results.append(run(job))
         say(job_line(results[-1]))
     return results
+
+
+class Progress:
+    """One line that counts seconds on a terminal; a line every PROGRESS_EVERY_S elsewhere."""
+
+    def __init__(self, out: TextIO, what: str) -> None:
+        self.out, self.what, self.started, self.last = out, what, time.monotonic(), 0.0
+        self.tty = out.isatty()
+
+    def tick(self) -> None:
+        took = time.monotonic() - self.started
+        if self.tty:
+            self.out.write(f"\r{self.what}: {took:.0f} s")
+            self.out.flush()
+        elif took - self.last >= PROGRESS_EVERY_S:
+            self.last = took
+            print(f"{self.what}: {took:.0f} s", file=self.out, flush=True)
+
+    def done(self, text: str) -> None:
+        if self.tty:
+            self.out.write("\r")
+        print(text, file=self.out, flush=True)

@@ -1,14 +1,12 @@
 """A local fake of the Hugging Face hub's model-info API, as huggingface_hub 1.33's ``HfApi.model_info``
-calls it and ``hf_raise_for_status`` reads the answer:
+calls it and ``hf_raise_for_status`` reads the answer (sources: docs/upstream-notes.md):
 
-- ``GET {endpoint}/api/models/{repo}/revision/{quote(rev, safe='')}``, the commit in ``sha``
-  (``hf_api.py`` L3310-3313);
-- a revision the repository does not have: 404 with ``X-Error-Code: RevisionNotFound`` (``utils/_http.py``
-  L850-852);
+- ``GET {endpoint}/api/models/{repo}/revision/{quote(rev, safe='')}``, the commit in ``sha``;
+- a revision the repository does not have: 404 with ``X-Error-Code: RevisionNotFound``;
 - a repository that does not exist, or is private and the request has no token of its owner: 401 with
-  ``X-Error-Code: RepoNotFound`` (the hub answers both alike; ``utils/_http.py`` L903-912);
+  ``X-Error-Code: RepoNotFound`` (the hub answers both alike);
 - a token the hub does not know: 401 with ``X-Error-Message: Invalid credentials in Authorization
-  header`` (``utils/_http.py`` L905)."""
+  header``."""
 
 from __future__ import annotations
 

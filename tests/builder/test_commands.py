@@ -11,6 +11,7 @@ import yaml
 from builder import __version__
 from builder.variant.loader import variant_files
 from tests.builder.helpers import MINIMAL_VARIANT, ROOT
+from worker_runtime.config.catalog import DEFAULT_RELEASE
 
 GOOD = MINIMAL_VARIANT
 VARIANTS = [p.stem for p in variant_files(ROOT / "variants")]
@@ -188,7 +189,7 @@ def test_print_resolved_yaml(cli):
     assert data["settings"]["REASONING_PARSER"] == "ernie-x1"
     assert data["settings"]["TOOL_CALL_PARSER"] == "ernie-x1"
     assert data["settings"]["QUANTIZATION"] == "wint4"
-    assert data["base_image"].endswith("fastdeploy-cuda-12.6:2.5.0")
+    assert data["base_image"].endswith(f"fastdeploy-cuda-12.6:{DEFAULT_RELEASE}")
     assert data["allowed_cuda_versions"][0] == "12.6"
 
 

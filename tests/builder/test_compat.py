@@ -203,7 +203,7 @@ def test_memory_rule_matches_the_reference_table():
 
 
 def test_default_disk_leaves_the_sdk_its_free_share_after_the_weights():
-    """runpod 1.12 ends a platform worker when under 10% of / is free (rp_system_fitness.py L124-150)."""
+    """runpod 1.12 ends a platform worker when under 10% of / is free (its system fitness check)."""
     compat = load_compat()
     assert compat.min_free_disk_fraction == pytest.approx(0.10)
     for weights in (0.7, 16.4, 42, 600, 1000):

@@ -245,8 +245,8 @@ def test_parser_name_not_in_release_is_still_refused(write_variant):
 
 
 def test_hub_gpu_ids_negate_the_types_the_build_cannot_run(write_variant):
-    """The Hub's gpuIds takes pool ids "with optional GPU ID negations" (runpod/docs
-    hub/publishing-guide.mdx L72): a Hub deploy excludes what `deploy` excludes, the variant's own
+    """The Hub's gpuIds takes pool ids "with optional GPU ID negations" (RunPod's publishing guide): a
+    Hub deploy excludes what `deploy` excludes, the variant's own
     negations once, and the Hub tests run on a type the build runs."""
     from builder.output.hub import hub_json
 

@@ -20,6 +20,7 @@ from builder.variant.pipeline import prepare
 from builder.variant.resolve import CACHED_ONLY
 from tests.builder.helpers import MINIMAL_VARIANT, ROOT
 from tests.builder.regen_golden import GOLDEN_DIR, GOLDEN_VARIANTS, golden_files
+from worker_runtime.config.catalog import DEFAULT_RELEASE
 from worker_runtime.config.settings import SETTINGS
 
 VARIANT_PATHS = variant_files(ROOT / "variants")
@@ -141,7 +142,7 @@ def test_dockerfile_layout(rendered):
     # The base image's PYTHONPATH is kept after the runtime's deps, not overwritten.
     assert (
         "ENV PYTHONPATH=/opt/worker/deps${PYTHONPATH:+:${PYTHONPATH}} WORKER_DEPS_DIR=/opt/worker/deps "
-        'FASTDEPLOY_VERSION="2.5.0"' in text
+        f'FASTDEPLOY_VERSION="{DEFAULT_RELEASE}"' in text
     )
     assert "find_spec('fastdeploy')" in text and "(3, 10)" in text
     for name, files in rendered.items():

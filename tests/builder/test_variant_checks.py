@@ -14,6 +14,7 @@ from builder.variant.models import Variant
 from builder.variant.parse import _inner_model
 from builder.variant.pipeline import prepare
 from tests.builder.helpers import MINIMAL_VARIANT
+from worker_runtime.config.catalog import DEFAULT_RELEASE
 
 GOOD = MINIMAL_VARIANT
 
@@ -61,7 +62,7 @@ CASES = {
         [
             "engine.quantization",
             "'wint3'",
-            "not valid for FastDeploy 2.5.0",
+            f"not valid for FastDeploy {DEFAULT_RELEASE}",
             "allowed: wint2",
             "did you mean",
         ],
@@ -127,7 +128,11 @@ CASES = {
     "unknown-release": (GOOD + "engine:\n  fastdeploy: 2.6.0\n", ["engine.fastdeploy", "'2.6.0'", "2.5.0"]),
     "extra-flag-unknown": (
         GOOD + "engine:\n  extra_args: [--enable-logprobs]\n",
-        ["engine.extra_args[0]", "not a flag of FastDeploy 2.5.0", "did you mean 'engine.settings.LOGPROBS'"],
+        [
+            "engine.extra_args[0]",
+            f"not a flag of FastDeploy {DEFAULT_RELEASE}",
+            "did you mean 'engine.settings.LOGPROBS'",
+        ],
     ),
     "extra-flag-is-a-setting": (
         GOOD + "engine:\n  extra_args: [--max-model-len, '4096']\n",
@@ -214,7 +219,7 @@ def test_schema_and_semantic_errors_of_a_file_come_together(write_variant):
     )
     assert len(errors) == 3, errors
     assert "engine.quantizaton: unknown key 'quantizaton'" in errors[0]
-    assert "engine.quantization: 'wint3' is not valid for FastDeploy 2.5.0" in errors[1]
+    assert f"engine.quantization: 'wint3' is not valid for FastDeploy {DEFAULT_RELEASE}" in errors[1]
     assert "hub.gpu_ids[0]: 'ADA24' is not a RunPod GPU pool" in errors[2]
 
 
@@ -296,7 +301,7 @@ def test_mixed_pools_pass_with_their_unrunnable_types_excluded(write_variant):
     assert resolved.excluded_types == [mig.format("1g.24gb"), mig.format("2g.48gb")]
     assert (
         resolved.exclusions[mig.format("1g.24gb")]
-        == "sm120: the FastDeploy 2.5.0 image is built for sm80, sm86, sm89, sm90 only"
+        == f"sm120: the FastDeploy {DEFAULT_RELEASE} image is built for sm80, sm86, sm89, sm90 only"
     )
     assert resolved.gpu_type_id == "NVIDIA RTX A5000" and resolved.gpu_archs == ["sm86", "sm89"]
 

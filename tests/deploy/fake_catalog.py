@@ -1,8 +1,7 @@
 """The GPU catalogue the fake management API serves (`GET /v2/catalog/gpus`, schema `GpuType`).
 
-RunPod's own data, not the builder's: the type ids, display names and memory of runpod/docs
-`references/gpu-types.mdx` L17-61 and the pool of each from its pool table L69-78 (commit a900806e), the
-Blackwell MIG slices in AMPERE_24 and ADA_48_PRO as runpod-workers/worker-sglang PR #34 reports; a type
+RunPod's own data, not the builder's: the type ids, display names, memory and pools of RunPod's GPU
+types page, with the Blackwell MIG slices of AMPERE_24 and ADA_48_PRO (docs/upstream-notes.md); a type
 in no serverless pool has `pool: null` (GpuType.pool's description). Prices and counts are required by
 the schema but read by nobody here: zeros.
 """

@@ -9,13 +9,12 @@ It serves a GPU catalogue (`gpus`, fake_catalog.py) and checks a GPU selection a
 BaseEndpointGpuConfig describes: an excluded type must be a type of one of the pools (400), and a
 selection that leaves no type is refused (400).
 
-Endpoint kinds (openapi.json of runpod/docs a900806e): `type` is required on create (L1715) and absent
-from UpdateEndpointRequest, whose `unevaluatedProperties: false` refuses it (the schema check does that);
-a LOAD_BALANCER endpoint scales on REQUEST_COUNT only (the create schema's if/then; QUEUE_DELAY is
-"queue-based endpoints only", L1093, L1144: refused on update too) and answers `requestUrls` as
-`{base, health}` (LoadBalancingRequestUrls, L870-889: health is base + HEALTH_CHECK_PATH, default
-/ping); `workers.idleTimeout` is "rejected on create/update" for a queue endpoint scaling on
-requestCount and omitted from its responses (L1083).
+Endpoint kinds (RunPod's openapi.json; lines in docs/upstream-notes.md): `type` is required on create and
+absent from UpdateEndpointRequest, whose `unevaluatedProperties: false` refuses it (the schema check does
+that); a LOAD_BALANCER endpoint scales on REQUEST_COUNT only (QUEUE_DELAY is "queue-based endpoints
+only": refused on update too) and answers `requestUrls` as `{base, health}` (health is base +
+HEALTH_CHECK_PATH, default /ping); `workers.idleTimeout` is "rejected on create/update" for a queue
+endpoint scaling on requestCount and omitted from its responses.
 """
 
 from __future__ import annotations

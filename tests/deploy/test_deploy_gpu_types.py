@@ -12,6 +12,7 @@ import requests
 from tests.builder.helpers import MINIMAL_VARIANT, ROOT
 from tests.deploy.conftest import VARIANT, cli
 from tests.deploy.fake_management import FakeManagementApi, schema_errors
+from worker_runtime.config.catalog import DEFAULT_RELEASE
 
 IMAGE = "registry.example.com/team/fastdeploy-worker:ernie-0.3b-1.0.0"
 MIG = "NVIDIA RTX PRO 6000 Blackwell Server Edition MIG {}"
@@ -31,8 +32,8 @@ def test_first_deploy_excludes_the_types_the_build_cannot_run_and_says_why(fake_
     assert endpoint["gpu"]["excludedTypes"] == SLICES
     assert "excluded GPU types of the pools (2, sent as gpu.excludedTypes):" in ran.out
     assert (
-        f"  {SLICES[0]}: sm120: the FastDeploy 2.5.0 image is built for sm80, sm86, sm89, sm90 only"
-        in ran.out
+        f"  {SLICES[0]}: sm120: the FastDeploy {DEFAULT_RELEASE} image is built for "
+        "sm80, sm86, sm89, sm90 only" in ran.out
     )
     # Every type left in the selection is one the build runs (the catalogue is RunPod's, not ours).
     kept = {g["id"] for g in fake_api.gpus if g["pool"] in create["gpu"]["pools"]} - set(SLICES)

@@ -10,11 +10,10 @@ from collections.abc import Iterator
 import pytest
 
 from builder.verify.jobs import TestJob as Job
-from builder.verify.lb import GET_ROUTES, HealthError, HttpCall, LbClient, http_call, wait_healthy
+from builder.verify.lb import HealthError, HttpCall, LbClient, http_call, wait_healthy
 from builder.verify.local import LbServing, LocalRun, run_command
 from tests.deploy.conftest import cli
 from tests.deploy.lb_contract_server import LbContractServer
-from worker_runtime.serve import normalize
 
 LB = "ernie-0.3b-lb"
 ENDPOINT = "ep-lb"
@@ -48,10 +47,6 @@ def lb_worker(clean_env, api_key) -> Iterator[LbContractServer]:
 )  # fmt: skip
 def test_jobs_map_onto_the_workers_routes(job_input, call):
     assert http_call(job_input) == call
-
-
-def test_get_routes_are_the_runtimes():
-    assert set(GET_ROUTES) == set(normalize.GET_ROUTES)
 
 
 def test_health_wait_shows_204_then_200_as_they_happen():

@@ -1,8 +1,8 @@
 """The structure docs/ARCHITECTURE.md describes: every builder package has a layer there, imports go
 downward only (no sibling imports within a layer), the runtime never imports the builder, the builder reads
 only the runtime's configuration package, the runtime's packages import downward only (config <- engine <-
-serve), and docs/development.md's module list names exactly the files of
-builder/."""
+serve), no module imports itself through a cycle (imports inside functions included), and
+docs/development.md's module list names exactly the files of builder/."""
 
 from __future__ import annotations
 
@@ -182,6 +182,92 @@ def test_the_package_rules_catch_a_violation(tmp_path: Path):
         "builder/probe.py:1: worker_runtime.engine.ports",
         "builder/probe.py:1: worker_runtime.engine.ports.free_ports",
     ]
+
+
+def module_name(path: Path, root: Path) -> str:
+    parts = path.relative_to(root).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_cycles(paths: list[Path], root: Path = ROOT) -> list[list[str]]:
+    """Every cycle of imports among ``paths`` (imports inside functions included), each as the modules
+    on it, sorted; an import of a name resolves to the module that defines it."""
+    modules = {module_name(p, root): p for p in paths}
+
+    def resolve(name: str) -> str | None:
+        parts = name.split(".")
+        for end in range(len(parts), 0, -1):
+            if ".".join(parts[:end]) in modules:
+                return ".".join(parts[:end])
+        return None
+
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Import):
+                edges.update(resolve(a.name) for a in node.names)
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    parent = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*parent, base] if base else parent)
+                edges.update(resolve(f"{base}.{a.name}") for a in node.names)
+        graph[name] = {e for e in edges if e is not None and e != name}
+    # Tarjan's strongly connected components: a component of two or more modules is a cycle.
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    cycles: list[list[str]] = []
+
+    def visit(v: str) -> None:
+        index[v] = low[v] = len(index)
+        stack.append(v)
+        for w in sorted(graph[v]):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in stack:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            component = []
+            while True:
+                w = stack.pop()
+                component.append(w)
+                if w == v:
+                    break
+            if len(component) > 1:
+                cycles.append(sorted(component))
+
+    for v in sorted(graph):
+        if v not in index:
+            visit(v)
+    return sorted(cycles)
+
+
+def test_no_import_cycle_in_the_builder_or_the_runtime():
+    """Shared pieces live in leaf modules: no module reaches itself through imports, hidden or not."""
+    assert import_cycles(builder_files()) == []
+    assert import_cycles(runtime_files()) == []
+
+
+def test_a_planted_cycle_is_found(tmp_path: Path):
+    """local -> lb at the top, lb -> endpoint inside a function, endpoint -> local by a relative import."""
+    package = tmp_path / "builder" / "verify"
+    package.mkdir(parents=True)
+    (tmp_path / "builder" / "__init__.py").write_text("", encoding="utf-8")
+    (package / "__init__.py").write_text("", encoding="utf-8")
+    (package / "local.py").write_text("from builder.verify.lb import run\n", encoding="utf-8")
+    (package / "lb.py").write_text("def run():\n    from builder.verify import endpoint\n", encoding="utf-8")
+    (package / "endpoint.py").write_text("from .local import Progress\n", encoding="utf-8")
+    (package / "report.py").write_text("from builder.verify.local import Progress\n", encoding="utf-8")
+    paths = sorted(tmp_path.rglob("*.py"))
+    assert import_cycles(paths, tmp_path) == [
+        ["builder.verify.endpoint", "builder.verify.lb", "builder.verify.local"]
+    ]
+    (package / "lb.py").write_text("def run():\n    pass\n", encoding="utf-8")
+    assert import_cycles(paths, tmp_path) == []
 
 
 def test_importing_the_cli_loads_no_runtime_dependency_nor_the_docker_sdk():

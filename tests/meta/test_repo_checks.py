@@ -37,6 +37,24 @@ def test_reference_pages_name_every_runtime_setting_and_variant_field():
         assert f"| `{name}` |" in variant_page
 
 
+def test_route_tables_in_the_docs_list_every_route_of_the_table():
+    from builder.tools.docs import BLOCKS, fill_blocks
+    from worker_runtime.config.routes import LOAD_BALANCER, ROUTES
+
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    lb_page = (ROOT / "docs" / "load-balancing.md").read_text(encoding="utf-8")
+    for route in ROUTES:
+        assert f"| `{route.method} {route.path}` |" in readme
+        assert (f"| `{route.method} {route.path}` |" in lb_page) == (LOAD_BALANCER in route.doors)
+    # A page whose block markers were removed is named, not silently left stale.
+    try:
+        fill_blocks("no markers\n", BLOCKS["docs/load-balancing.md"], "docs/load-balancing.md")
+    except SystemExit as stop:
+        assert "docs/load-balancing.md has no '<!-- generated: lb-routes -->' block" in str(stop)
+    else:
+        raise AssertionError("fill_blocks accepted a page without its markers")
+
+
 def test_contracts_link_the_settings_page_instead_of_restating_it():
     from worker_runtime.config.settings import SETTINGS
 

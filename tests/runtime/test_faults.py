@@ -154,7 +154,7 @@ def test_rp_serve_api_native_format() -> None:
                 time.sleep(0.2)
         assert status == 200 and body["status"] == "COMPLETED", body
         chunks = body["output"]
-        # Completions chunks (2.5 writes no "object" in them: serving_completion.py L596-602)
+        # Completions chunks (2.5 writes no "object" in them)
         assert all("text" in ch and "delta" not in ch for c in chunks for ch in c["choices"])
         assert chunks[-1]["usage"]["completion_tokens"] == 7
         status, body = http("POST", rt.base + "/runsync", {"input": {"prompt": "native"}})

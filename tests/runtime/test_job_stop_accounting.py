@@ -1,5 +1,5 @@
 """A stopped job leaves nothing counted: the SDK cancels its task while it awaits a stream POST, and
-the handler's generator stays suspended (runpod 1.12 rp_scale.py L337-338, rp_job.py L202-216)."""
+the handler's generator stays suspended (runpod 1.12; docs/upstream-notes.md)."""
 
 from __future__ import annotations
 

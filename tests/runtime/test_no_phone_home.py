@@ -1,5 +1,5 @@
 """Nothing leaves the container unasked: FastDeploy's usage report (2.5 and release/2.6: sent by the first
-GPU worker unless DO_NOT_TRACK=1, ``usage/usage_lib.py`` L59-72, ``worker/gpu_worker.py`` L83-84) is off
+GPU worker unless DO_NOT_TRACK=1) is off
 unless FASTDEPLOY_USAGE_STATS allows it. The stand-in sends it as FastDeploy does; a recording server
 stands in for ``FD_USAGE_STATS_SERVER``."""
 
@@ -78,7 +78,9 @@ def test_the_worker_sends_no_usage_report_by_default(local_runtime, recorder) ->
     assert recorder.requests == []  # the engine's one attempt is over before its port opens
 
 
-def test_the_usage_report_goes_out_when_the_setting_allows_it(local_runtime, recorder) -> None:
+def test_the_usage_report_goes_out_when_the_setting_allows_it(
+    local_runtime, recorder, engine_release
+) -> None:
     local_runtime(FD_USAGE_STATS_SERVER=recorder.report_url, FASTDEPLOY_USAGE_STATS="true")
     wait_until(lambda: len(recorder.requests) == 1, "the usage report")
-    assert recorder.requests[0][2]["fd_version"] == "2.5.0"
+    assert recorder.requests[0][2]["fd_version"] == engine_release

@@ -1,9 +1,7 @@
 """The worker notices that the engine is ready within 0.25 s of its port opening, however long it loads.
 
-FastDeploy opens its HTTP port only once the model is loaded (2.5: ``entrypoints/openai/api_server.py``
-around L898), often after minutes. The health poll runs on a fake clock here, so a one-minute load
-takes no time and the check does not depend on the machine's speed.
-"""
+FastDeploy opens its HTTP port only once the model is loaded, often after minutes. The health poll runs on a
+fake clock here, so a one-minute load takes no time and the check does not depend on the machine's speed."""
 
 from __future__ import annotations
 

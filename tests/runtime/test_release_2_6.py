@@ -1,6 +1,5 @@
 """The runtime against release/2.6's new answers (the stand-in in its 2.6 mode): finish_reason "abort"
-(a request /v1/abort_requests aborted; 2.6 serving_chat.py L474-475, serving_completion.py L594-595) and
-"pd_reschedule" (2.6 serving_chat.py L806-807, serving_completion.py L738-739) pass through native
+(a request /v1/abort_requests aborted) and "pd_reschedule" (docs/upstream-notes.md) pass through native
 streams, their merged chunks and their usage sums; the abort route stays out of jobs' reach (with the
 other routes, in ``test_upstream_behaviour``, which runs against 2.6 too)."""
 

@@ -239,7 +239,7 @@ def test_logprobs_need_enable_logprob(standin) -> None:
 
 @pytest.mark.parametrize(("path", "body"), [(CHAT, {"messages": MESSAGES}), (COMPLETIONS, {"prompt": "hi"})])
 def test_only_the_chat_opening_chunk_has_a_stray_space(standin, path: str, body: dict[str, Any]) -> None:
-    """2.5 writes ``data: {...} \\n\\n`` for the chat opening chunk only (serving_chat.py L372)."""
+    """2.5 writes ``data: {...} \\n\\n`` for the chat opening chunk only."""
     s = standin()
     status, text = s.request("POST", path, {**body, "max_tokens": 3, "stream": True})
     assert status == 200
@@ -260,8 +260,7 @@ def test_only_the_chat_opening_chunk_has_a_stray_space(standin, path: str, body:
 def test_max_streaming_response_tokens_lists_several_choices_per_chunk(
     standin, path: str, body: dict[str, Any]
 ) -> None:
-    """serving_chat.py L231-237/L490, serving_completion.py L446-451/L597: a chunk goes out once it
-    holds that many choices, or when a choice finishes."""
+    """A chunk goes out once it holds that many choices, or when a choice finishes."""
     s = standin()
     events = s.events(path, {**body, "max_tokens": 7})
     sizes = [len(e["choices"]) for e in events if isinstance(e, dict) and e["choices"]]
@@ -363,7 +362,7 @@ V26 = {"FD_STANDIN_RELEASE": "2.6.0"}
 def test_26_parser_defaults_depend_on_the_multi_api_server_variable(
     standin, env: dict[str, str], workers: int, limit: int
 ) -> None:
-    """release/2.6 entrypoints/openai/utils.py L344-357 (commit 8d7063ec, PR #7516)."""
+    """release/2.6's new defaults unless FD_ENABLE_MULTI_API_SERVER=1 (docs/upstream-notes.md)."""
     s = standin(**{**V26, **env})
     args = s.request("GET", "/config-info")[1]["args"]
     assert (args["workers"], args["max_concurrency"]) == (workers, limit)
@@ -383,7 +382,7 @@ def open_connections(s: StandIn, n: int) -> list[http.client.HTTPConnection]:
 
 @pytest.mark.parametrize("workers,status", [("4", 429), ("1", 200)])
 def test_each_api_server_process_has_its_share_of_the_limit(standin, workers: str, status: int) -> None:
-    """ceil(max_concurrency / workers) requests per process (api_server.py L100; 2.6 L101): with four
+    """ceil(max_concurrency / workers) requests per process: with four
     processes and a limit of 4, a second request on the process of a busy one is refused, with one of
     four requests in flight."""
     s = standin("--max-concurrency", "4", "--workers", workers, FD_STANDIN_TOKEN_DELAY="0.01", **V26)
@@ -403,7 +402,7 @@ def test_each_api_server_process_has_its_share_of_the_limit(standin, workers: st
 
 
 def test_26_stops_decoding_for_a_client_that_left_by_default(standin) -> None:
-    """2.6 envs.py L199-200: FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE defaults to 1."""
+    """2.6: FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE defaults to 1."""
     s = standin(FD_STANDIN_TOKEN_DELAY="0.01", FD_STANDIN_ANSWER_TOKENS="300", **V26)
     start_stream_and_leave(s, COMPLETIONS, {"prompt": "p", "max_tokens": 300})
     wait_until(lambda: s.metrics()["fastdeploy:num_requests_running"] == 0, "the abort")

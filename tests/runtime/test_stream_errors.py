@@ -1,7 +1,7 @@
 """An error inside an OpenAI stream reaches the ``openai`` SDK as an exception, not a silent end.
 
 FastDeploy reports a failure after its 200 as ``data: {"error": ...}`` then ``data: [DONE]``
-(2.5: ``entrypoints/openai/serving_chat.py`` L524-534; the stand-in's ``FD_STANDIN_ERROR_MID_STREAM``).
+(the stand-in's ``FD_STANDIN_ERROR_MID_STREAM``).
 The job fails either way; the client learns it only from an event carrying ``error``. Checked through the
 local endpoint and in platform mode, where the fake job API's ``/openai/v1`` relays what the job streamed.
 """

@@ -9,6 +9,7 @@ import sys
 
 import pytest
 
+from worker_runtime.config.catalog import DEFAULT_RELEASE
 from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_env
 from worker_runtime.config.release import owned_options, spelling
 from worker_runtime.config.settings import SETTINGS, SettingsError, load_flag_table, load_settings
@@ -133,8 +134,8 @@ def test_release_rejects_what_it_cannot_express(env: dict[str, str]) -> None:
     ("args", "fragment"),
     [
         # The close flag belongs to a setting: the setting is suggested, never a flag that is refused.
-        ("--enable-logprobs", "not accepted by FastDeploy 2.5.0 (did you mean the LOGPROBS setting?)"),
-        ("--enable-early-stp", "not accepted by FastDeploy 2.5.0 (did you mean --enable-early-stop"),
+        ("--enable-logprobs", f"not accepted by FastDeploy {DEFAULT_RELEASE} (did you mean the LOGPROBS"),
+        ("--enable-early-stp", f"not accepted by FastDeploy {DEFAULT_RELEASE} (did you mean --enable-early"),
         ("--port 9", "may not set --port: the runtime manages it"),
         ("--model other", "may not set --model: use the MODEL setting instead"),
     ],

@@ -106,7 +106,7 @@ def test_stop_on_disconnect_can_be_turned_off(local_runtime) -> None:
 
 
 CONTROL = ["/v1/pause", "/v1/resume", "/v1/sleep", "/v1/wakeup", "/v1/update_weights", "/v1/is_paused"]
-CONTROL += ["/v1/abort_requests"]  # release/2.6 (api_server.py L479): aborts any request it names
+CONTROL += ["/v1/abort_requests"]  # release/2.6: aborts any request it names
 
 
 def test_only_inference_routes_reach_the_engine(local_runtime) -> None:

@@ -8,11 +8,14 @@ Parsing lives in ``settings``; what one FastDeploy release accepts lives in ``re
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import shlex
+from dataclasses import dataclass, field, make_dataclass
 from typing import Any
 
 # The FastDeploy release an image without FASTDEPLOY_VERSION is taken to hold (the builder's default too).
 DEFAULT_RELEASE = "2.5.0"
+# MAX_CONCURRENCY when neither it nor MAX_NUM_SEQS is set.
+DEFAULT_MAX_CONCURRENCY = 8
 
 
 @dataclass(frozen=True)
@@ -22,17 +25,35 @@ class Setting:
     description: str  # one sentence; feeds hub.json and the README tables
     default: str | int | float | bool | None = None  # None: unset -> engine's own default, flag omitted
     flag: str | None = None  # engine flag (2.5 spelling) it maps to; None = read by the runtime
-    engine_env: str | None = None  # FastDeploy environment variable it maps to instead of a flag
+    engine_env: str | None = None  # FastDeploy environment variable it maps to instead of (or beside) a flag
+    # How a value is written to engine_env: (value, word) pairs, word None = not written; a value not
+    # listed is written as is. A bool setting with a flag and an env word for a value takes the env for it.
+    engine_env_words: tuple[tuple[Any, str | None], ...] = ()
+    engine_default: Any = None  # the engine's value without the flag: a release lacking the flag keeps it
     choices: tuple[str, ...] = ()  # fixed choices for kind "choice"
     choices_from: str | None = None  # key in an engine_flags.json release entry giving the choices
     minimum: float | None = None
     maximum: float | None = None
     advanced: bool = False  # hub.json input "advanced"
     in_hub: bool = True  # False: fixed by the image, not offered to users
+    required: bool = False  # no default: the worker does not start without it
+
+    def env_word(self, value: Any) -> str | None:
+        """What ``value`` writes to ``engine_env`` (None: nothing)."""
+        if self.engine_env is None or value is None:
+            return None
+        word = dict(self.engine_env_words).get(value, value)
+        return None if word is None else str(word)
 
 
 SETTINGS: tuple[Setting, ...] = (
-    Setting("MODEL", "str", "Model path inside the image or a repository id to download.", flag="--model"),
+    Setting(
+        "MODEL",
+        "str",
+        "Model path inside the image or a repository id to download.",
+        flag="--model",
+        required=True,
+    ),
     Setting(
         "MODEL_REVISION",
         "str",
@@ -47,8 +68,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Default: MODEL, or the repository id of the weights baked at MODEL.",
         flag="--served-model-name",
     ),
-    # Bounds FastDeploy asserts at startup (config.py check(), L2044-2051 in 2.5): max_model_len >= 16,
-    # 1 <= max_num_seqs <= 256.
+    # Bounds FastDeploy asserts at startup (its config check): max_model_len >= 16, 1 <= max_num_seqs <= 256.
     Setting("MAX_MODEL_LEN", "int", "Maximum context length in tokens.", flag="--max-model-len", minimum=16),
     Setting(
         "MAX_NUM_SEQS",
@@ -64,6 +84,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Number of GPUs the model is split across.",
         default=1,
         flag="--tensor-parallel-size",
+        engine_default=1,
         minimum=1,
         maximum=16,
     ),
@@ -85,7 +106,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "MAX_CONCURRENCY",
         "int",
-        "Jobs this worker takes at once; unset means MAX_NUM_SEQS, else 8.",
+        f"Jobs this worker takes at once; unset means MAX_NUM_SEQS, else {DEFAULT_MAX_CONCURRENCY}.",
         minimum=1,
     ),
     Setting(
@@ -117,6 +138,7 @@ SETTINGS: tuple[Setting, ...] = (
         "Split long prompts into chunks; false sets FD_DISABLE_CHUNKED_PREFILL=1.",
         flag="--enable-chunked-prefill",
         engine_env="FD_DISABLE_CHUNKED_PREFILL",
+        engine_env_words=((True, None), (False, "1")),
         advanced=True,
     ),
     Setting(
@@ -159,6 +181,12 @@ SETTINGS: tuple[Setting, ...] = (
         "choice",
         "Where a repository id is downloaded from (local: MODEL is a path).",
         engine_env="FD_MODEL_SOURCE",
+        engine_env_words=(
+            ("huggingface", "HUGGINGFACE"),
+            ("aistudio", "AISTUDIO"),
+            ("modelscope", "MODELSCOPE"),
+            ("local", None),
+        ),
         choices=("huggingface", "aistudio", "modelscope", "local"),
         advanced=True,
     ),
@@ -216,11 +244,13 @@ SETTINGS: tuple[Setting, ...] = (
         "bool",
         "Stop generating when a job is cancelled or times out; false lets the engine finish it unread.",
         default=True,
+        # Without it FastDeploy keeps generating for a client that left (a cancelled or timed-out job).
         engine_env="FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE",
+        engine_env_words=((True, "1"), (False, "0")),
         advanced=True,
     ),
     # FastDeploy reports hardware, model and configuration from its first GPU worker unless
-    # DO_NOT_TRACK=1 (2.5: usage/usage_lib.py L59-72, L364-391; worker/gpu_worker.py L83-84).
+    # DO_NOT_TRACK=1 (docs/upstream-notes.md).
     Setting(
         "FASTDEPLOY_USAGE_STATS",
         "bool",
@@ -228,6 +258,7 @@ SETTINGS: tuple[Setting, ...] = (
         "false sets DO_NOT_TRACK=1.",
         default=False,
         engine_env="DO_NOT_TRACK",
+        engine_env_words=((True, "0"), (False, "1")),
         advanced=True,
     ),
     Setting(
@@ -311,49 +342,39 @@ SETTINGS: tuple[Setting, ...] = (
 SETTINGS_BY_ENV: dict[str, Setting] = {s.env: s for s in SETTINGS}
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Validated settings; None means unset (the engine's own default applies)."""
+KINDS: dict[str, Any] = {
+    "str": str,
+    "int": int,
+    "float": float,
+    "bool": bool,
+    "choice": str,
+    "json": dict,
+    "args": tuple,
+}
 
-    model: str
-    model_revision: str | None = None
-    served_model_name: str | None = None
-    max_model_len: int | None = None
-    max_num_seqs: int | None = None
-    tensor_parallel_size: int = 1
-    gpu_memory_utilization: float | None = None
-    quantization: str | None = None
-    max_concurrency: int = 8
-    reasoning_parser: str | None = None
-    tool_call_parser: str | None = None
-    enable_prefix_caching: bool | None = None
-    enable_chunked_prefill: bool | None = None
-    max_num_batched_tokens: int | None = None
-    block_size: int | None = None
-    kv_cache_ratio: float | None = None
-    load_choices: str | None = None
-    limit_mm_per_prompt: dict[str, Any] | None = None
-    model_source: str | None = None
-    model_cache_dir: str | None = None
-    baked_model_id: str | None = None
-    model_cached: bool = False
-    model_cache_files: tuple[str, ...] = ()
-    model_cache_fallback: bool = True
-    hf_hub_cache: str | None = None
-    logprobs: bool | None = None
-    stop_on_disconnect: bool = True
-    fastdeploy_usage_stats: bool = False
-    engine_args: tuple[str, ...] = ()
-    engine_startup_timeout: float = 1800.0
-    request_timeout: float = 600.0
-    endpoint_type: str = "queue"
-    port: int = 80
-    port_health: int | None = None
-    health_check_path: str = "/ping"
-    shutdown_grace_seconds: float = 5.0
-    fastdeploy_version: str = DEFAULT_RELEASE
-    worker_deps_dir: str | None = None
 
-    def value(self, env: str) -> Any:
-        """The typed value of the setting read from environment variable ``env``."""
-        return getattr(self, env.lower())
+def typed_default(setting: Setting) -> Any:
+    """A setting's default as its value type (an ``args`` default is shell words)."""
+    if setting.kind == "args" and isinstance(setting.default, str):
+        return tuple(shlex.split(setting.default))
+    return setting.default
+
+
+def _value(self: Any, env: str) -> Any:
+    """The typed value of the setting read from environment variable ``env``."""
+    return getattr(self, env.lower())
+
+
+# Validated settings, one field per Setting (``env.lower()``), each defaulting to the catalogue's
+# default: a new setting is its catalogue entry only. None means unset (the engine's own default).
+Settings = make_dataclass(
+    "Settings",
+    [
+        (s.env.lower(), KINDS[s.kind])
+        if s.required
+        else (s.env.lower(), KINDS[s.kind] | None, field(default=typed_default(s)))
+        for s in SETTINGS
+    ],
+    namespace={"value": _value, "__doc__": "Validated settings; None: unset (the engine's own default)."},
+    frozen=True,
+)

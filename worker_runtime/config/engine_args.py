@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from worker_runtime.config.catalog import SETTINGS, Settings
+from worker_runtime.config.catalog import SETTINGS, Setting, Settings
 from worker_runtime.config.release import pinned_flags, spelling
 
 API_SERVER_MODULE = "fastdeploy.entrypoints.openai.api_server"
@@ -39,8 +39,8 @@ def separate_metrics_listener(release: Mapping[str, Any]) -> bool:
     """Whether the release always opens a metrics listener of its own, on 0.0.0.0.
 
     ``--metrics-port`` without a default (2.4 and 2.5 in the flag table) means metrics are served on
-    ``--port`` unless the flag is given, and giving it opens a second listener on 0.0.0.0 (FastDeploy 2.5
-    ``api_server.py`` L737-740, L783, L904): such releases get no ``--metrics-port``. Releases whose flag
+    ``--port`` unless the flag is given, and giving it opens a second listener on 0.0.0.0
+    (docs/upstream-notes.md): such releases get no ``--metrics-port``. Releases whose flag
     has a default (8001 in 2.0-2.3) open that listener anyway: they get a free port, so two workers on one
     host do not collide.
     """
@@ -74,12 +74,24 @@ def engine_argv(settings: Settings, release: Mapping[str, Any], ports: EnginePor
         if setting.kind == "bool":
             if value:
                 argv.append(name)
-            elif (negative := release["flags"][name].get("negative_form")) and setting.engine_env is None:
-                argv.append(negative)  # chunked prefill is turned off through the environment instead
+                continue
+            negative = release["flags"][name].get("negative_form")
+            if negative and setting.env_word(value) is None:
+                argv.append(negative)  # else false is written to the engine's environment instead
             continue
         argv += [name, _format(value)]
     argv += list(settings.engine_args)
     return argv
+
+
+def settings_env(settings: Settings, catalogue: tuple[Setting, ...] = SETTINGS) -> dict[str, str]:
+    """The engine variables the settings write (each Setting's ``engine_env``, in its words)."""
+    out: dict[str, str] = {}
+    for setting in catalogue:
+        word = setting.env_word(settings.value(setting.env))
+        if word is not None and word != "":
+            out[str(setting.engine_env)] = word
+    return out
 
 
 def engine_env(
@@ -91,16 +103,7 @@ def engine_env(
     """
     env = {k: v for k, v in base.items() if k not in DROPPED_ENGINE_ENV}
     env["FD_LOG_DIR"] = log_dir
-    if settings.model_source and settings.model_source != "local":
-        env["FD_MODEL_SOURCE"] = settings.model_source.upper()
-    if settings.model_cache_dir:
-        env["FD_MODEL_CACHE"] = settings.model_cache_dir
-    if settings.enable_chunked_prefill is False:
-        env["FD_DISABLE_CHUNKED_PREFILL"] = "1"
-    # Without it FastDeploy keeps generating for a client that left (a cancelled or timed-out job).
-    env["FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE"] = "1" if settings.stop_on_disconnect else "0"
-    # Nothing leaves the container unasked: FastDeploy's usage report is off unless the setting allows it.
-    env["DO_NOT_TRACK"] = "0" if settings.fastdeploy_usage_stats else "1"
+    env.update(settings_env(settings))
     if settings.worker_deps_dir and "PYTHONPATH" in env:
         deps = os.path.normpath(settings.worker_deps_dir)
         kept = [p for p in env["PYTHONPATH"].split(path_sep) if p and os.path.normpath(p) != deps]

@@ -32,15 +32,10 @@ RUNTIME_FLAGS = (
     "--workers",
 )
 # Engine defaults the runtime relies on, passed on every release whose flag table has the flag, so that
-# a release changing the default changes nothing. One API-server process: with N, each process admits
-# ceil(max_concurrency / N) requests (2.5 and release/2.6 entrypoints/openai/api_server.py L100-101), so
-# a worker's jobs could be refused with 429 well below the limit. The limit itself stays 2.2-2.5's
-# default. release/2.6 changes both unless FD_ENABLE_MULTI_API_SERVER=1 (workers 1 -> 4, max-concurrency
-# 512 -> 2048: entrypoints/openai/utils.py L344-357 at 7198b588, commit 8d7063ec / PR #7516); that
-# variable is the multi-API-server launcher's marker for its children (multi_api_server.py L108) and
-# changes the engine's port and data-parallel handling too (engine/args_utils.py L661, engine/engine.py
-# L819), so the runtime passes the flags instead of setting it. ENGINE_ARGS may still raise
-# --max-concurrency (it comes later on the command line); --workers is the runtime's.
+# a release changing the default (release/2.6 changes both) changes nothing. One API-server process: with
+# N, each admits 1/N of max_concurrency, and jobs would get 429 well below the limit; the limit stays
+# 2.2-2.5's default. Sources: docs/upstream-notes.md. ENGINE_ARGS may still raise --max-concurrency (it
+# comes later on the command line); --workers is the runtime's.
 PINNED_FLAGS: tuple[tuple[str, str], ...] = (("--workers", "1"), ("--max-concurrency", "512"))
 
 
@@ -204,12 +199,12 @@ def release_problems(values: Mapping[str, Any], release: Mapping[str, Any], vers
         value = values.get(setting.env.lower())
         if setting.flag is None or value is None:
             continue
-        if setting.env == "ENABLE_CHUNKED_PREFILL" and value is False:
+        if setting.env_word(value) is not None:
             continue  # expressed through the engine environment
         name = spelling(setting.flag, release)
         if name is None:
-            if setting.env == "TENSOR_PARALLEL_SIZE" and value == 1:
-                continue
+            if value == setting.engine_default:
+                continue  # what the engine does without the flag
             problems.append(
                 f"{setting.env}={value!r} is not supported by FastDeploy {version}: it has no {setting.flag}"
             )

@@ -12,7 +12,15 @@ import shlex
 from collections.abc import Mapping
 from typing import Any
 
-from worker_runtime.config.catalog import DEFAULT_RELEASE, SETTINGS, SETTINGS_BY_ENV, Setting, Settings
+from worker_runtime.config.catalog import (
+    DEFAULT_MAX_CONCURRENCY,
+    DEFAULT_RELEASE,
+    SETTINGS,
+    SETTINGS_BY_ENV,
+    Setting,
+    Settings,
+    typed_default,
+)
 from worker_runtime.config.release import (
     FLAGS_FILE,
     PARSER_CHOICES,
@@ -150,10 +158,7 @@ def load_settings(
             values["fastdeploy_version"] = version
             continue
         if unset:
-            default = setting.default
-            if setting.kind == "args" and isinstance(default, str):
-                default = tuple(shlex.split(default))
-            values[setting.env.lower()] = default
+            values[setting.env.lower()] = typed_default(setting)
             continue
         try:
             values[setting.env.lower()] = _parse(setting, raw, choices)
@@ -165,7 +170,7 @@ def load_settings(
 
     # Derived defaults.
     if values.get("max_concurrency") is None:
-        values["max_concurrency"] = values.get("max_num_seqs") or 8
+        values["max_concurrency"] = values.get("max_num_seqs") or DEFAULT_MAX_CONCURRENCY
     if values.get("model_cache_dir") is None and os.path.isdir(volume_dir):
         values["model_cache_dir"] = os.path.join(volume_dir, "fastdeploy")
 

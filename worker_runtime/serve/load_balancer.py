@@ -25,19 +25,16 @@ from typing import Any
 
 from aiohttp import web
 
+from worker_runtime.config import routes
 from worker_runtime.serve.errors import JobError
 from worker_runtime.serve.fastjson import loads
-from worker_runtime.serve.normalize import GET_ROUTES, OPENAI_ROUTES
 from worker_runtime.serve.replies import error_response, reply
 
 Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 
-NATIVE_PATH = "/generate"
-# Method of each served path: the handler's OpenAI allowlist, and the native format.
-ROUTES: dict[str, str] = {
-    **{route: "GET" if route in GET_ROUTES else "POST" for route in OPENAI_ROUTES},
-    NATIVE_PATH: "POST",
-}
+# Method of each served path, and the paths whose body is the native job input (config/routes.py).
+ROUTES: dict[str, str] = {r.path: r.method for r in routes.served_by(routes.LOAD_BALANCER)}
+NATIVE_PATHS = frozenset(routes.paths(routes.LOAD_BALANCER, routes.NATIVE))
 MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's payload limit on load-balancing endpoints (overview.mdx)
 RETRY_AFTER_SECONDS = 1  # a full or loading worker: RunPod's client, or the caller, tries again
 
@@ -128,7 +125,7 @@ class LBServer:
             if isinstance(job_input, web.Response):
                 return job_input
             native_stream = (
-                path == NATIVE_PATH and isinstance(job_input, dict) and job_input.get("stream") is True
+                path in NATIVE_PATHS and isinstance(job_input, dict) and job_input.get("stream") is True
             )
             assert self.handler is not None
             outputs = self.handler({"id": f"lb-{next(self._ids)}", "input": job_input})
@@ -175,7 +172,7 @@ class LBServer:
         except ValueError:
             err = JobError(400, "the request body must be JSON", code="invalid_json")
             return error_response(err)
-        if path != NATIVE_PATH:
+        if path not in NATIVE_PATHS:
             return {"openai_route": path, "openai_input": body}
         if isinstance(body, dict) and set(body) == {"input"}:
             body = body["input"]  # a /runsync payload, {"input": {...}}

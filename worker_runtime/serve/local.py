@@ -1,7 +1,7 @@
 """A local endpoint shaped like RunPod's, driving the same handler the platform drives.
 
 Routes: POST /run, POST /runsync, GET /status/{id}, GET /stream/{id}, POST /cancel/{id}, GET /health,
-and /openai/v1/* (chat/completions, completions, models) with real incremental SSE, so the official
+and the OpenAI routes under /openai/v1 (config/routes.py) with real incremental SSE, so the official
 ``openai`` SDK works against ``http://HOST:PORT/openai/v1``.
 
 Finished jobs stay readable for ``FINISHED_JOB_TTL`` seconds, and at most ``MAX_FINISHED_JOBS`` of
@@ -22,13 +22,16 @@ from typing import Any
 
 from aiohttp import web
 
+from worker_runtime.config import routes
 from worker_runtime.serve.errors import JobError
+from worker_runtime.serve.normalize import route_refused
 from worker_runtime.serve.replies import error_response, reply
 
 Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 STREAM_POLL_SECONDS = 10.0  # /stream/{id} waits this long for new output before answering empty
 MAX_FINISHED_JOBS = 1000  # finished jobs kept for /status and /stream, oldest dropped first
 FINISHED_JOB_TTL = 1800.0  # seconds a finished job stays readable (RunPod keeps /run results 30 min)
+OPENAI_ROUTES = routes.paths(routes.LOCAL, routes.OPENAI)  # served under /openai/v1 (config/routes.py)
 
 
 def default_host() -> str:
@@ -211,6 +214,8 @@ class LocalServer:
 
     async def openai(self, request: web.Request) -> web.StreamResponse:
         route = "/v1/" + request.match_info["tail"]
+        if route not in OPENAI_ROUTES:
+            return error_response(route_refused(route, OPENAI_ROUTES))
         job_input: dict[str, Any] = {"openai_route": route}
         if request.method == "POST":
             try:

@@ -5,20 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from worker_runtime.config import routes
 from worker_runtime.serve.errors import JobError, input_error
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
-MODELS = "/v1/models"
-# Routes the engine serves on GET only: a job naming one is a GET, also with an empty openai_input
-# (clients that always send a body send {}).
-GET_ROUTES = frozenset({MODELS})
-# The only routes a job may reach. FastDeploy 2.5 serves more on the same port (api_server.py): control
-# routes (/v1/pause aborts every running request, /v1/sleep, /v1/wakeup, /v1/update_weights, /v1/resume,
-# /v1/is_paused), /metrics, /health, /config-info; and /v1/embeddings and /v1/reward, which only a
-# pooling model answers (these images serve generative models). release/2.6 adds POST /v1/abort_requests
-# (api_server.py L479), which aborts any request it names. None of them is for job input.
-OPENAI_ROUTES = (CHAT, COMPLETIONS, MODELS)
+# The only routes a job may reach (config/routes.py says why no other): a job naming a GET route is a
+# GET, also with an empty openai_input (clients that always send a body send {}).
+OPENAI_ROUTES = routes.paths(routes.QUEUE, routes.OPENAI)
+GET_ROUTES = frozenset(routes.paths(routes.QUEUE, routes.OPENAI, "GET"))
 
 # Native sampling_params, passed to the engine under the same names (OpenAI fields plus FastDeploy's
 # extras such as top_k, repetition_penalty and min_tokens).
@@ -127,22 +122,27 @@ def normalize(job_input: Any, model_name: str, *, logprobs: bool = True) -> Engi
     return replace(request, body=_sampling(request.route, request.body, logprobs))
 
 
+def route_refused(route: Any, allowed: tuple[str, ...]) -> JobError:
+    """The error for an OpenAI route a front door does not serve."""
+    return JobError(
+        400,
+        f'"openai_route" {str(route)[:200]!r} is not served to jobs; allowed: {", ".join(allowed)}',
+        code="invalid_route",
+        param="openai_route",
+    )
+
+
 def _openai(job_input: dict[str, Any], model_name: str) -> EngineRequest:
     route = job_input["openai_route"]
     if route not in OPENAI_ROUTES:
-        raise JobError(
-            400,
-            f'"openai_route" {str(route)[:200]!r} is not served to jobs; allowed: {", ".join(OPENAI_ROUTES)}',
-            code="invalid_route",
-            param="openai_route",
-        )
+        raise route_refused(route, OPENAI_ROUTES)
     # A field the platform may add one day must not fail every request: logged, then ignored.
     extra = sorted(map(str, set(job_input) - {"openai_route", "openai_input"}))
     note = f"ignored job input keys beside openai_route/openai_input: {', '.join(extra)}"[:500]
     notes = (note,) if extra else ()
     body = job_input.get("openai_input")
     if body is None:
-        if route != MODELS:
+        if route not in GET_ROUTES:
             raise input_error(f'{route} needs an "openai_input" object (the request body)')
         return EngineRequest("GET", route, None, False, True, notes)
     if not isinstance(body, dict):

@@ -109,8 +109,10 @@ def release_flags(ctx: Context) -> None:
     set_fields.update(variant.engine.settings)
     for env, value in set_fields.items():
         setting = BY_ENV.get(env)
-        if setting is None or setting.flag is None or value is None or value == [] or setting.engine_env:
+        if setting is None or setting.flag is None or value is None or value == []:
             continue
+        if setting.env_word(value) is not None or value == setting.engine_default:
+            continue  # written to the engine's environment, or what the engine does without the flag
         if spelling(setting.flag, ctx.engine_release) is None:
             where = field_for(env) or f"engine.settings.{env}"
             ctx.add(

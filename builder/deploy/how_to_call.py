@@ -7,8 +7,9 @@ from __future__ import annotations
 import json
 from collections.abc import Callable
 
-from builder.deploy.overrides import effective
+from builder.deploy.env_overrides import effective
 from builder.variant.resolve import Resolved
+from worker_runtime.config import routes
 
 
 def served_model(resolved: Resolved, env: dict[str, str]) -> str:
@@ -52,7 +53,8 @@ def print_lb_calling(
 ) -> None:
     """A load-balancing endpoint: the worker's routes at `base`, RunPod's health check, the snippet."""
     say(f"endpoint id: {endpoint_id} (load balancing)")
-    say(f"URL:         {base}  (POST /v1/chat/completions, /v1/completions, /generate; GET /v1/models)")
+    posts, gets = (", ".join(routes.paths(routes.LOAD_BALANCER, method=m)) for m in ("POST", "GET"))
+    say(f"URL:         {base}  (POST {posts}; GET {gets})")
     say(f"health:      {base}{health}  (204 while the model loads, 200 when ready)")
     say(f"openai:      {base}/v1  (model {model})")
     _say_snippet(snippet(f"{base}/v1", model), say)

@@ -13,10 +13,10 @@ import sys
 from typing import TYPE_CHECKING
 
 from builder.commands.common import add_selection, add_verb
-from builder.commands.deploy import add_image_choice, checked_overrides, one_variant
-from builder.deploy.calling import health_path, served_model
+from builder.commands.variant_image import add_image_choice, checked_overrides, one_variant
 from builder.deploy.credentials import api_key, job_base, lb_base
-from builder.deploy.overrides import effective
+from builder.deploy.env_overrides import effective
+from builder.deploy.how_to_call import health_path, served_model
 from builder.errors import BuilderError, UsageError
 from builder.variant.resolve import Resolved
 
