@@ -218,6 +218,7 @@ class _Interrupter:
         mp.setattr(os, "replace", wrap("replace"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("before", [None, "qwen3-8b-cached"], ids=["new directory", "over another render"])
 def test_a_render_interrupted_at_any_write_is_completed_by_the_next(cli, tmp_path, monkeypatch, before):
     """Ctrl-C at every file-system write of `render` (into a new directory, or over another variant's
