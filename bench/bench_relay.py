@@ -150,7 +150,7 @@ class FakeEngine:
     def url(self, route: str) -> str:
         return "http://engine" + route
 
-    def request(self, method: str, url: str, json: Any = None) -> FakeRequest:
+    def request(self, method: str, url: str, **_body: Any) -> FakeRequest:
         return FakeRequest(self.streams.pop())
 
 

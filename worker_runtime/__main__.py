@@ -9,6 +9,7 @@ load-balancing endpoint (serve/load_balancer.py; its health check answers while 
 from __future__ import annotations
 
 import argparse
+import io
 import os
 import sys
 
@@ -28,6 +29,10 @@ def parse_args(argv: list[str]) -> tuple[argparse.Namespace, list[str]]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    # A log line never fails on what a caller sent (a lone surrogate): written escaped instead.
+    for stream in (sys.stdout, sys.stderr):
+        if isinstance(stream, io.TextIOWrapper):
+            stream.reconfigure(errors="backslashreplace")
     args, rest = parse_args(sys.argv[1:] if argv is None else argv)
     sys.argv = [sys.argv[0], *rest]  # the RunPod SDK parses what is left (--rp_serve_api, ...)
     try:

@@ -6,6 +6,7 @@ Constants: tests/builder/helpers.py."""
 from __future__ import annotations
 
 import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -23,15 +24,22 @@ def _in_repository_root(monkeypatch):
     monkeypatch.delenv("FASTDEPLOY_RUNPOD_REGISTRY", raising=False)
 
 
-@pytest.fixture(autouse=True)
-def hub(monkeypatch):
-    """The model hub every builder test talks to (HF_ENDPOINT): a local fake on which every repository's
-    `main` is `fake_hub.commit_of(repo)`, so a build that bakes a branch asks it, never the internet."""
+@pytest.fixture(scope="session")
+def _hub_server() -> Iterator[FakeHub]:
     fake = FakeHub(every_main=True)
-    monkeypatch.setenv("HF_ENDPOINT", fake.url)
-    monkeypatch.delenv("HF_TOKEN", raising=False)
     yield fake
-    fake.close()
+    fake.stop()
+
+
+@pytest.fixture(autouse=True)
+def hub(_hub_server: FakeHub, monkeypatch) -> FakeHub:
+    """The model hub every builder test talks to (HF_ENDPOINT): a local fake on which every repository's
+    `main` is `fake_hub.commit_of(repo)`, so a build that bakes a branch asks it, never the internet.
+    One server for the session, reset before each test (a server per test cost its start and stop)."""
+    _hub_server.reset()
+    monkeypatch.setenv("HF_ENDPOINT", _hub_server.url)
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    return _hub_server
 
 
 @pytest.fixture

@@ -12,9 +12,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-import threading
 import urllib.parse
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
+
+from tests.served import ServedHttp
 
 
 def commit_of(repo: str, branch: str = "main") -> str:
@@ -22,18 +23,14 @@ def commit_of(repo: str, branch: str = "main") -> str:
     return hashlib.sha1(f"{repo}@{branch}".encode()).hexdigest()
 
 
-class FakeHub:
+class FakeHub(ServedHttp):
     """Branches by (repo, branch) -> commit; records each path asked and its Authorization header.
     With `every_main`, every repository exists and its `main` answers `commit_of(repo)`; `private`
     repositories answer as missing ones unless the request carries `Bearer {token}`."""
 
     def __init__(self, *, every_main: bool = False, token: str | None = None) -> None:
-        self.branches: dict[tuple[str, str], str] = {}
-        self.private: set[str] = set()
-        self.every_main = every_main
-        self.token = token
-        self.asked: list[str] = []
-        self.auth: list[str | None] = []
+        self._made = (every_main, token)
+        self.reset()
         hub = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -76,10 +73,13 @@ class FakeHub:
             def log_message(self, *args) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
+        self.start()
 
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+    def reset(self) -> None:
+        """Back to the state it was made in: what a test set and what it was asked are forgotten."""
+        self.every_main, self.token = self._made
+        self.branches: dict[tuple[str, str], str] = {}
+        self.private: set[str] = set()
+        self.asked: list[str] = []
+        self.auth: list[str | None] = []

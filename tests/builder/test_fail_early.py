@@ -218,6 +218,7 @@ class _Interrupter:
         mp.setattr(os, "replace", wrap("replace"))
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("before", [None, "qwen3-8b-cached"], ids=["new directory", "over another render"])
 def test_a_render_interrupted_at_any_write_is_completed_by_the_next(cli, tmp_path, monkeypatch, before):
     """Ctrl-C at every file-system write of `render` (into a new directory, or over another variant's
@@ -291,9 +292,7 @@ def test_known_models_split_over_the_sizes_their_heads_allow():
 
 def test_weights_from_a_model_whose_heads_do_not_split_is_refused(cli, fake_docker, write_variant, tmp_path):
     """A baked model's own config.json is checked against the variant's tensor parallel size."""
-    path = write_variant(
-        "tp2", TP.format(name="tp2", tp=2) + "image:\n  repository: localhost:5000/w\n"
-    )
+    path = write_variant("tp2", TP.format(name="tp2", tp=2) + "image:\n  repository: localhost:5000/w\n")
     folder = model_folder(tmp_path / "m", {"config.json": b'{"num_attention_heads": 3}'})
     result = cli("build", str(path), "--out", str(tmp_path / "b"), "--weights-from", str(folder))
     assert result.returncode == 2, result.stdout + result.stderr

@@ -85,9 +85,10 @@ def test_a_build_bakes_the_commit_its_branch_points_to_now_without_a_warning(cli
     assert again.returncode == 0 and again.stderr == ""
     assert _weights_spec(tmp_path / "b")["revision"] == PIN
     assert fake_docker["build"][1][2]["io.runpod.fastdeploy.model-revision"] == PIN
-    assert fake_docker["build"][1][2]["io.runpod.fastdeploy.layer.weights"] != labels[
-        "io.runpod.fastdeploy.layer.weights"
-    ]
+    assert (
+        fake_docker["build"][1][2]["io.runpod.fastdeploy.layer.weights"]
+        != labels["io.runpod.fastdeploy.layer.weights"]
+    )
     # Nothing downloaded (weights staged from a folder), or a commit already named: nobody is asked.
     weights = model_folder(tmp_path / "w")
     staged = cli("build", "ernie-0.3b", *opts, "--weights-from", str(weights))
@@ -100,9 +101,7 @@ def test_a_build_bakes_the_commit_its_branch_points_to_now_without_a_warning(cli
 def test_a_branch_the_hub_cannot_name_stops_the_build_before_anything_is_written(
     cli, fake_docker, hub, write_variant, tmp_path, monkeypatch
 ):
-    path = write_variant(
-        "mine", MINIMAL_VARIANT.format(name="mine") + "  revision: no-such-branch\n"
-    )
+    path = write_variant("mine", MINIMAL_VARIANT.format(name="mine") + "  revision: no-such-branch\n")
     out = tmp_path / "b"
     for verb in ("build", "push"):
         result = cli(verb, str(path), "--out", str(out), "--registry", "localhost:5000")
@@ -279,8 +278,7 @@ def test_requirements_txt_installs_what_every_verb_imports():
             elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
                 imported.add(node.module.split(".")[0])
     third_party = {
-        distributions.get(name, name)
-        for name in imported - set(sys.stdlib_module_names) - optional
+        distributions.get(name, name) for name in imported - set(sys.stdlib_module_names) - optional
     }
     pinned = {
         line.split("==")[0].strip().lower()

@@ -6,19 +6,19 @@ from __future__ import annotations
 
 import base64
 import json
-import threading
 import urllib.parse
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 
 import pytest
 
 from builder.image.manifest_check import ImageMissing, RegistryUnreadable, manifest_exists, require_image
+from tests.served import ServedHttp
 
 USER, PASSWORD, TOKEN = "ci-bot", "pw_PLANTED_secret", "tok-123"
 
 
-class TokenRegistry:
+class TokenRegistry(ServedHttp):
     def __init__(self) -> None:
         self.manifests = {("team/worker", "ernie-0.3b-1")}
         self.token_requests: list[tuple[dict, str | None]] = []
@@ -55,9 +55,9 @@ class TokenRegistry:
                 self.send_response(200 if (name, ref) in registry.manifests else 404)
                 self.end_headers()
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.address = f"127.0.0.1:{self.server.server_address[1]}"
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
+        self.address = f"127.0.0.1:{self.port}"
+        self.start()
 
 
 @pytest.fixture
@@ -67,7 +67,7 @@ def registry(monkeypatch, tmp_path) -> Iterator[TokenRegistry]:
     monkeypatch.setenv("REGISTRY_PASSWORD", PASSWORD)
     fake = TokenRegistry()
     yield fake
-    fake.server.shutdown()
+    fake.stop()
 
 
 def test_the_token_flow_with_the_push_credentials(registry):

@@ -23,7 +23,7 @@ def hub(monkeypatch) -> Iterator[FakeHub]:
     fake = FakeHub()
     monkeypatch.setenv("HF_ENDPOINT", fake.url)
     yield fake
-    fake.close()
+    fake.stop()
 
 
 @pytest.fixture

@@ -25,13 +25,14 @@ import json
 import re
 import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 from jsonschema import Draft202012Validator
 
 from tests.deploy.fake_catalog import catalogue
+from tests.served import ServedHttp
 
 SPEC = json.loads(Path(__file__).with_name("runpod_v2_schemas.json").read_text())
 CONTAINER = ("image", "args", "disk", "ports", "env", "registry")
@@ -70,7 +71,7 @@ class Fault:
     headers: dict[str, str] = field(default_factory=dict)
 
 
-class FakeManagementApi:
+class FakeManagementApi(ServedHttp):
     def __init__(self, api_key: str) -> None:
         self.api_key = api_key
         self.templates: dict[str, dict[str, Any]] = {}
@@ -82,20 +83,7 @@ class FakeManagementApi:
         self.gpus: list[dict[str, Any]] = catalogue()  # GET /v2/catalog/gpus; tests may edit it
         self._ids = itertools.count(1)
         self._lock = threading.Lock()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> FakeManagementApi:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        super().__init__(self._handler())
 
     def fail_next(self, method: str, path_prefix: str, status: int, detail: str, **kw: Any) -> None:
         self.faults.append(Fault(method, path_prefix, status, detail, **kw))

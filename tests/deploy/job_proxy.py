@@ -5,36 +5,27 @@ checked, and `/health` answers with RunPod's `workers` counts (the local server 
 from __future__ import annotations
 
 import json
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import requests
 
+from tests.served import ServedHttp
 
-class JobApiProxy:
+
+class JobApiProxy(ServedHttp):
     def __init__(self, upstream: str, api_key: str, ready_workers: int = 1) -> None:
         self.upstream = upstream.rstrip("/")
         self.api_key = api_key
         self.ready_workers = ready_workers
         self.seen: list[tuple[str, str, str]] = []  # (method, endpoint id, route)
         self.auth_headers: list[str] = []
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), self._handler())
-        self.server.daemon_threads = True
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(self._handler())
 
     @property
     def base(self) -> str:
         """What RUNPOD_ENDPOINT_BASE_URL is set to."""
-        return f"http://127.0.0.1:{self.server.server_address[1]}/v2"
-
-    def start(self) -> JobApiProxy:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+        return f"{self.url}/v2"
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         proxy = self

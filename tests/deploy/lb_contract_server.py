@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import json
 import os
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
+
+from tests.served import ServedHttp
 
 MODEL = "baidu/ERNIE-4.5-0.3B-Paddle"
 WORDS = ["Hello", "!"]
@@ -37,7 +38,7 @@ class Seen:
 
 
 @dataclass
-class LbContractServer:
+class LbContractServer(ServedHttp):
     loading_polls: int = 2
     dead: bool = False
     health_path: str = "/ping"
@@ -47,21 +48,8 @@ class LbContractServer:
     address: tuple[str, int] = ("127.0.0.1", 0)
 
     def __post_init__(self) -> None:
-        self.server = ThreadingHTTPServer(self.address, self._handler())
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        super().__init__(self._handler(), self.address)
         self.health_checks = 0
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}"
-
-    def start(self) -> LbContractServer:
-        self.thread.start()
-        return self
-
-    def stop(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
 
     def paths(self, method: str | None = None) -> list[str]:
         return [s.path for s in self.seen if method is None or s.method == method]
@@ -164,4 +152,4 @@ if __name__ == "__main__":
         dead=os.environ.get("LB_DEAD") == "1",
         health_path=os.environ.get("HEALTH_CHECK_PATH", "/ping"),
         address=("0.0.0.0", int(os.environ.get("PORT", "80"))),
-    ).server.serve_forever()
+    ).serve()

@@ -18,16 +18,18 @@ from builder.cli import main
 pytestmark = pytest.mark.docker
 
 VARIANT = "ernie-0.3b-lb"
-SERVER = Path(__file__).resolve().parents[1] / "deploy" / "lb_contract_server.py"
+TESTS = Path(__file__).resolve().parents[1]
 
 
 @pytest.fixture(scope="module")
 def image(docker_client, tmp_path_factory):
     rootfs = dockerlab.ensure_rootfs(docker_client, None)
     ctx = tmp_path_factory.mktemp("lb-contract")
-    shutil.copy(SERVER, ctx / "lb_contract_server.py")
+    shutil.copy(TESTS / "deploy" / "lb_contract_server.py", ctx / "lb_contract_server.py")
+    (ctx / "tests").mkdir()
+    shutil.copy(TESTS / "served.py", ctx / "tests" / "served.py")  # what the server imports
     (ctx / "Dockerfile").write_text(
-        f"FROM {rootfs}\nCOPY lb_contract_server.py /srv/\n"
+        f"FROM {rootfs}\nCOPY lb_contract_server.py /srv/\nCOPY tests /srv/tests/\n"
         'ENTRYPOINT ["python3", "/srv/lb_contract_server.py"]\n'
     )
     tag = "i16builder-lb-contract:" + uuid.uuid4().hex[:8]

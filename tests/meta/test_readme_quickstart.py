@@ -134,7 +134,7 @@ def test_build_and_push_run_as_written_with_docker_and_the_hub_stood_in(
     try:
         code = main([*shlex.split(command)[2:], "--out", str(tmp_path / "build")])
     finally:
-        hub.close()
+        hub.stop()
     out, err = capsys.readouterr()
     assert code == 0, f"{command}\n{out}\n{err}"
     assert err == "", f"{command} printed on stderr:\n{err}"

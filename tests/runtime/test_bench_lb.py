@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import sys
 
+import pytest
+
 from .conftest import REPO, run_bench
 
 sys.path[:0] = [str(REPO / "bench")]
@@ -11,6 +13,7 @@ sys.path[:0] = [str(REPO / "bench")]
 import bench_lb  # noqa: E402
 
 
+@pytest.mark.slow
 def test_bench_lb_runs_every_configuration_and_exits_0() -> None:
     args = ["--k", "2,3", "--tokens", "6", "--rate", "400", "--post-cost", "0.005"]
     out = run_bench("bench_lb.py", *args)

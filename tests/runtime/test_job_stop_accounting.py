@@ -17,7 +17,7 @@ WAIT = 30.0
 
 
 def test_a_stopped_job_is_no_longer_in_flight_once_its_task_ends(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def endless(runtime: Runtime, job_input: Any, upstream: Any = None) -> AsyncIterator[Any]:
+    async def endless(runtime: Runtime, job_input: Any, upstream: Any = None, **_: Any) -> AsyncIterator[Any]:
         while True:
             yield {"choices": []}
 

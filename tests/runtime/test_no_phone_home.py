@@ -6,12 +6,13 @@ stands in for ``FD_USAGE_STATS_SERVER``."""
 from __future__ import annotations
 
 import json
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 import pytest
+
+from tests.served import ServedHttp
 
 from .conftest import http, wait_until
 from .test_standin_behaviours import StandIn
@@ -19,7 +20,7 @@ from .test_standin_behaviours import StandIn
 pytestmark = pytest.mark.integration
 
 
-class Recorder:
+class Recorder(ServedHttp):
     """An HTTP server on 127.0.0.1 that records every request it gets."""
 
     def __init__(self) -> None:
@@ -37,27 +38,27 @@ class Recorder:
             def log_message(self, *args: Any) -> None:
                 pass
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        super().__init__(Handler)
+        self.start()
 
     @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.server.server_address[1]}/fd/report/periodic"
+    def report_url(self) -> str:
+        return f"{self.url}/fd/report/periodic"
 
 
 @pytest.fixture
 def recorder() -> Iterator[Recorder]:
     r = Recorder()
     yield r
-    r.server.shutdown()
-    r.server.server_close()
+    r.stop()
 
 
 @pytest.mark.parametrize("release", ["2.5.0", "2.6.0"])
 def test_the_standin_reports_usage_like_fastdeploy_unless_do_not_track(recorder, release: str) -> None:
     """The control: without DO_NOT_TRACK=1 the stand-in's report reaches the server before its port
     opens; with it, nothing does."""
-    tracked = StandIn(DO_NOT_TRACK="0", FD_USAGE_STATS_SERVER=recorder.url, FD_STANDIN_RELEASE=release)
+    report = recorder.report_url
+    tracked = StandIn(DO_NOT_TRACK="0", FD_USAGE_STATS_SERVER=report, FD_STANDIN_RELEASE=release)
     try:
         assert len(recorder.requests) == 1, recorder.requests
         method, path, body = recorder.requests[0]
@@ -65,13 +66,13 @@ def test_the_standin_reports_usage_like_fastdeploy_unless_do_not_track(recorder,
         assert body["fd_version"] == release and "platform" in body and "config" in body
     finally:
         tracked.stop()
-    untracked = StandIn(DO_NOT_TRACK="1", FD_USAGE_STATS_SERVER=recorder.url, FD_STANDIN_RELEASE=release)
+    untracked = StandIn(DO_NOT_TRACK="1", FD_USAGE_STATS_SERVER=report, FD_STANDIN_RELEASE=release)
     untracked.stop()
     assert len(recorder.requests) == 1
 
 
 def test_the_worker_sends_no_usage_report_by_default(local_runtime, recorder) -> None:
-    rt = local_runtime(FD_USAGE_STATS_SERVER=recorder.url, DO_NOT_TRACK="0")
+    rt = local_runtime(FD_USAGE_STATS_SERVER=recorder.report_url, DO_NOT_TRACK="0")
     status, _ = http("POST", rt.base + "/runsync", {"input": {"prompt": "hi"}})
     assert status == 200
     assert recorder.requests == []  # the engine's one attempt is over before its port opens
@@ -80,6 +81,6 @@ def test_the_worker_sends_no_usage_report_by_default(local_runtime, recorder) ->
 def test_the_usage_report_goes_out_when_the_setting_allows_it(
     local_runtime, recorder, engine_release
 ) -> None:
-    local_runtime(FD_USAGE_STATS_SERVER=recorder.url, FASTDEPLOY_USAGE_STATS="true")
+    local_runtime(FD_USAGE_STATS_SERVER=recorder.report_url, FASTDEPLOY_USAGE_STATS="true")
     wait_until(lambda: len(recorder.requests) == 1, "the usage report")
     assert recorder.requests[0][2]["fd_version"] == engine_release

@@ -11,11 +11,14 @@ import json
 import subprocess
 import sys
 
+import pytest
+
 from .conftest import REPO
 
 HANG = 900.0  # only so that a hung run ends; the run itself takes about 2 minutes
 
 
+@pytest.mark.slow
 def test_soak_short_form_loses_no_token_and_leaks_nothing() -> None:
     proc = subprocess.run(
         [sys.executable, str(REPO / "bench" / "soak.py"), "--minutes", "2", "--k", "32", "--every", "0.5"],

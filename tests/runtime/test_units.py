@@ -520,3 +520,68 @@ def test_free_ports_skips_excluded_ports_and_closes_every_socket(monkeypatch) ->
     monkeypatch.setattr(ports.socket, "socket", Sock)
     assert ports.free_ports(3, exclude={8000, 8003}) == [8001, 8002, 8004]
     assert len(opened) == 5 and all(s.closed for s in opened)
+
+
+# ---------------------------------------------------------- caller text, bodies, the engine's environment
+
+
+def test_shown_escapes_and_bounds_caller_text() -> None:
+    from worker_runtime.serve.errors import shown
+
+    assert shown("a\nb\x00c\u2028\ud800 你好🚀") == "a\\x0ab\\x00c\\u2028\\ud800 你好🚀"
+    assert shown("x" * 500, 10) == "x" * 10 + "…"
+    shown("\ud800" * 300).encode("utf-8")  # always encodable
+
+
+def test_job_error_payload_is_utf8_whatever_it_holds() -> None:
+    from worker_runtime.serve.errors import JobError
+
+    err = JobError(400, "key \ud800 and 你好")
+    json.loads(err.payload().encode("utf-8"))
+    assert err.sse_event().encode("utf-8").startswith(b"data: ")
+    assert "你好" in err.payload()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [b"[" * 2000 + b"]" * 2000, b'{"a":' * 1100 + b"1" + b"}" * 1100, b"\xff", b"", b"{", b'{"a": 1}x'],
+)
+def test_parse_body_refuses_what_is_not_json_with_a_400(raw: bytes) -> None:
+    from worker_runtime.serve.callers import parse_body
+    from worker_runtime.serve.errors import JobError
+
+    err = parse_body(raw)
+    assert isinstance(err, JobError) and err.status == 400 and err.code == "invalid_json"
+
+
+def test_fastjson_dumps_keeps_characters_and_falls_back() -> None:
+    from worker_runtime.serve.fastjson import dumps
+
+    assert dumps({"p": "🚀"}) == '{"p":"🚀"}'.encode()  # 4 bytes, not a 12-byte escape pair
+    assert json.loads(dumps({"k": "\ud800", "n": 1 << 70})) == {"k": "\ud800", "n": 1 << 70}
+    deep: list = []
+    for _ in range(5000):
+        deep = [deep]
+    with pytest.raises(ValueError):
+        dumps(deep)
+
+
+def test_engine_env_passes_what_the_engine_reads_and_no_runpod_secret() -> None:
+    base = {
+        "RUNPOD_AI_API_KEY": "secret",
+        "RUNPOD_POD_ID": "pod",
+        "AWS_SECRET_ACCESS_KEY": "aws",
+        "HF_TOKEN": "hf",
+        "CUDA_VISIBLE_DEVICES": "0,1",
+        "NCCL_DEBUG": "INFO",
+        "FLAGS_allocator_strategy": "auto_growth",
+        "FD_ATTENTION_BACKEND": "APPEND_ATTN",
+        "ENABLE_V1_KVCACHE_SCHEDULER": "1",
+        "PATH": "/usr/bin",
+        "LD_LIBRARY_PATH": "/usr/local/cuda/lib64",
+    }
+    env = engine_env(load_settings({"MODEL": "m"}), base, "/logs")
+    assert not [k for k in env if k.startswith("RUNPOD_")] and "AWS_SECRET_ACCESS_KEY" not in env
+    for kept in ("HF_TOKEN", "CUDA_VISIBLE_DEVICES", "NCCL_DEBUG", "FLAGS_allocator_strategy", "PATH"):
+        assert env[kept] == base[kept]
+    assert env["FD_ATTENTION_BACKEND"] == "APPEND_ATTN" and env["ENABLE_V1_KVCACHE_SCHEDULER"] == "1"

@@ -278,6 +278,7 @@ def test_engine_listens_on_loopback_only(local_runtime) -> None:
 # ----------------------------------------------------------------------------- 7. keep-alive
 
 
+@pytest.mark.slow
 def test_no_job_lost_to_the_engines_idle_close(local_runtime) -> None:
     # The engine closes a connection idle for 2 s; a request crossing that close is lost unanswered.
     # The stand-in widens the crossing window to 0.5 s (latency between the close and the client

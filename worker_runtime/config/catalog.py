@@ -333,10 +333,38 @@ SETTINGS: tuple[Setting, ...] = (
     Setting(
         "SHUTDOWN_GRACE_SECONDS",
         "float",
-        "On SIGTERM, seconds a load-balancing worker lets running requests finish before it stops them.",
+        "On SIGTERM, seconds a load-balancing worker lets running requests finish; then they end with an "
+        "error event and the worker stops within 2 s more.",
         default=5.0,
         minimum=0.0,
         advanced=True,
+    ),
+    # Bounds on callers (serve/callers.py), inside RunPod's own limits on load-balancing endpoints
+    # (load-balancing/overview.mdx): 2 min waiting for a worker, 5.5 min per request, 30 MB payloads.
+    Setting(
+        "CLIENT_HEADER_TIMEOUT",
+        "float",
+        "Seconds a caller may take to send a request's headers; also how long an idle connection stays open.",
+        default=30.0,
+        minimum=0.1,
+        in_hub=False,
+    ),
+    Setting(
+        "CLIENT_BODY_TIMEOUT",
+        "float",
+        "Seconds a caller may take to send a request's body (30 MB at most); a slower one gets 408.",
+        default=60.0,
+        minimum=0.1,
+        in_hub=False,
+    ),
+    Setting(
+        "CLIENT_STALL_TIMEOUT",
+        "float",
+        "Seconds a caller may go without taking any of its answer before the worker cuts it and stops "
+        "its generation.",
+        default=30.0,
+        minimum=0.1,
+        in_hub=False,
     ),
     Setting(
         "FASTDEPLOY_VERSION",

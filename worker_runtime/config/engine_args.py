@@ -10,6 +10,7 @@ import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from worker_runtime.config.catalog import SETTINGS, Setting, Settings
@@ -19,6 +20,27 @@ API_SERVER_MODULE = "fastdeploy.entrypoints.openai.api_server"
 ENGINE_HOST = "127.0.0.1"
 # Engine environment variables the runtime removes from the child's environment.
 DROPPED_ENGINE_ENV = ("FD_API_KEY",)
+# What of the worker's environment the engine gets (names and prefixes, docs/security.md).
+ENVIRONMENT_FILE = Path(__file__).with_name("engine_environment.json")
+
+
+@dataclass(frozen=True)
+class Passed:
+    """The variables the engine child gets from the worker's environment."""
+
+    names: frozenset[str]
+    prefixes: tuple[str, ...]
+
+    def __contains__(self, name: object) -> bool:
+        return isinstance(name, str) and (name in self.names or name.startswith(self.prefixes))
+
+
+def load_passed(path: Path = ENVIRONMENT_FILE) -> Passed:
+    with open(path, encoding="utf-8") as f:
+        table = json.load(f)
+    names = frozenset(n for group in table["names"].values() for n in group)
+    prefixes = tuple(p for group in table["prefixes"].values() for p in group)
+    return Passed(names, prefixes)
 
 
 @dataclass(frozen=True)
@@ -95,13 +117,20 @@ def settings_env(settings: Settings, catalogue: tuple[Setting, ...] = SETTINGS) 
 
 
 def engine_env(
-    settings: Settings, base: Mapping[str, str], log_dir: str, path_sep: str = os.pathsep
+    settings: Settings,
+    base: Mapping[str, str],
+    log_dir: str,
+    path_sep: str = os.pathsep,
+    passed: Passed | None = None,
 ) -> dict[str, str]:
-    """The engine child's environment: ``base`` plus FastDeploy variables, minus our own packages.
+    """The engine child's environment: what it reads of ``base`` (``passed``: FastDeploy's, Paddle's,
+    CUDA's and NCCL's variables, paths, proxies, model hub tokens), plus FastDeploy variables, minus our
+    own packages. RunPod's variables (its API key among them) and anything else stay with the worker.
 
     ``FD_API_KEY`` is dropped: the engine is reachable on loopback only and the runtime sends no key.
     """
-    env = {k: v for k, v in base.items() if k not in DROPPED_ENGINE_ENV}
+    passed = passed or load_passed()
+    env = {k: v for k, v in base.items() if k in passed and k not in DROPPED_ENGINE_ENV}
     env["FD_LOG_DIR"] = log_dir
     env.update(settings_env(settings))
     if settings.worker_deps_dir and "PYTHONPATH" in env:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from types import SimpleNamespace
 
 import aiohttp
 
@@ -12,6 +13,29 @@ CONNECT_TIMEOUT = 10.0  # the engine listens on loopback: connecting is immediat
 # just as the engine closes it fails the request before any answer, so ours are dropped well before.
 ENGINE_IDLE_CLOSE = 2.0
 POOL_IDLE_SECONDS = 1.0
+
+
+class SentOn:
+    """Filled in while a request is sent (``trace_request_ctx``): whether it went on a reused
+    connection, the only case where a connection lost before any answer may be retried."""
+
+    __slots__ = ("reused",)
+
+    def __init__(self) -> None:
+        self.reused = False
+
+
+async def _on_reuse(_session: object, ctx: SimpleNamespace, _params: object) -> None:
+    sent = ctx.trace_request_ctx
+    if isinstance(sent, SentOn):
+        sent.reused = True
+
+
+def _reuse_trace() -> aiohttp.TraceConfig:
+    trace = aiohttp.TraceConfig()
+    trace.on_connection_reuseconn.append(_on_reuse)
+    trace.freeze()
+    return trace
 
 
 class EngineClient:
@@ -35,7 +59,8 @@ class EngineClient:
         loop = asyncio.get_running_loop()
         if self._session is None or self._session.closed or self._loop is not loop:
             self._session = self._new_session(
-                aiohttp.TCPConnector(limit=0, keepalive_timeout=POOL_IDLE_SECONDS, ttl_dns_cache=None)
+                aiohttp.TCPConnector(limit=0, keepalive_timeout=POOL_IDLE_SECONDS, ttl_dns_cache=None),
+                [_reuse_trace()],
             )
             self._fresh = self._new_session(aiohttp.TCPConnector(limit=0, force_close=True))
             self._loop = loop
@@ -46,9 +71,12 @@ class EngineClient:
         assert self._fresh is not None
         return self._fresh if fresh else self._session
 
-    def _new_session(self, connector: aiohttp.TCPConnector) -> aiohttp.ClientSession:
+    def _new_session(
+        self, connector: aiohttp.TCPConnector, trace_configs: list[aiohttp.TraceConfig] | None = None
+    ) -> aiohttp.ClientSession:
         return aiohttp.ClientSession(
             connector=connector,
+            trace_configs=trace_configs,
             timeout=self.timeout,
             auto_decompress=False,
             # Bodies are relayed as received: ask for them uncompressed (aiohttp offers gzip/br).

@@ -137,8 +137,10 @@ class Supervisor:
             self.died.wait(min(interval, max(0.0, deadline - time.monotonic())))
             interval = min(interval * 1.5, READY_POLL_MAX)
 
-    def stop(self) -> int | None:
-        """SIGTERM the engine's process group, then SIGKILL after the grace period."""
+    def stop(self, grace: float | None = None, leftovers_grace: float = 2.0) -> int | None:
+        """SIGTERM the engine's process group, then SIGKILL after ``grace`` (``stop_grace``) seconds;
+        then what is left of its process tree, after ``leftovers_grace`` seconds."""
+        grace = self.stop_grace if grace is None else grace
         self.stopping = True
         proc = self.proc
         if proc is None or self.died.is_set():
@@ -148,12 +150,12 @@ class Supervisor:
         tree = Tracker(proc.pid)
         tree.poll()
         _signal_group(proc.pid, signal.SIGTERM)
-        if not self.died.wait(self.stop_grace):
+        if not self.died.wait(grace):
             _signal_group(proc.pid, signal.SIGKILL)
             self.died.wait(5.0)
         else:
             _signal_group(proc.pid, signal.SIGKILL)  # leftovers of the group, if any
-        tree.stop_all(grace=2.0)  # and of the tree
+        tree.stop_all(grace=leftovers_grace)  # and of the tree
         return self.exit_code
 
 

@@ -9,6 +9,7 @@ can tell a bad request (4xx) from an overloaded (429) or broken (5xx) engine.
 from __future__ import annotations
 
 import json
+import secrets
 from typing import Any
 
 ACCEPTED_INPUTS = (
@@ -16,6 +17,48 @@ ACCEPTED_INPUTS = (
     'optional "sampling_params": {...} and "stream": true/false; or the OpenAI passthrough '
     '{"openai_route": "/v1/...", "openai_input": {...}} (no openai_input = GET, e.g. /v1/models).'
 )
+
+
+# Characters of caller text that never go out as they are: C0/C1 controls (a newline would start a
+# forged log line), DEL, the Unicode line separators, and lone surrogates (not encodable in UTF-8).
+_ESCAPES = {c: f"\\x{c:02x}" for c in (*range(0x20), *range(0x7F, 0xA0))}
+_ESCAPES.update({0x2028: "\\u2028", 0x2029: "\\u2029"})
+_ESCAPES.update({c: f"\\u{c:04x}" for c in range(0xD800, 0xE000)})
+SHOWN_LENGTH = 200  # characters of one piece of caller text in a message or a log line
+
+
+def shown(value: Any, limit: int = SHOWN_LENGTH) -> str:
+    """Caller text as it may appear in a message or a log line: escaped, and cut at ``limit``."""
+    text = value if isinstance(value, str) else str(value)
+    cut = len(text) > limit
+    text = text[:limit].translate(_ESCAPES)
+    return text + "…" if cut else text
+
+
+def safe_dumps(obj: Any) -> str:
+    """JSON text that encodes in UTF-8 whatever ``obj`` holds (non-ASCII kept when it can be)."""
+    text = json.dumps(obj, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        # A lone surrogate, only ever inside a JSON string: its backslash escape is the JSON escape.
+        return text.encode("utf-8", "backslashreplace").decode("utf-8")
+    return text
+
+
+def error_id() -> str:
+    """An id that a caller's message and the worker's log line share, so that one finds the other."""
+    return "err-" + secrets.token_hex(6)
+
+
+def internal_error(
+    what: str, exc: BaseException, status: int = 500, code: str = "internal_error"
+) -> JobError:
+    """A failure inside the worker: a stable message and an id for the caller, the details (exception
+    text) in the worker's log under that id, once."""
+    ident = error_id()
+    print(f"{ident}: {what}: {type(exc).__name__}: {shown(exc, 2000)}", flush=True)
+    return JobError(status, f"{what} (id {ident}; the worker's log has the details)", "server_error", code)
 
 
 class JobError(Exception):
@@ -44,11 +87,11 @@ class JobError(Exception):
     def sse_event(self) -> str:
         """The SSE event that ends a failed OpenAI stream: the error with the job's status."""
         body = {"error": {**self.openai_error(), "status": self.status}}
-        return f"data: {json.dumps(body, ensure_ascii=False)}\n\n"
+        return f"data: {safe_dumps(body)}\n\n"
 
     def payload(self) -> str:
         extra = {} if self.engine_status is None else {"engine_status": self.engine_status}
-        return json.dumps({**self.openai_error(), "status": self.status, **extra}, ensure_ascii=False)
+        return safe_dumps({**self.openai_error(), "status": self.status, **extra})
 
     @classmethod
     def from_payload(cls, text: str) -> JobError:

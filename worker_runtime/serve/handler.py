@@ -5,7 +5,8 @@ several per yield when they arrived together); native stream -> one OpenAI chunk
 (chunks that arrived together merged, see chunks.py). A failure yields ``{"error": <JSON text>}``
 (see errors.py) and ends the job as failed; an OpenAI stream that fails once the engine answered 200
 first yields the error as an SSE event (``JobError.sse_event``), the only way an OpenAI client learns of it.
-Each output goes out as a str or dict subclass whose text form is cheap (outputs.py).
+Each output goes out as a str or dict subclass whose text form is cheap (outputs.py); for the HTTP front
+doors (a job with ``"bytes": true``), an OpenAI stream's plain events go out as the engine's bytes.
 """
 
 from __future__ import annotations
@@ -16,11 +17,11 @@ from typing import Any
 
 import aiohttp
 
-from worker_runtime.engine.client import EngineClient
-from worker_runtime.engine.supervisor import Supervisor, log_tail
+from worker_runtime.engine.client import EngineClient, SentOn
+from worker_runtime.engine.supervisor import Supervisor
 from worker_runtime.serve.chunks import merge_chunks, summed_usage
-from worker_runtime.serve.errors import JobError, engine_http_error
-from worker_runtime.serve.fastjson import loads
+from worker_runtime.serve.errors import JobError, engine_http_error, internal_error
+from worker_runtime.serve.fastjson import dumps, loads
 from worker_runtime.serve.normalize import COMPLETIONS, EngineRequest, normalize
 from worker_runtime.serve.outputs import platform_output
 from worker_runtime.serve.sse import (
@@ -36,6 +37,8 @@ DONE_EVENT = b"data: [DONE]\n\n"
 FINISH_REASON = b'"finish_reason"'
 # A stream error event has no HTTP status of its own: derive one from its type.
 STATUS_FOR_TYPE = {"invalid_request_error": 400, "timeout_error": 504}
+JSON_HEADERS = {"Content-Type": "application/json"}
+LARGE_BODY = 1 << 20  # bytes: a request body larger than this goes to the engine in pieces this size
 
 
 class Runtime:
@@ -70,10 +73,11 @@ class Runtime:
         sup = self.supervisor
         if sup is None or not sup.died.is_set():
             return None
+        # Its log lines stay in the worker's log (lifecycle.exit_on_engine_death): they may hold the
+        # log folder, the engine's arguments and other callers' requests.
         return JobError(
             503,
-            f"FastDeploy engine exited with code {sup.exit_code}; this worker is being replaced.\n"
-            + log_tail(sup.log_dir, lines=15),
+            f"the engine exited (code {sup.exit_code}); the worker is restarting",
             "server_error",
             "engine_exited",
         )
@@ -128,7 +132,8 @@ def make_handler(runtime: Runtime) -> Callable[[dict[str, Any]], AsyncIterator[A
             task.add_done_callback(end)
         try:
             job_input = job.get("input") if isinstance(job, dict) else None
-            async for item in run_job(runtime, job_input, upstream):
+            as_bytes = isinstance(job, dict) and job.get("bytes") is True
+            async for item in run_job(runtime, job_input, upstream, as_bytes=as_bytes):
                 yield platform_output(item)
         finally:
             if task is not None:
@@ -138,7 +143,9 @@ def make_handler(runtime: Runtime) -> Callable[[dict[str, Any]], AsyncIterator[A
     return handler
 
 
-async def run_job(runtime: Runtime, job_input: Any, upstream: Upstream | None = None) -> AsyncIterator[Any]:
+async def run_job(
+    runtime: Runtime, job_input: Any, upstream: Upstream | None = None, *, as_bytes: bool = False
+) -> AsyncIterator[Any]:
     try:
         request = normalize(
             job_input, runtime.model_name, logprobs=runtime.logprobs, guided_backend=runtime.guided_backend
@@ -148,13 +155,12 @@ async def run_job(runtime: Runtime, job_input: Any, upstream: Upstream | None = 
         dead = runtime.dead_error()
         if dead is not None:
             raise dead
-        async for item in _call(runtime, request, upstream or Upstream()):
+        async for item in _call(runtime, request, upstream or Upstream(), as_bytes):
             yield item
     except JobError as err:
         yield {"error": err.payload()}
     except Exception as exc:  # a bug of ours must still fail the job with a message, not hang it
-        err = JobError(500, f"worker error: {type(exc).__name__}: {exc}", "server_error", "internal_error")
-        yield {"error": err.payload()}
+        yield {"error": internal_error("internal error in the worker", exc).payload()}
 
 
 async def _connection_error(runtime: Runtime, exc: BaseException) -> JobError:
@@ -169,35 +175,62 @@ async def _connection_error(runtime: Runtime, exc: BaseException) -> JobError:
             "timeout_error",
             "timeout",
         )
-    return JobError(
-        502,
-        f"Lost the connection to FastDeploy: {type(exc).__name__}: {exc}",
-        "server_error",
-        "engine_unreachable",
+    return internal_error(
+        "lost the connection to the engine before its answer was complete", exc, 502, "engine_unreachable"
     )
 
 
 async def _send(runtime: Runtime, request: EngineRequest) -> aiohttp.ClientResponse:
-    """The engine's answer (its head) to ``request``; sent again, once, on a new connection when the
-    pooled one fails before any answer.
+    """The engine's answer (its head) to ``request``; sent again, once, on a new connection only when
+    it was lost unread: on a reused connection, before any byte of an answer.
 
-    The engine closes a connection idle for 2 s (engine/client.py ENGINE_IDLE_CLOSE) and the pool drops
-    its own after 1 s, but a worker whose event loop lags more than the difference (a loaded host, a
-    GC pause) still sends on a connection the engine has just closed: the request is lost unread
+    The engine closes a connection idle for 2 s (client.ENGINE_IDLE_CLOSE) and the pool drops its own
+    after 1 s, but a worker whose event loop lags more than the difference (a loaded host, a GC pause)
+    still sends on a connection the engine has just closed: the request is lost unread
     (ServerDisconnectedError, or ClientOSError "Can not write request body"). aiohttp resends only
-    idempotent methods on a persistent connection (client.py L739-740 in 3.14), never this POST. An
-    engine that is down refuses the new connection (ClientConnectorError), which is not retried.
+    idempotent methods on a persistent connection (client.py L739-740 in 3.14), never this POST. On a
+    new connection the same failure means the engine may have read the request, and a generation must
+    not run twice: the job fails. An engine that is down refuses the new connection
+    (ClientConnectorError), which is not retried either.
     """
     url = runtime.client.url(request.route)
+    data = None
+    if request.body is not None:
+        try:
+            data = dumps(request.body)
+        except ValueError:
+            raise JobError(400, "the request is nested too deeply to pass on", code="invalid_input") from None
+    sent = SentOn()
     try:
-        return await runtime.client.session().request(request.method, url, json=request.body)
-    except aiohttp.ClientConnectorError:
-        raise
-    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError):
-        return await runtime.client.session(fresh=True).request(request.method, url, json=request.body)
+        return await runtime.client.session().request(
+            request.method, url, **_payload(data), trace_request_ctx=sent
+        )
+    except (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError) as exc:
+        if isinstance(exc, aiohttp.ClientConnectorError) or not sent.reused:
+            raise
+        return await runtime.client.session(fresh=True).request(request.method, url, **_payload(data))
 
 
-async def _call(runtime: Runtime, request: EngineRequest, upstream: Upstream) -> AsyncIterator[Any]:
+def _payload(data: bytes | None) -> dict[str, Any]:
+    """The body's keyword arguments: a large one goes out in pieces, each written once the socket took
+    the last (written whole, the event loop would keep up to two more copies of what the socket has
+    not taken yet)."""
+    if data is None:
+        return {}
+    if len(data) <= LARGE_BODY:
+        return {"data": data, "headers": JSON_HEADERS}
+    return {"data": _pieces(data), "headers": {**JSON_HEADERS, "Content-Length": str(len(data))}}
+
+
+async def _pieces(data: bytes) -> AsyncIterator[memoryview]:
+    view = memoryview(data)
+    for at in range(0, len(view), LARGE_BODY):
+        yield view[at : at + LARGE_BODY]
+
+
+async def _call(
+    runtime: Runtime, request: EngineRequest, upstream: Upstream, as_bytes: bool
+) -> AsyncIterator[Any]:
     try:
         resp = await _send(runtime, request)
     except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
@@ -222,7 +255,7 @@ async def _call(runtime: Runtime, request: EngineRequest, upstream: Upstream) ->
                 raise JobError(502, f"FastDeploy sent invalid JSON: {raw[:300]!r}", "server_error") from None
             yield obj
             return
-        relay = _relay(runtime, resp, request.openai)
+        relay = _relay(runtime, resp, request.openai, as_bytes)
         if not request.openai and request.route == COMPLETIONS:
             relay = summed_usage(relay, request.n)  # one usage chunk per finished choice: add them up
         async for item in relay:
@@ -253,56 +286,50 @@ def _event_error(event: Event) -> JobError | None:
     return engine_http_error(status, obj)
 
 
-async def _relay(runtime: Runtime, resp: aiohttp.ClientResponse, openai: bool) -> AsyncIterator[Any]:
-    """The stream's outputs; an OpenAI stream that fails also yields an error event.
+async def _relay(
+    runtime: Runtime, resp: aiohttp.ClientResponse, openai: bool, as_bytes: bool = False
+) -> AsyncIterator[Any]:
+    """The stream's outputs: the first events at once, then everything that arrived during the
+    previous yield. An OpenAI stream that fails also yields an error event: the job fails either way,
+    but an OpenAI client only learns it from an event carrying ``error`` (the openai SDK raises on
+    one; a stream that just stops ends silently).
 
-    The job fails either way, but an OpenAI client only learns it from an event carrying ``error``
-    (the openai SDK raises on one; a stream that just stops ends silently).
+    Read in this generator, not in a task of its own: while a yield is being posted the bytes just
+    gather in the connection's buffer, so the cost is per yield, not per network chunk. One generator,
+    not two: each level costs every yield.
     """
-    outputs = _relay_events(runtime, resp.content, openai)
+    content = resp.content
+    splitter = EventSplitter()
+    held = b""  # the role-only opening chunk: it carries no token, so it goes out with the first one
+    first = True
     try:
-        async for item in outputs:
-            yield item
+        while True:
+            data = await _read(runtime, content)
+            block = held + (splitter.feed(data) if data else splitter.close())
+            held = b""
+            if data and not block:
+                continue  # no event complete yet
+            if data and first and _only_opening(block):
+                held = block
+                continue
+            first = False
+            out, error, done = _convert_block(block, openai, as_bytes) if block else (None, None, False)
+            if out is not None:
+                yield out
+            if error is not None:
+                raise error
+            if done:
+                return
+            if not data:
+                break
+        dead = await runtime.engine_failure(wait=2.0)
+        raise dead or JobError(
+            502, "FastDeploy's stream ended without [DONE]", "server_error", "incomplete_stream"
+        )
     except JobError as err:
         if openai:
             yield err.sse_event()
         raise
-    finally:
-        await outputs.aclose()
-
-
-async def _relay_events(runtime: Runtime, content: Any, openai: bool) -> AsyncIterator[Any]:
-    """Yield the first events at once, then everything that arrived during the previous yield.
-
-    Read in this generator, not in a task of its own: while a yield is being posted the bytes just
-    gather in the connection's buffer, so the cost is per yield, not per network chunk.
-    """
-    splitter = EventSplitter()
-    held = b""  # the role-only opening chunk: it carries no token, so it goes out with the first one
-    first = True
-    while True:
-        data = await _read(runtime, content)
-        block = held + (splitter.feed(data) if data else splitter.close())
-        held = b""
-        if data and not block:
-            continue  # no event complete yet
-        if data and first and _only_opening(block):
-            held = block
-            continue
-        first = False
-        out, error, done = _convert_block(block, openai) if block else (None, None, False)
-        if out is not None:
-            yield out
-        if error is not None:
-            raise error
-        if done:
-            return
-        if not data:
-            break
-    dead = await runtime.engine_failure(wait=2.0)
-    raise dead or JobError(
-        502, "FastDeploy's stream ended without [DONE]", "server_error", "incomplete_stream"
-    )
 
 
 async def _read(runtime: Runtime, content: Any) -> bytes:
@@ -364,7 +391,7 @@ def _empty_opening(event: Event) -> bool:
         return False
 
 
-def _convert_block(block: bytes, openai: bool) -> tuple[Any, JobError | None, bool]:
+def _convert_block(block: bytes, openai: bool, as_bytes: bool = False) -> tuple[Any, JobError | None, bool]:
     """(output for one yield or None, error that ends the job, [DONE] seen) for whole events.
 
     The common block, plain ``data:`` events without an error, takes a fast path: an OpenAI stream's
@@ -372,14 +399,16 @@ def _convert_block(block: bytes, openai: bool) -> tuple[Any, JobError | None, bo
     else, or anything the fast path cannot read, goes through the full parser.
     """
     if b'"error"' not in block:
-        fast = _plain_openai(block) if openai else _plain_native(block)
+        fast = _plain_openai(block, as_bytes) if openai else _plain_native(block)
         if fast is not None:
             return fast
     return _convert(_parse(block), openai)
 
 
-def _plain_openai(block: bytes) -> tuple[Any, JobError | None, bool] | None:
+def _plain_openai(block: bytes, as_bytes: bool = False) -> tuple[Any, JobError | None, bool] | None:
     if plain_mid_stream(block):
+        if as_bytes:
+            return block, None, False
         return (block.decode("utf-8", errors="replace") or None), None, False
     plain = plain_events(block)
     if plain is None:
@@ -387,6 +416,8 @@ def _plain_openai(block: bytes) -> tuple[Any, JobError | None, bool] | None:
     done_at = plain.find(DONE_EVENT)  # in plain framing, only ever at an event's start
     if done_at >= 0:
         plain = plain[: done_at + len(DONE_EVENT)]  # nothing after [DONE]
+    if as_bytes:
+        return (plain or None), None, done_at >= 0
     return (plain.decode("utf-8", errors="replace") or None), None, done_at >= 0
 
 

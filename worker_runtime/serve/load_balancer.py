@@ -12,7 +12,8 @@ error mapping) and answered by ``replies.reply``:
 Every other path is 404 and never reaches the engine. The health check (``HEALTH_CHECK_PATH`` on
 ``PORT_HEALTH``) answers 204 while the engine loads, 200 when it is ready, 503 once it died or the
 worker is stopping. Request bodies above 30 MB (RunPod's payload limit) get 413; beyond
-``MAX_CONCURRENCY`` running requests, 429 with ``Retry-After`` (nothing waits in a queue here).
+``MAX_CONCURRENCY`` running requests, 429 with ``Retry-After`` (nothing waits in a queue here). A
+request takes its slot once its body is in; every wait on a caller is bounded (callers.py).
 """
 
 from __future__ import annotations
@@ -26,17 +27,27 @@ from typing import Any
 from aiohttp import web
 
 from worker_runtime.config import routes
-from worker_runtime.serve.errors import JobError
-from worker_runtime.serve.fastjson import loads
-from worker_runtime.serve.replies import error_response, reply
+from worker_runtime.serve.callers import (
+    CallerBounds,
+    StallWatch,
+    answer_and_close,
+    parse_body,
+    read_body,
+    server_options,
+)
+from worker_runtime.serve.errors import JobError, shown
+from worker_runtime.serve.replies import SHUTDOWN, error_response, reply
 
 Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 
 # Method of each served path, and the paths whose body is the native job input (config/routes.py).
 ROUTES: dict[str, str] = {r.path: r.method for r in routes.served_by(routes.LOAD_BALANCER)}
 NATIVE_PATHS = frozenset(routes.paths(routes.LOAD_BALANCER, routes.NATIVE))
-MAX_BODY_BYTES = 30 * 1024 * 1024  # RunPod's payload limit on load-balancing endpoints (overview.mdx)
+# Every path, a decoded newline in it included (which ".*" would miss, leaving aiohttp's plain-text 404).
+ANY_PATH = r"/{tail:[\s\S]*}"
 RETRY_AFTER_SECONDS = 1  # a full or loading worker: RunPod's client, or the caller, tries again
+CUT_SECONDS = 0.5  # for requests cut at the end of the shutdown grace to send their error and end
+CLOSE_SECONDS = 0.3  # then for the connections to close
 
 
 class ListenError(RuntimeError):
@@ -67,29 +78,30 @@ class LBServer:
         health: Health,
         max_concurrency: int,
         health_path: str,
-        *,
-        max_body: int = MAX_BODY_BYTES,
+        bounds: CallerBounds,
     ) -> None:
         self.health = health
         self.max_concurrency = max_concurrency
         self.health_path = health_path
-        self.max_body = max_body
+        self.bounds = bounds
+        self.watch = StallWatch(bounds.stall)
         self.handler: Handler | None = None  # set once the engine is ready
         self.in_flight = 0
+        self.running: set[asyncio.Task[Any]] = set()  # the requests holding a slot
         self._ids = itertools.count(1)
 
     def app(self, *, serve_health: bool) -> web.Application:
         """The application on PORT (with the health check when it shares the port)."""
         # aiohttp's own limit stops a chunked body we could not size in advance; +1 so that a body of
         # exactly the limit passes.
-        app = web.Application(client_max_size=self.max_body + 1)
+        app = web.Application(client_max_size=self.bounds.max_body + 1)
 
         async def dispatch(request: web.Request) -> web.StreamResponse:
             if serve_health and request.path == self.health_path:
                 return self.check(request)
             return await self.route(request)
 
-        app.router.add_route("*", "/{tail:.*}", dispatch)
+        app.router.add_route("*", ANY_PATH, dispatch)
         return app
 
     def health_app(self) -> web.Application:
@@ -101,7 +113,7 @@ class LBServer:
                 return self.check(request)
             return _not_found(request.path)
 
-        app.router.add_route("*", "/{tail:.*}", dispatch)
+        app.router.add_route("*", ANY_PATH, dispatch)
         return app
 
     def check(self, request: web.Request) -> web.Response:
@@ -116,27 +128,45 @@ class LBServer:
             return _not_found(path)
         if request.method != method:
             return _bad_method(request.method, method)
+        refusal = self._refusal(count=False)
+        if refusal is not None:
+            return refusal
+        job_input = await self._job_input(request, path)  # no slot is held while a body arrives
+        if isinstance(job_input, web.StreamResponse):
+            return job_input
         refusal = self._refusal()
         if refusal is not None:
             return refusal
-        self.in_flight += 1  # counted from here: the body is read within the bound
+        self.in_flight += 1
+        task = asyncio.current_task()
+        assert task is not None and self.handler is not None
+        self.running.add(task)
         try:
-            job_input = await self._job_input(request, path)
-            if isinstance(job_input, web.Response):
-                return job_input
             native_stream = (
                 path in NATIVE_PATHS and isinstance(job_input, dict) and job_input.get("stream") is True
             )
-            assert self.handler is not None
-            outputs = self.handler({"id": f"lb-{next(self._ids)}", "input": job_input})
+            outputs = self.handler({"id": f"lb-{next(self._ids)}", "input": job_input, "bytes": True})
             try:
-                return await reply(request, outputs, native_stream=native_stream)
+                return await reply(request, outputs, native_stream=native_stream, watch=self.watch)
             finally:
                 await outputs.aclose()  # a client that left closes its engine request here
         finally:
+            self.running.discard(task)
             self.in_flight -= 1
 
-    def _refusal(self) -> web.Response | None:
+    async def drain(self, grace: float) -> None:
+        """Running requests get ``grace`` seconds; those still running then end with the shutdown
+        error (replies.SHUTDOWN), their engine requests closed."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + grace
+        while self.running and loop.time() < deadline:
+            await asyncio.sleep(0.05)
+        for task in list(self.running):
+            task.cancel(SHUTDOWN)
+        if self.running:
+            await asyncio.wait(set(self.running), timeout=CUT_SECONDS)
+
+    def _refusal(self, count: bool = True) -> web.Response | None:
         retry = {"Retry-After": str(RETRY_AFTER_SECONDS)}
         if self.health.stopping:
             err = JobError(
@@ -146,7 +176,7 @@ class LBServer:
         if self.handler is None:
             err = JobError(503, "the engine is still loading; try again shortly", "server_error", "loading")
             return error_response(err, retry)
-        if self.in_flight >= self.max_concurrency:
+        if count and self.in_flight >= self.max_concurrency:
             err = JobError(
                 429,
                 f"this worker is serving its maximum of {self.max_concurrency} requests (MAX_CONCURRENCY); "
@@ -161,17 +191,15 @@ class LBServer:
         """The job input the request stands for, or the error response that refuses it."""
         if request.method == "GET":
             return {"openai_route": path}
-        if request.content_length is not None and request.content_length > self.max_body:
-            return _too_large(request.content_length, self.max_body)
-        try:
-            raw = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _too_large(None, self.max_body)
-        try:
-            body = loads(raw)
-        except ValueError:
-            err = JobError(400, "the request body must be JSON", code="invalid_json")
-            return error_response(err)
+        raw = await read_body(request, self.bounds)
+        if isinstance(raw, JobError):
+            if raw.status == 408:  # the rest of the body is not worth waiting for
+                return await answer_and_close(request, error_response(raw, {"Connection": "close"}))
+            return error_response(raw, {"Connection": "close"})
+        body = parse_body(raw)
+        del raw  # a 30 MB body is not kept beside its parsed value
+        if isinstance(body, JobError):
+            return error_response(body)
         if path not in NATIVE_PATHS:
             return {"openai_route": path, "openai_input": body}
         if isinstance(body, dict) and set(body) == {"input"}:
@@ -182,7 +210,7 @@ class LBServer:
 def _not_found(path: str) -> web.Response:
     err = JobError(
         404,
-        f"{path[:200]} is not served here; routes: "
+        f"{shown(path)} is not served here; routes: "
         + ", ".join(f"{method} {route}" for route, method in ROUTES.items()),
         code="not_found",
     )
@@ -192,17 +220,6 @@ def _not_found(path: str) -> web.Response:
 def _bad_method(method: str, allowed: str) -> web.Response:
     err = JobError(405, f"{method} is not supported here; use {allowed}", code="method_not_allowed")
     return error_response(err, {"Allow": allowed})
-
-
-def _too_large(size: int | None, limit: int) -> web.Response:
-    what = f"{size} bytes" if size is not None else "larger than that"
-    err = JobError(
-        413,
-        f"request body too large ({what}): the limit is {limit} bytes (30 MB, RunPod's payload "
-        "limit on load-balancing endpoints); send large inputs by URL",
-        code="payload_too_large",
-    )
-    return error_response(err, {"Connection": "close"})
 
 
 async def serve(
@@ -219,9 +236,10 @@ async def serve(
     The health check answers from the first moment (204: the engine loads). ``start`` (blocking, run
     in a thread) waits for the engine and returns the handler; its exception (the engine failed to
     start) propagates once the servers are closed and the engine stopped. On a signal: the listeners
-    close, running requests get ``grace`` seconds to finish (aiohttp's graceful shutdown: idle
-    keep-alive connections close at once), those still running are cancelled, which closes their
-    engine requests; then ``stop_engine`` runs.
+    close, running requests get ``grace`` seconds to finish (a request on a kept-alive connection gets
+    503), those still running end with the shutdown error and their engine requests are closed; then
+    the connections close and ``stop_engine`` runs. aiohttp's own graceful shutdown is not used for
+    the grace: it waits its timeout twice.
     """
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
@@ -231,18 +249,23 @@ async def serve(
     if port_health != port:
         apps.insert(0, (server.health_app(), port_health))
     runners = []
+    sites = []
     try:
         for app, app_port in apps:
-            runner = web.AppRunner(app, handle_signals=False, shutdown_timeout=grace, access_log=None)
+            runner = web.AppRunner(
+                app, handle_signals=False, shutdown_timeout=CLOSE_SECONDS, **server_options(server.bounds)
+            )
             await runner.setup()
             runners.append(runner)
+            site = web.TCPSite(runner, host, app_port)
             try:
-                await web.TCPSite(runner, host, app_port).start()
+                await site.start()
             except OSError as exc:
                 raise ListenError(
                     f"Cannot listen on {host}:{app_port}: {exc.strerror or exc}. Set PORT (and PORT_HEALTH) "
                     "to a free port this user may open, the same in the endpoint's configuration."
                 ) from None
+            sites.append(site)
         health_at = f"http://{host}:{port_health}{server.health_path}"
         print(f"Load-balancing server on http://{host}:{port} (health: {health_at})", flush=True)
         starting = asyncio.ensure_future(asyncio.to_thread(start))
@@ -262,6 +285,9 @@ async def serve(
         )
     finally:
         server.health.stopping = True
+        for site in sites:
+            await site.stop()  # no new connections
+        await server.drain(grace)
         for runner in runners:
             await runner.cleanup()
         await asyncio.to_thread(stop_engine)

@@ -23,7 +23,15 @@ from typing import Any
 from aiohttp import web
 
 from worker_runtime.config import routes
-from worker_runtime.serve.errors import JobError
+from worker_runtime.serve.callers import (
+    DEFAULT_BOUNDS,
+    CallerBounds,
+    StallWatch,
+    parse_body,
+    read_body,
+    server_options,
+)
+from worker_runtime.serve.errors import JobError, internal_error
 from worker_runtime.serve.normalize import route_refused
 from worker_runtime.serve.replies import error_response, reply
 
@@ -69,11 +77,14 @@ class LocalServer:
         self,
         handler: Handler,
         max_concurrency: int,
+        bounds: CallerBounds = DEFAULT_BOUNDS,
         *,
         max_finished: int = MAX_FINISHED_JOBS,
         finished_ttl: float = FINISHED_JOB_TTL,
     ) -> None:
         self.handler = handler
+        self.bounds = bounds
+        self.watch = StallWatch(bounds.stall)
         self.jobs: dict[str, Job] = {}
         self.slots = asyncio.Semaphore(max_concurrency)
         self.max_finished = max_finished
@@ -95,7 +106,7 @@ class LocalServer:
             self.jobs.pop(job_id, None)
 
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=20 * 1024 * 1024)
+        app = web.Application(client_max_size=self.bounds.max_body + 1)
         app.router.add_post("/run", self.run)
         app.router.add_post("/runsync", self.runsync)
         app.router.add_get("/status/{id}", self.status)
@@ -131,16 +142,24 @@ class LocalServer:
                 job.status = "CANCELLED"
                 raise
             except Exception as exc:  # the SDK reports a raised exception as a failed job too
-                job.error, job.status = f"{type(exc).__name__}: {exc}", "FAILED"
+                job.error = internal_error("internal error in the worker", exc).payload()
+                job.status = "FAILED"
             finally:
                 await gen.aclose()
                 job.changed.set()
 
+    async def _body(self, request: web.Request) -> Any:
+        """The request's JSON body, or the error response that refuses it."""
+        raw = await read_body(request, self.bounds)
+        body = raw if isinstance(raw, JobError) else parse_body(raw)
+        if isinstance(body, JobError):
+            return error_response(body, {"Connection": "close"} if body.status != 400 else None)
+        return body
+
     async def _submit(self, request: web.Request) -> Job | web.Response:
-        try:
-            payload = await request.json()
-        except ValueError:
-            return web.json_response({"error": "request body must be JSON"}, status=400)
+        payload = await self._body(request)
+        if isinstance(payload, web.Response):
+            return payload
         if not isinstance(payload, dict) or "input" not in payload:
             return web.json_response({"error": 'request body must be {"input": {...}}'}, status=400)
         self._prune()  # the TTL also runs out while no job finishes
@@ -218,26 +237,32 @@ class LocalServer:
             return error_response(route_refused(route, OPENAI_ROUTES))
         job_input: dict[str, Any] = {"openai_route": route}
         if request.method == "POST":
-            try:
-                job_input["openai_input"] = await request.json()
-            except ValueError:
-                return error_response(JobError(400, "request body must be JSON", code="invalid_json"))
+            body = await self._body(request)
+            if isinstance(body, web.Response):
+                return body
+            job_input["openai_input"] = body
         elif request.method != "GET":
             return error_response(JobError(405, f"{request.method} is not supported", code="bad_method"))
         async with self.slots:
-            gen = self.handler({"id": f"openai-{uuid.uuid4()}", "input": job_input})
+            gen = self.handler({"id": f"openai-{uuid.uuid4()}", "input": job_input, "bytes": True})
             try:
-                return await reply(request, gen, native_stream=False)
+                return await reply(request, gen, native_stream=False, watch=self.watch)
             finally:
                 await gen.aclose()  # on client disconnect too: closes the upstream request
 
 
 async def serve(
-    handler: Handler, max_concurrency: int, host: str, port: int, stop: asyncio.Event | None = None
+    handler: Handler,
+    max_concurrency: int,
+    host: str,
+    port: int,
+    bounds: CallerBounds = DEFAULT_BOUNDS,
+    stop: asyncio.Event | None = None,
 ) -> None:
     """Serve until ``stop`` is set (forever when None)."""
     stop = stop or asyncio.Event()
-    runner = web.AppRunner(LocalServer(handler, max_concurrency).app(), handle_signals=False)
+    server = LocalServer(handler, max_concurrency, bounds)
+    runner = web.AppRunner(server.app(), handle_signals=False, **server_options(bounds))
     await runner.setup()
     site = web.TCPSite(runner, host, port)
     await site.start()

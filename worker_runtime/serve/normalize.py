@@ -7,7 +7,7 @@ from typing import Any
 
 from worker_runtime.config import routes
 from worker_runtime.serve import guided
-from worker_runtime.serve.errors import JobError, input_error
+from worker_runtime.serve.errors import JobError, input_error, shown
 
 CHAT = "/v1/chat/completions"
 COMPLETIONS = "/v1/completions"
@@ -103,7 +103,7 @@ def _stream_flag(value: Any, where: str) -> bool:
     if value is None:
         return False
     if not isinstance(value, bool):
-        raise input_error(f'"{where}" must be true or false, got {value!r}'[:300])
+        raise input_error(f'"{where}" must be true or false, got {shown(repr(value))}')
     return value
 
 
@@ -120,7 +120,7 @@ def normalize(
     elif "messages" in job_input or "prompt" in job_input:
         request = _native(job_input, model_name)
     else:
-        keys = ", ".join(sorted(map(str, job_input)))[:300] or "none"
+        keys = _names(job_input) or "none"
         raise input_error(f"Job input has no messages, prompt or openai_route (keys: {keys})")
     if request.body is None:
         return request
@@ -144,8 +144,8 @@ def _openai(job_input: dict[str, Any], model_name: str) -> EngineRequest:
     if route not in OPENAI_ROUTES:
         raise route_refused(route, OPENAI_ROUTES)
     # A field the platform may add one day must not fail every request: logged, then ignored.
-    extra = sorted(map(str, set(job_input) - {"openai_route", "openai_input"}))
-    note = f"ignored job input keys beside openai_route/openai_input: {', '.join(extra)}"[:500]
+    extra = set(job_input) - {"openai_route", "openai_input"}
+    note = f"ignored job input keys beside openai_route/openai_input: {_names(extra)}"
     notes = (note,) if extra else ()
     body = job_input.get("openai_input")
     if body is None:
@@ -220,14 +220,19 @@ def _refuse_unknown(
     given: dict[str, Any], allowed: frozenset[str], what: str, param: str | None = None
 ) -> None:
     """A 400 naming every unknown key and the accepted ones."""
-    unknown = sorted(map(str, set(given) - allowed))
+    unknown = set(given) - allowed
     if unknown:
         raise JobError(
             400,
-            f"Unknown {what}: {', '.join(unknown)}; allowed: {', '.join(sorted(allowed))}",
+            f"Unknown {what}: {_names(unknown)}; allowed: {', '.join(sorted(allowed))}",
             code="invalid_input",
             param=param,
         )
+
+
+def _names(keys: Any) -> str:
+    """Caller keys as a message or a log line shows them: escaped, each and all bounded."""
+    return shown(", ".join(shown(k, 60) for k in sorted(map(str, keys))[:20]), 400)
 
 
 def _native(job_input: dict[str, Any], model_name: str) -> EngineRequest:

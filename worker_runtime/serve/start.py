@@ -13,7 +13,13 @@ from worker_runtime.engine.model_cache import WeightsPlan
 from worker_runtime.engine.supervisor import EngineStartError, Supervisor
 from worker_runtime.serve.lifecycle import exit_on_engine_death, make_runtime, terminator, tune_gc
 
+# After SIGTERM, a load-balancing worker exits within SHUTDOWN_GRACE_SECONDS + 2 s (docs/load-balancing.md):
+# the grace, up to 0.8 s for cut requests to end and connections to close, then the engine's stop.
+ENGINE_STOP_SECONDS = 1.0
+LEFTOVERS_STOP_SECONDS = 0.2
+
 if TYPE_CHECKING:
+    from worker_runtime.serve.callers import CallerBounds
     from worker_runtime.serve.load_balancer import Handler
 
 
@@ -46,7 +52,8 @@ def serve_jobs(
 
         signal.signal(signal.SIGINT, terminate)
         host, port = local
-        asyncio.run(serve(handler, settings.max_concurrency, host or default_host(), port))
+        bounds = caller_bounds(settings)
+        asyncio.run(serve(handler, settings.max_concurrency, host or default_host(), port, bounds))
         return 0
 
     from worker_runtime.serve.queue import serve_queue
@@ -55,13 +62,21 @@ def serve_jobs(
     return 0
 
 
+def caller_bounds(settings: Settings) -> CallerBounds:
+    from worker_runtime.serve.callers import CallerBounds
+
+    return CallerBounds(
+        settings.client_header_timeout, settings.client_body_timeout, settings.client_stall_timeout
+    )
+
+
 def serve_load_balancer(settings: Settings, supervisor: Supervisor, weights: WeightsPlan) -> int:
     """Serve a RunPod load-balancing endpoint (load_balancer.py) until SIGTERM; 1 if the engine never
     got ready. An engine that dies while serving ends the worker with 1 (exit_on_engine_death)."""
     from worker_runtime.serve.load_balancer import Health, LBServer, ListenError, serve
 
     health = Health(supervisor.died.is_set)
-    server = LBServer(health, settings.max_concurrency, settings.health_check_path)
+    server = LBServer(health, settings.max_concurrency, settings.health_check_path, caller_bounds(settings))
 
     def start() -> Handler:
         took = supervisor.wait_ready(settings.engine_startup_timeout)
@@ -75,10 +90,14 @@ def serve_load_balancer(settings: Settings, supervisor: Supervisor, weights: Wei
         tune_gc()
         return make_handler(runtime)
 
+    def stop_engine() -> None:
+        # Within the 2 s the worker has after the grace: an engine still up then is killed.
+        supervisor.stop(grace=ENGINE_STOP_SECONDS, leftovers_grace=LEFTOVERS_STOP_SECONDS)
+
     port_health = settings.port_health or settings.port
     try:
         asyncio.run(
-            serve(server, settings.port, port_health, settings.shutdown_grace_seconds, start, supervisor.stop)
+            serve(server, settings.port, port_health, settings.shutdown_grace_seconds, start, stop_engine)
         )
     except (EngineStartError, ListenError) as exc:
         print(exc, flush=True)

@@ -504,6 +504,9 @@ class StandIn:
         # Test plumbing: every request line received ("METHOD PATH", one a line), on either listener,
         # so that a test can tell which requests reached the engine at all.
         self.request_log = os.environ.get("FD_STANDIN_REQUEST_LOG", "").strip() or None
+        # Fault knob: the first N POSTs are read, then their connection is closed with no answer (an
+        # API-server process that died while holding the request).
+        self.drop_posts = env_int("FD_STANDIN_DROP_POSTS", 0)
 
     # -- protocol helpers
 
@@ -668,6 +671,9 @@ class StandIn:
                 if self.request_log:
                     with open(self.request_log, "a", encoding="utf-8") as log:
                         log.write(f"{method} {path}\n")
+                if method == "POST" and self.drop_posts > 0:
+                    self.drop_posts -= 1
+                    return
                 if metrics_only:
                     keep = await self.route_metrics_app(method, path, writer)
                 else:
@@ -922,7 +928,8 @@ class StandIn:
         A client that leaves does not stop decoding unless FD_ENABLE_REQUEST_DISCONNECT_STOP_INFERENCE=1
         (engine_client.py L974-975): the tokens are counted as unread."""
         positions = {c.index: 0 for c in choices}
-        active = [c for c in choices if c.steps]
+        planned = {c.index: c.steps for c in choices}  # built once: long answers cost O(1) a token
+        active = [c for c in choices if planned[c.index]]
         if self.forced_finish:
             for choice in choices:
                 choice.finish = self.forced_finish
@@ -944,7 +951,7 @@ class StandIn:
                     self.generated += 1
                     if run.client_gone():
                         self.unread += 1
-                    steps = choice.steps
+                    steps = planned[choice.index]
                     pos = positions[choice.index]
                     field, tok = steps[pos]
                     positions[choice.index] = pos + 1
