@@ -14,6 +14,7 @@ import os
 import sys
 
 from worker_runtime.config.settings import SettingsError
+from worker_runtime.engine.backend_packages import BackendMissing
 from worker_runtime.engine.model_cache import CacheUnavailable
 from worker_runtime.engine.start import lb_ports, own_ports, prepare, start_engine
 from worker_runtime.serve.start import serve_jobs, serve_load_balancer
@@ -39,7 +40,7 @@ def main(argv: list[str] | None = None) -> int:
     except SettingsError as exc:
         print(exc, flush=True)
         return 2
-    except CacheUnavailable as exc:
+    except (CacheUnavailable, BackendMissing) as exc:
         print(exc, flush=True)
         return 1
 

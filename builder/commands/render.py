@@ -36,6 +36,19 @@ def write(item: Rendered) -> None:
         f"rendered {item.resolved.name} into {display(item.out)} "
         f"({len(item.files)} files, {len(changed)} changed)"
     )
+    if line := guided_size_line(item.resolved):
+        print(line)
+
+
+def guided_size_line(resolved) -> str | None:
+    """What the guided decoding layer adds to the image (None: no backend)."""
+    if not resolved.guided_packages:
+        return None
+    return (
+        f"  guided decoding {resolved.guided_backend}: {', '.join(resolved.guided_packages)} add about "
+        f"{resolved.guided_image_mb / 1000:.1f} GB to the image (an estimate from the wheels' sizes, "
+        "builder/compat/fastdeploy_releases.yaml)"
+    )
 
 
 def run(args: argparse.Namespace) -> int:

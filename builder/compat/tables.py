@@ -38,6 +38,31 @@ class Bound(_Table):
     maximum: float | None = None
 
 
+Pin = Annotated[str, Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]*==[A-Za-z0-9.+!-]+$")]
+
+
+class GuidedBackend(_Table):
+    """One guided decoding backend of a release: the exact pins it needs and what they add to an image."""
+
+    packages: list[Pin] = Field(
+        min_length=1, description="name==version pins installed in the image's guided decoding layer"
+    )
+    image_mb: Positive = Field(
+        description="estimated size the layer adds on the official image (MB); how it was measured is in "
+        "the file's comment"
+    )
+
+
+class GuidedDecoding(_Table):
+    """A release's guided decoding: its backends (besides off) and the flags that turn it off."""
+
+    backends: dict[Literal["xgrammar", "guidance"], GuidedBackend]
+    excluded_by: list[str] = Field(
+        default_factory=list,
+        description="engine flags with which the release switches guided decoding off (only a warning)",
+    )
+
+
 class Release(_Table):
     """What building on one FastDeploy release needs (flags: worker_runtime/config/engine_flags.json)."""
 
@@ -53,6 +78,9 @@ class Release(_Table):
     pip: PipRoute | None = None
     startup_bounds: dict[Annotated[str, Field(pattern=r"^[A-Z][A-Z0-9_]*$")], Bound] = Field(
         default_factory=dict, description="runtime setting -> bounds the release asserts beyond the runtime's"
+    )
+    guided_decoding: GuidedDecoding | None = Field(
+        None, description="guided decoding backends read from the release's source (None: not read)"
     )
 
 

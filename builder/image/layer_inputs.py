@@ -5,6 +5,7 @@
                                         {"model", "revision", "source", "allow_patterns"}
     io.runpod.fastdeploy.layer.deps     {"lock": hash of requirements.txt + constraints.txt,
                                          "wheels": hash of the wheel file names, or "index"}
+    io.runpod.fastdeploy.layer.guided   {"backend", "packages": its pins, "wheels": as deps} (a backend on)
     io.runpod.fastdeploy.layer.code     {"code": hash of handler.py + worker_runtime/ (path and content)}
     org.opencontainers.image.base.name  the base image reference the build used (a digest when pinned)
 
@@ -23,6 +24,7 @@ from builder.variant.resolve import Resolved
 
 WEIGHTS = "io.runpod.fastdeploy.layer.weights"
 DEPS = "io.runpod.fastdeploy.layer.deps"
+GUIDED = "io.runpod.fastdeploy.layer.guided"
 CODE = "io.runpod.fastdeploy.layer.code"
 BASE_NAME = "org.opencontainers.image.base.name"
 
@@ -91,6 +93,10 @@ def layer_labels(build_dir: Path, resolved: Resolved, base_image: str | None) ->
     wheels = sorted(p.name for p in _staged_files(build_dir / "wheels") if p.suffix == ".whl")
     wheels_hash = "sha256:" + hashlib.sha256("\n".join(wheels).encode()).hexdigest() if wheels else "index"
     labels[DEPS] = _compact({"lock": "sha256:" + lock.hexdigest(), "wheels": wheels_hash})
+    if resolved.guided_packages:
+        labels[GUIDED] = _compact(
+            {"backend": resolved.guided_backend, "packages": resolved.guided_packages, "wheels": wheels_hash}
+        )
     code = [build_dir / "handler.py", *_staged_files(build_dir / "worker_runtime")]
     labels[CODE] = _compact({"code": tree_hash(build_dir, code)})
     return labels

@@ -37,6 +37,19 @@ MANIFEST_HEADER = "# Rendered by build.py; a re-render removes only listed files
 WRITING_SUFFIX = ".rendering"
 
 
+# The guided decoding backend's pins, read by the Dockerfile's guided stage (only when a backend is on).
+GUIDED_REQUIREMENTS = "guided-requirements.txt"
+
+
+def guided_requirements(resolved: Resolved) -> str:
+    """The backend's exact pins, one a line (the release's requirements_guided_decoding.txt entries)."""
+    header = (
+        f"# Guided decoding backend {resolved.guided_backend} of FastDeploy {resolved.release}: "
+        "its exact pins (builder/compat/fastdeploy_releases.yaml).\n"
+    )
+    return header + "".join(f"{pin}\n" for pin in resolved.guided_packages)
+
+
 class RenderError(BuilderError):
     """A value cannot be placed safely, or a rendered manifest is invalid (exit status 2)."""
 
@@ -109,7 +122,8 @@ def placeholder(kind: str) -> str:
     if kind == "wheels":
         body = (
             "Optional wheelhouse. `python build.py --wheelhouse DIR` puts wheels here; when this folder "
-            "holds wheels the image installs the runtime requirements from it with --no-index."
+            "holds wheels the image installs the runtime requirements (and the guided decoding backend's "
+            "pins, when one is on) from it with --no-index."
         )
     else:
         body = (
@@ -180,6 +194,8 @@ def render_files(resolved: Resolved, compat: Compat, runtime_dir: Path = RUNTIME
     except jinja2.UndefinedError as exc:
         raise RenderError(f"template uses an undefined value: {exc}") from exc
     text["wheels/README.md"] = placeholder("wheels")
+    if resolved.guided_packages:
+        text[GUIDED_REQUIREMENTS] = guided_requirements(resolved)
     expected = in_settings_order(resolved.expose)
     problems = [f".runpod/hub.json: {p}" for p in check_hub_json(text[".runpod/hub.json"], expected)]
     problems += [f".runpod/tests.json: {p}" for p in check_tests_json(text[".runpod/tests.json"])]

@@ -124,6 +124,14 @@ class Engine(_Strict):
     )
     reasoning_parser: Text | None = Field(None, description="Reasoning parser (--reasoning-parser).")
     tool_call_parser: Text | None = Field(None, description="Tool-call parser (--tool-call-parser).")
+    guided_decoding_backend: Literal["xgrammar", "guidance", "off"] = Field(
+        "off",
+        description="Guided decoding backend (--guided-decoding-backend) that enforces structured outputs "
+        "(response_format json_object/json_schema, guided_json, guided_regex, guided_choice, "
+        "guided_grammar, structural_tag). off: such requests are refused with 400 (FastDeploy would "
+        "ignore them). xgrammar or guidance: the image gets the release's pinned packages in a layer of "
+        "its own (several GB: `print` shows the size); not with speculative decoding.",
+    )
     load_choices: Text | None = Field(
         None, description="Weight loader (--load-choices); default_v1 for Hugging Face Torch weights."
     )

@@ -11,6 +11,7 @@ from typing import Any
 from builder import __version__
 from builder.compat import Compat
 from builder.compat.gpus import Selection, representative_archs, select
+from builder.variant.feature_jobs import feature_jobs
 from builder.variant.models import Variant
 from builder.variant.settings_spec import (
     BY_ENV,
@@ -74,6 +75,10 @@ class Resolved:
     extra_tags: list[str]
     source_url: str | None
     labels: dict[str, str] = field(default_factory=dict)
+    # guided decoding: the backend, the pins its layer installs, the size they add (MB, an estimate)
+    guided_backend: str = "off"
+    guided_packages: list[str] = field(default_factory=list)
+    guided_image_mb: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -144,6 +149,8 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
             values[env] = parser_spelling(values[env], choices) or values[env]
     if not eng.extra_args:
         values["ENGINE_ARGS"] = None
+    if eng.guided_decoding_backend == "off":
+        values["GUIDED_DECODING_BACKEND"] = None  # the runtime's default: no ENV line
     values.update(eng.settings)
     settings = {s.env: values[s.env] for s in BY_ENV.values() if values.get(s.env) is not None}
 
@@ -170,6 +177,10 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
     }
     if model.revision:
         labels["io.runpod.fastdeploy.model-revision"] = model.revision
+
+    guided = (
+        release.guided_decoding.backends.get(eng.guided_decoding_backend) if release.guided_decoding else None
+    )
 
     return Resolved(
         name=variant.name,
@@ -208,7 +219,12 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         presets=[p.model_dump() for p in hub.presets],
         expose=exposed,
         advanced=None if hub.advanced is None else list(hub.advanced),
-        tests=[t.model_dump() for t in variant.tests.jobs],
+        tests=[t.model_dump() for t in variant.tests.jobs]
+        + [
+            job
+            for job in feature_jobs(eng.guided_decoding_backend if guided else "off", eng.tool_call_parser)
+            if job["name"] not in {t.name for t in variant.tests.jobs}
+        ],
         gpu_type_id=variant.tests.gpu_type_id
         or default_test_gpu(gpus, [i for i in hub.gpu_ids if i in compat.pools], compat),
         endpoint_type=variant.endpoint.type,
@@ -216,6 +232,9 @@ def resolve(variant: Variant, compat: Compat) -> Resolved:
         extra_tags=list(variant.image.tags),
         source_url=variant.image.source,
         labels=labels,
+        guided_backend=eng.guided_decoding_backend if guided else "off",
+        guided_packages=list(guided.packages) if guided else [],
+        guided_image_mb=guided.image_mb if guided else None,
     )
 
 

@@ -25,6 +25,7 @@ ENGINE_FIELDS: dict[str, str] = {
     "max_concurrency": "MAX_CONCURRENCY",
     "reasoning_parser": "REASONING_PARSER",
     "tool_call_parser": "TOOL_CALL_PARSER",
+    "guided_decoding_backend": "GUIDED_DECODING_BACKEND",
     "load_choices": "LOAD_CHOICES",
     "limit_mm_per_prompt": "LIMIT_MM_PER_PROMPT",
     "extra_args": "ENGINE_ARGS",

@@ -6,6 +6,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
+from builder.verify.answers import answer_problem
 from builder.verify.jobs import JobResult, TestJob, brief, readable
 
 PROGRESS_EVERY_S = 15.0  # without a terminal: one progress line this often
@@ -27,12 +28,20 @@ def summary(results: Sequence[JobResult], say: Callable[[str], None]) -> int:
 def run_each(
     run: Callable[[TestJob], JobResult], tests: Sequence[TestJob], say: Callable[[str], None]
 ) -> list[JobResult]:
-    """Every job through `run`, its line printed as it ends."""
+    """Every job through `run`, its line printed as it ends. A completed job whose answer is not what
+    its input asked for (a structured output, a tool call: builder.verify.answers) fails."""
     results = []
     for job in tests:
-        results.append(run(job))
+        results.append(checked(job, run(job)))
         say(job_line(results[-1]))
     return results
+
+
+def checked(job: TestJob, result: JobResult) -> JobResult:
+    if not result.ok:
+        return result
+    problem = answer_problem(job.input, result.output)
+    return result if problem is None else result.model_copy(update={"error": brief(problem, 300)})
 
 
 class Progress:

@@ -7,6 +7,7 @@ import time
 from collections.abc import Callable, Sequence
 
 from builder.errors import BuilderError
+from builder.verify.answers import answer_problem
 from builder.verify.jobs import JobResult, TestJob, brief
 from builder.verify.report import job_line, run_each, summary
 
@@ -64,6 +65,53 @@ def stream_check(openai_base: str, api_key: str, model: str, timeout_s: float) -
     )
 
 
+SDK_FIELDS = ("response_format", "tools")
+
+
+def sdk_jobs(tests: Sequence[TestJob]) -> list[TestJob]:
+    """The chat jobs that ask for a structured output or a tool call: sent through the openai SDK too."""
+    return [
+        t
+        for t in tests
+        if isinstance(t.input, dict)
+        and t.input.get("openai_route") == "/v1/chat/completions"
+        and isinstance(t.input.get("openai_input"), dict)
+        and any(k in t.input["openai_input"] for k in SDK_FIELDS)
+    ]
+
+
+def sdk_check(openai_base: str, api_key: str, model: str, job: TestJob) -> JobResult:
+    """One job's chat request through the official openai SDK (`response_format=...`, `tools=...`); its
+    answer checked as the job's own (builder.verify.answers)."""
+    import openai
+
+    name = f"openai sdk {job.name}"
+    started = time.monotonic()
+    body = dict(job.input["openai_input"])
+    client = openai.OpenAI(base_url=openai_base, api_key=api_key, timeout=job.timeout / 1000, max_retries=0)
+    known = {
+        k: body.pop(k)
+        for k in ("messages", "response_format", "tools", "max_tokens", "temperature")
+        if k in body
+    }
+    try:
+        response = client.chat.completions.create(
+            model=body.pop("model", model), **known, extra_body=body or None
+        )
+    except openai.OpenAIError as exc:
+        message = str(exc).replace(api_key, "***") if api_key else str(exc)
+        return JobResult(
+            name=name, status="FAILED", seconds=time.monotonic() - started,
+            error=f"{type(exc).__name__}: {brief(message, 300)}",
+        )  # fmt: skip
+    output = response.model_dump()
+    problem = answer_problem(job.input, output)
+    return JobResult(
+        name=name, status="COMPLETED", seconds=time.monotonic() - started, output=output,
+        error=None if problem is None else brief(problem, 300),
+    )  # fmt: skip
+
+
 def jobs_then_stream(
     run: Callable[[TestJob], JobResult],
     tests: Sequence[TestJob],
@@ -72,9 +120,13 @@ def jobs_then_stream(
     model: str,
     say: Callable[[str], None],
 ) -> int:
-    """Every job through `run`, then one openai stream at `openai_base` (as long as the longest job may
-    take); the summary line, and 0 when all passed."""
+    """Every job through `run`, the structured-output and tool-call jobs again through the openai SDK,
+    then one openai stream at `openai_base` (as long as the longest job may take); the summary line, and
+    0 when all passed."""
     results = run_each(run, tests, say)
+    for job in sdk_jobs(tests):
+        results.append(sdk_check(openai_base, api_key, model, job))
+        say(job_line(results[-1]))
     timeout = max((t.timeout for t in tests), default=900_000) / 1000
     results.append(stream_check(openai_base, api_key, model, timeout))
     say(job_line(results[-1]))

@@ -153,6 +153,48 @@ def test_dockerfile_layout(rendered):
         assert "ARG BASE_IMAGE=" in body
 
 
+def test_guided_decoding_gets_its_own_layer_with_the_release_pins(rendered):
+    compat = load_compat()
+    pins = compat.build_release("2.5.0").guided_decoding.backends["xgrammar"].packages
+    for name in ("ernie-21b-a3b-thinking", "qwen3-8b"):
+        files = rendered[name]
+        text = files["Dockerfile"].decode()
+        order = [
+            text.index(s)
+            for s in (
+                "AS weights",
+                "AS guided",
+                "-r /opt/build/guided-requirements.txt",
+                "AS deps",
+                "AS code",
+                "COPY --from=weights /layer/ /",
+                "COPY --from=guided /layer/ /",
+                "COPY --from=deps /layer/ /",
+                "COPY --from=code /layer/ /",
+            )
+        ]
+        assert order == sorted(order), name
+        # The engine keeps /opt/guided (the runtime drops only WORKER_DEPS_DIR from its PYTHONPATH).
+        assert "ENV PYTHONPATH=/opt/worker/deps:/opt/guided${PYTHONPATH:+:${PYTHONPATH}}" in text
+        lines = files["guided-requirements.txt"].decode().splitlines()
+        listed = [ln for ln in lines if not ln.startswith("#")]
+        assert listed == pins == ["xgrammar==0.1.25", "torch==2.8.0"]
+    off = rendered["ernie-0.3b"]
+    assert "AS guided" not in off["Dockerfile"].decode() and "guided-requirements.txt" not in off
+
+
+def test_render_and_print_report_the_size_the_backend_adds(cli, tmp_path):
+    ran = cli("render", "qwen3-8b", "--out", str(tmp_path / "q"))
+    assert ran.returncode == 0
+    assert "guided decoding xgrammar: xgrammar==0.1.25, torch==2.8.0 add about 6.7 GB" in ran.stdout
+    assert "builder/compat/fastdeploy_releases.yaml" in ran.stdout
+    ran = cli("print", "qwen3-8b")
+    assert ran.returncode == 0
+    assert "guided_image_mb: 6679.0" in ran.stdout and "guided_backend: xgrammar" in ran.stdout
+    ran = cli("render", "ernie-0.3b", "--out", str(tmp_path / "e"))
+    assert ran.returncode == 0 and "guided decoding" not in ran.stdout
+
+
 def test_hub_env_inputs_are_the_runtime_settings(rendered):
     by_env = {s.env: s for s in SETTINGS}
     for name, files in rendered.items():
@@ -215,7 +257,18 @@ def test_hub_values_come_from_the_variant(rendered):
     tests = json.loads(rendered["ernie-21b-a3b-thinking"][".runpod/tests.json"])
     assert tests["config"]["gpuTypeId"] == "NVIDIA A100 80GB PCIe"
     assert {"key": "QUANTIZATION", "value": "wint4"} in tests["config"]["env"]
-    assert [t["name"] for t in tests["tests"]] == ["native chat", "openai chat", "openai models"]
+    # The variant's own jobs, then those of what it enables: a guided decoding backend, a tool-call parser.
+    assert [t["name"] for t in tests["tests"]] == [
+        "native chat",
+        "openai chat",
+        "openai models",
+        "structured output",
+        "tool call",
+    ]
+    qwen_tests = json.loads(rendered["qwen3-8b"][".runpod/tests.json"])
+    assert [t["name"] for t in qwen_tests["tests"]][-1] == "structured output"  # no tool parser in 2.5
+    small = json.loads(rendered["ernie-0.3b"][".runpod/tests.json"])
+    assert [t["name"] for t in small["tests"]] == ["native chat", "openai chat", "openai models"]
     qwen = json.loads(rendered["qwen3-8b"][".runpod/hub.json"])
     qwen_inputs = {e["key"]: e["input"] for e in qwen["config"]["env"] if "input" in e}
     assert qwen_inputs["LOAD_CHOICES"]["default"] == "default_v1"

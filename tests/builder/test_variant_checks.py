@@ -41,6 +41,24 @@ CASES = {
             "allowed: 2.0.0, 2.1.0, 2.2.0, 2.3.0, 2.4.0, 2.5.0",
         ],
     ),
+    "guided-decoding-with-speculative-decoding": (
+        GOOD
+        + "engine:\n  guided_decoding_backend: xgrammar\n"
+        + "  extra_args: [--speculative-config, '{\"method\": \"mtp\"}']\n",
+        [
+            "engine.extra_args[0]",
+            "'--speculative-config' cannot be combined with engine.guided_decoding_backend xgrammar",
+            "switches guided decoding off with only a log warning",
+        ],
+    ),
+    "guided-decoding-on-a-release-not-read": (
+        GOOD + "engine:\n  fastdeploy: 2.3.0\n  guided_decoding_backend: guidance\n",
+        ["engine.guided_decoding_backend", "'guidance' is not known for FastDeploy 2.3.0", "allowed: off"],
+    ),
+    "guided-decoding-unknown-backend": (
+        GOOD + "engine:\n  guided_decoding_backend: outlines\n",
+        ["engine.guided_decoding_backend", "outlines"],
+    ),
     "api-key-flag": (
         GOOD + "engine:\n  extra_args: [--api-key, secret]\n",
         ["engine.extra_args[0]", "'--api-key'", "401", "RunPod's API key"],

@@ -23,6 +23,9 @@ def deploy(*extra: str, variant: str = VARIANT):
          ["--env TENSOR_PARALLEL_SIZE=2: engine.tensor_parallel_size: 2 must equal hub.gpu_count (1)"]),
         ("ernie-300b-a47b-wint4-tp4", "QUANTIZATION=wint8",
          ["with --env QUANTIZATION=wint8: ", "cannot hold baidu/ERNIE-4.5-300B-A47B-Paddle at wint8"]),
+        # The backend's packages are in the image or not: the image fixes it.
+        (VARIANT, "GUIDED_DECODING_BACKEND=xgrammar",
+         ["--env GUIDED_DECODING_BACKEND: fixed by the image (it describes what was built), not settable"]),
     ],
 )  # fmt: skip
 def test_an_override_that_breaks_the_variant_exits_2_before_any_request(fake_api, variant, env, fragments):

@@ -276,6 +276,51 @@ def ensure_wheelhouse(out: TextIO | None = None) -> Path:
     return target
 
 
+# Pins of a guided decoding backend that need CUDA (torch's kernels, xgrammar's import of torch): the
+# tests' images get stand-in wheels of the same names and versions, so the guided layer's install route,
+# its pins and the worker's start check are exercised; the engine stand-in only checks they import.
+STANDIN_WHEEL_PINS = ("xgrammar==0.1.25", "torch==2.8.0")
+
+
+def standin_wheel(pin: str, target: Path) -> Path:
+    """A py3-none-any wheel ``name-version`` holding an empty package ``name`` (valid RECORD)."""
+    import base64
+    import zipfile
+
+    name, version = pin.split("==")
+    dist = f"{name}-{version}.dist-info"
+    files = {
+        f"{name}/__init__.py": f'"""Stand-in of {name} {version} for image tests (the real needs CUDA)."""\n',
+        f"{dist}/METADATA": f"Metadata-Version: 2.1\nName: {name}\nVersion: {version}\n",
+        f"{dist}/WHEEL": "Wheel-Version: 1.0\nGenerator: dockerlab\nRoot-Is-Purelib: true\n"
+        "Tag: py3-none-any\n",
+    }
+    record = []
+    for path, text in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(text.encode()).digest()).rstrip(b"=").decode()
+        record.append(f"{path},sha256={digest},{len(text.encode())}")
+    files[f"{dist}/RECORD"] = "\n".join([*record, f"{dist}/RECORD,,"]) + "\n"
+    wheel = target / f"{name}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as archive:
+        for path, text in files.items():
+            info = zipfile.ZipInfo(path, date_time=(1980, 1, 1, 0, 0, 0))
+            archive.writestr(info, text)
+    return wheel
+
+
+def guided_wheelhouse(wheelhouse: Path, target: Path) -> Path:
+    """The runtime's wheelhouse plus stand-in wheels of the xgrammar backend's pins (hard links or copies)."""
+    target.mkdir(parents=True, exist_ok=True)
+    for wheel in wheelhouse.glob("*.whl"):
+        try:
+            os.link(wheel, target / wheel.name)
+        except OSError:
+            shutil.copy2(wheel, target / wheel.name)
+    for pin in STANDIN_WHEEL_PINS:
+        standin_wheel(pin, target)
+    return target
+
+
 def make_fake_weights(target: Path, *, size_mb: int = 8, seed: int = 1234) -> Path:
     """A small model directory shaped like an ERNIE checkpoint (random tensor bytes)."""
     target.mkdir(parents=True, exist_ok=True)

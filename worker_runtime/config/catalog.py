@@ -125,6 +125,20 @@ SETTINGS: tuple[Setting, ...] = (
         choices_from="tool_parsers",
         advanced=True,
     ),
+    # Passed always, "off" included: the worker refuses structured outputs when it is off, which holds only
+    # while the engine really runs with it off (FastDeploy's default could change).
+    Setting(
+        "GUIDED_DECODING_BACKEND",
+        "choice",
+        "Guided decoding backend that enforces structured outputs (response_format JSON, guided_json, "
+        "guided_regex, guided_choice, guided_grammar, structural_tag); off refuses them with 400. The "
+        "image must carry the backend's packages (a variant with engine.guided_decoding_backend).",
+        default="off",
+        flag="--guided-decoding-backend",
+        choices=("off", "xgrammar", "guidance"),
+        advanced=True,
+        in_hub=False,
+    ),
     Setting(
         "ENABLE_PREFIX_CACHING",
         "bool",

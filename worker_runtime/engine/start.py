@@ -12,15 +12,19 @@ from collections.abc import Mapping
 
 from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_env
 from worker_runtime.config.settings import Settings, load_flag_table, load_settings
+from worker_runtime.engine.backend_packages import BackendMissing, missing_packages
 from worker_runtime.engine.model_cache import WeightsPlan, plan_weights
 from worker_runtime.engine.ports import free_ports
 from worker_runtime.engine.supervisor import DEFAULT_LOG_DIR, Supervisor, shm_warning
 
 
 def prepare(environ: Mapping[str, str]) -> tuple[Settings, WeightsPlan]:
-    """The worker's settings and weights plan, with their warnings printed. Raises SettingsError (exit 2)
-    or CacheUnavailable (exit 1)."""
+    """The worker's settings and weights plan, with their warnings printed. Raises SettingsError (exit 2),
+    BackendMissing or CacheUnavailable (exit 1)."""
     settings = load_settings(environ)
+    missing = missing_packages(settings.guided_decoding_backend)
+    if missing:  # before the weights or the engine: FastDeploy would fail on it only after loading
+        raise BackendMissing(missing)
     warning = shm_warning()
     if warning:
         print(warning, flush=True)

@@ -52,12 +52,14 @@ class Runtime:
         supervisor: Supervisor | None = None,
         *,
         logprobs: bool = True,
+        guided_backend: str = "off",
     ) -> None:
         self.client = client
         self.model_name = model_name
         self.max_concurrency = max_concurrency
         self.supervisor = supervisor
         self.logprobs = logprobs  # the engine runs with --enable-logprob
+        self.guided_backend = guided_backend  # the engine's --guided-decoding-backend
         self.in_flight = 0
 
     def concurrency_modifier(self, current: int) -> int:
@@ -145,7 +147,9 @@ async def run_job(
     runtime: Runtime, job_input: Any, upstream: Upstream | None = None, *, as_bytes: bool = False
 ) -> AsyncIterator[Any]:
     try:
-        request = normalize(job_input, runtime.model_name, logprobs=runtime.logprobs)
+        request = normalize(
+            job_input, runtime.model_name, logprobs=runtime.logprobs, guided_backend=runtime.guided_backend
+        )
         for note in request.notes:
             print(f"job input: {note}", flush=True)
         dead = runtime.dead_error()

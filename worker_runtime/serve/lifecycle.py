@@ -72,6 +72,7 @@ def make_runtime(settings: Settings, supervisor: Supervisor, served_name: str) -
         settings.max_concurrency,
         supervisor,
         logprobs=bool(settings.logprobs),
+        guided_backend=settings.guided_decoding_backend,
     )
 
 

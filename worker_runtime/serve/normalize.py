@@ -6,6 +6,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from worker_runtime.config import routes
+from worker_runtime.serve import guided
 from worker_runtime.serve.errors import JobError, input_error, shown
 
 CHAT = "/v1/chat/completions"
@@ -42,6 +43,7 @@ SAMPLING_KEYS = frozenset(
         "guided_regex",
         "guided_choice",
         "guided_grammar",
+        "structural_tag",
         "reasoning_max_tokens",
         "response_max_tokens",
         "return_token_ids",
@@ -105,9 +107,12 @@ def _stream_flag(value: Any, where: str) -> bool:
     return value
 
 
-def normalize(job_input: Any, model_name: str, *, logprobs: bool = True) -> EngineRequest:
+def normalize(
+    job_input: Any, model_name: str, *, logprobs: bool = True, guided_backend: str = "off"
+) -> EngineRequest:
     """``model_name`` is filled in when a request names no model; ``logprobs``: whether the engine
-    was started with --enable-logprob (else a job asking for logprobs is refused)."""
+    was started with --enable-logprob (else a job asking for logprobs is refused); ``guided_backend``:
+    the engine's guided decoding backend (off: a structured-output request is refused)."""
     if not isinstance(job_input, dict):
         raise input_error(f"Job input must be a JSON object, got {type(job_input).__name__}")
     if "openai_route" in job_input:
@@ -119,7 +124,9 @@ def normalize(job_input: Any, model_name: str, *, logprobs: bool = True) -> Engi
         raise input_error(f"Job input has no messages, prompt or openai_route (keys: {keys})")
     if request.body is None:
         return request
-    return replace(request, body=_sampling(request.route, request.body, logprobs))
+    body = _sampling(request.route, request.body, logprobs)
+    guided.check(body, guided_backend)
+    return replace(request, body=body)
 
 
 def route_refused(route: Any, allowed: tuple[str, ...]) -> JobError:

@@ -3,17 +3,28 @@ of one ``Context`` that adds what it finds to the one error list, and declares t
 check whose fields failed to parse is skipped: see ``builder.variant.parse``).
 
 The checks, in the order their errors are reported: ``model`` (name, baking), ``release`` (release,
-install route, CUDA, the release's lists and flags, extra engine arguments), ``settings`` (engine.settings,
-engine.env), ``pools`` (pools, GPU count), ``sizing`` (memory, disk, context length), ``archs`` (GPU
-architectures of quantization kernels and release builds), ``hub`` (offered settings, presets, test jobs),
-then ``model`` again (baking a local path, weights and bake agreeing, cached weights pinned).
+install route, CUDA, the release's lists and flags, extra engine arguments), ``guided`` (the guided
+decoding backend), ``settings`` (engine.settings, engine.env), ``pools`` (pools, GPU count), ``sizing``
+(memory, disk, context length), ``archs`` (GPU architectures of quantization kernels and release builds),
+``hub`` (offered settings, presets, test jobs), then ``model`` again (baking a local path, weights and bake
+agreeing, cached weights pinned).
 """
 
 from __future__ import annotations
 
 from builder.compat import Compat
 from builder.errors import ErrorList
-from builder.variant.checks import archs, hub, model, pools, release, revision, settings, sizing
+from builder.variant.checks import (
+    archs,
+    guided,
+    hub,
+    model,
+    pools,
+    release,
+    revision,
+    settings,
+    sizing,
+)
 from builder.variant.checks.context import Check, Context
 from builder.variant.loader import Loaded
 from builder.variant.models import Variant
@@ -24,6 +35,7 @@ CHECKS: tuple[Check, ...] = (
     revision.revision_is_a_git_revision,
     model.loader_reads_the_weights_format,
     *release.CHECKS,
+    *guided.CHECKS,
     *settings.CHECKS,
     *pools.CHECKS,
     *sizing.CHECKS,

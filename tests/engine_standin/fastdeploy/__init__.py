@@ -31,6 +31,8 @@ Fault and pacing knobs (environment variables):
 - ``FD_STANDIN_REQUEST_LOG``: a file to which every request received, on either listener, is appended
   as ``METHOD PATH`` (one a line), so a test can tell which requests reached the engine at all.
 - ``FD_STANDIN_FINISH_REASON``: every choice ends with this finish_reason (e.g. 2.6's ``pd_reschedule``).
+- ``FD_STANDIN_GUIDED_BREAK``: ``json`` makes a guided-decoding answer invalid JSON, ``schema`` valid JSON
+  missing a required property (entrypoints/openai/guided.py: guided decoding and tool calls as 2.5).
 
 ``FD_STANDIN_RELEASE=2.6.0`` selects the release/2.6 branch's behaviours (see ``api_server.py``): its
 parser defaults (``--workers 4``, ``--max-concurrency 2048`` unless ``FD_ENABLE_MULTI_API_SERVER=1``),

@@ -35,6 +35,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from fastdeploy.entrypoints.openai import guided
 from fastdeploy.usage.usage_lib import WAIT as USAGE_WAIT
 from fastdeploy.usage.usage_lib import report_usage_stats
 
@@ -270,13 +271,27 @@ class Choice:
     thinking: list[str]
     tokens: list[str]
     finish: str
+    # A tool call the parser extracted (guided.tool_call): its name, then its arguments in pieces.
+    tool: dict[str, Any] | None = None
+
+    @property
+    def tool_steps(self) -> list[tuple[str, str]]:
+        if self.tool is None:
+            return []
+        return [("tool_name", self.tool["name"])] + [
+            ("tool_args", t) for t in guided.tokens(self.tool["arguments"])
+        ]
 
     @property
     def steps(self) -> list[tuple[str, str]]:
-        return [("reasoning_content", t) for t in self.thinking] + [("content", t) for t in self.tokens]
+        return (
+            [("reasoning_content", t) for t in self.thinking]
+            + [("content", t) for t in self.tokens]
+            + self.tool_steps
+        )
 
     def usage(self) -> dict[str, Any]:
-        n = len(self.thinking) + len(self.tokens)
+        n = len(self.thinking) + len(self.tokens) + len(self.tool_steps)
         return {
             "prompt_tokens": self.prompt_tokens,
             "total_tokens": self.prompt_tokens + n,
@@ -318,6 +333,24 @@ def chat_opening_delta() -> dict[str, Any]:
         "completion_token_ids": None,
         "reasoning_content": "",
         "tool_calls": None,
+    }
+
+
+def tool_call_delta(choice: Choice, field: str, tok: str) -> dict[str, Any]:
+    """A tool call's delta (serving_chat.py L413-424 with the parser's DeltaMessage, ernie_x1_tool_parser.py
+    extract_tool_calls_streaming): the name with id and type first, then pieces of the arguments; content
+    "" throughout. The DeltaToolCall fields the parser did not set are left out (exclude_unset)."""
+    assert choice.tool is not None
+    if field == "tool_name":
+        call = {"id": choice.tool["id"], "type": "function", "index": 0, "function": {"name": tok}}
+    else:
+        call = {"index": 0, "function": {"arguments": tok}}
+    return {
+        "content": "",
+        "prompt_token_ids": None,
+        "completion_token_ids": None,
+        "reasoning_content": None,
+        "tool_calls": [call],
     }
 
 
@@ -404,8 +437,13 @@ def character_cut(data: bytes) -> int:
 
 
 class StandIn:
-    def __init__(self, args: argparse.Namespace, release: str, logs: Logs) -> None:
+    def __init__(
+        self, args: argparse.Namespace, release: str, logs: Logs, guided_backend: str = "off"
+    ) -> None:
         self.args = args
+        # Guided decoding as the engine ended up configured (guided.effective_backend), and the tool parser.
+        self.guided_backend = guided_backend
+        self.tool_parser: str | None = getattr(args, "tool_call_parser", None)
         self.release = release
         self.logs = logs
         self.model_path: str = args.model
@@ -841,6 +879,15 @@ class StandIn:
 
     def plan_one(self, body: dict[str, Any], text: str, prompt_tokens: int, chat: bool, index: int) -> Choice:
         thinking, answer = tokens_for(text, self.reasoning)
+        # Guided decoding off: the fields are ignored (free text). On: the answer satisfies them.
+        asked = guided.guided_kind(body) if self.guided_backend != "off" else None
+        structured = guided.structured_text(asked[0], asked[1], text) if asked else None
+        if structured is not None:
+            answer = guided.tokens(structured)
+        # The parser runs on every output when set; the model calls a tool when the prompt lists tools.
+        call = guided.tool_call(body, text) if chat and self.tool_parser and structured is None else None
+        if call is not None:
+            answer = []
         stop = body.get("stop") or []
         stop = [stop] if isinstance(stop, str) else [s for s in stop if isinstance(s, str)]
         max_tokens = (
@@ -858,6 +905,9 @@ class StandIn:
         tokens, finish = apply_limits(answer, budget, stop)
         if budget == 0:
             tokens, finish = [], "length"
+        if call is not None and finish == "stop":
+            # serving_chat.py L456-459 / L788-792: a stop with tool calls is "tool_calls"
+            return Choice(index, prompt_tokens, thinking, [], "tool_calls", tool=call)
         return Choice(index, prompt_tokens, thinking, tokens, finish)
 
     def plan(self, body: dict[str, Any], text: str, chat: bool) -> list[Choice]:
@@ -962,7 +1012,16 @@ class StandIn:
                 "multimodal_content": None,
                 "reasoning_content": "".join(c.thinking) if self.reasoning else None,
                 "audio_content": None,
-                "tool_calls": None,
+                # ToolCall(id, type, function=FunctionCall(name, arguments)) (ernie_x1_tool_parser.py)
+                "tool_calls": None
+                if c.tool is None
+                else [
+                    {
+                        "id": c.tool["id"],
+                        "type": "function",
+                        "function": {"name": c.tool["name"], "arguments": c.tool["arguments"]},
+                    }
+                ],
                 "prompt_token_ids": None,
                 "completion_token_ids": None,
                 "prompt_tokens": None,
@@ -1107,7 +1166,9 @@ class StandIn:
             if self.stamp:
                 tok = f"{tok}<{time.monotonic():.6f}>"
             finish = choice.finish if last else None
-            if chat:
+            if chat and field in ("tool_name", "tool_args"):
+                pending.append(choice_of(choice.index, tool_call_delta(choice, field, tok), finish))
+            elif chat:
                 thinking = field == "reasoning_content"
                 delta = chat_token_delta("" if thinking else tok, tok if thinking else "")
                 pending.append(choice_of(choice.index, delta, finish))
@@ -1246,6 +1307,13 @@ def main(argv: list[str] | None = None) -> int:
     gpu = start_gpu_worker(logs.dir)
     # The first GPU worker reports usage while it initialises its device (worker/gpu_worker.py L83-84).
     report = report_usage_stats(vars(args), release)
+    try:
+        backend = guided.effective_backend(args, lambda line: logs.write("fastdeploy.log", line))
+    except guided.StartError as exc:  # config.py raises while the engine is configured
+        stop_gpu_worker(gpu)
+        logs.write("fastdeploy.log", f"ERROR {exc}")
+        print(f"Exception: {exc}", file=sys.stderr)
+        return 1
     crash = os.environ.get("FD_STANDIN_CRASH_AT_START", "")
     if crash.strip():
         time.sleep(env_float("FD_STANDIN_LOAD_DELAY", 0.1))
@@ -1264,7 +1332,7 @@ def main(argv: list[str] | None = None) -> int:
     if report is not None:
         report.join(USAGE_WAIT)  # its one attempt is over before the port opens (see usage_lib)
     logs.write("workerlog.0", "INFO model loaded, KV cache profiled")
-    app = StandIn(args, release, logs)
+    app = StandIn(args, release, logs, backend)
     try:
         with contextlib.suppress(KeyboardInterrupt):
             asyncio.run(serve(app, args.host, args.port))
