@@ -30,41 +30,27 @@ WEATHER_TOOL: dict[str, Any] = {
 MAX_TOKENS = 1024
 
 
-def structured_output_job() -> dict[str, Any]:
+def _chat_job(name: str, question: str, **fields: Any) -> dict[str, Any]:
+    """A chat job on the OpenAI route, deterministic, with room for reasoning."""
+    body = {"messages": [{"role": "user", "content": question}], **fields}
+    body.update(max_tokens=MAX_TOKENS, temperature=0)
     return {
-        "name": "structured output",
-        "input": {
-            "openai_route": "/v1/chat/completions",
-            "openai_input": {
-                "messages": [
-                    {"role": "user", "content": "Name the capital of France and its country as JSON."}
-                ],
-                "response_format": {
-                    "type": "json_schema",
-                    "json_schema": {"name": "capital", "schema": CITY_SCHEMA},
-                },
-                "max_tokens": MAX_TOKENS,
-                "temperature": 0,
-            },
-        },
+        "name": name,
+        "input": {"openai_route": "/v1/chat/completions", "openai_input": body},
         "timeout": TIMEOUT_MS,
     }
+
+
+def structured_output_job() -> dict[str, Any]:
+    return _chat_job(
+        "structured output",
+        "Name the capital of France and its country as JSON.",
+        response_format={"type": "json_schema", "json_schema": {"name": "capital", "schema": CITY_SCHEMA}},
+    )
 
 
 def tool_call_job() -> dict[str, Any]:
-    return {
-        "name": "tool call",
-        "input": {
-            "openai_route": "/v1/chat/completions",
-            "openai_input": {
-                "messages": [{"role": "user", "content": "What is the weather in Paris? Use the tool."}],
-                "tools": [WEATHER_TOOL],
-                "max_tokens": MAX_TOKENS,
-                "temperature": 0,
-            },
-        },
-        "timeout": TIMEOUT_MS,
-    }
+    return _chat_job("tool call", "What is the weather in Paris? Use the tool.", tools=[WEATHER_TOOL])
 
 
 def feature_jobs(guided_backend: str, tool_call_parser: str | None) -> list[dict[str, Any]]:

@@ -279,21 +279,21 @@ def test_importing_the_cli_loads_no_runtime_dependency_nor_the_docker_sdk():
     assert loaded & {"runpod", "aiohttp", "docker", "openai", "requests"} == set()
 
 
-def _readme_lists() -> dict[str, set[str]]:
-    """docs/development.md "How it works": builder folder -> the file and folder names its bullet lists."""
+def _readme_lists(top: str, names: str) -> dict[str, set[str]]:
+    """docs/development.md "How it works": each folder under ``top`` -> the names (regex ``names``)
+    its bullet lists."""
     text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
     section = text[text.index("## How it works") : text.index("## Commands")]
     listed: dict[str, set[str]] = {}
     for bullet in re.split(r"\n- ", section)[1:]:
-        head = re.match(r"`(builder/[^`]*)`", bullet)
+        head = re.match(rf"`({top}/[^`]*)`", bullet)
         if head:
-            names = re.findall(r"`([\w.]+(?:\.py|\.yaml|/))`", bullet[head.end() :])
-            listed[head.group(1).rstrip("/")] = set(names)
+            listed[head.group(1).rstrip("/")] = set(re.findall(names, bullet[head.end() :]))
     return listed
 
 
 def test_readme_module_list_agrees_with_the_builder_folder():
-    listed = _readme_lists()
+    listed = _readme_lists("builder", r"`([\w.]+(?:\.py|\.yaml|/))`")
     folders = sorted(p for p in [BUILDER, *BUILDER.rglob("*")] if p.is_dir() and p.name != "__pycache__")
     expected = {p.relative_to(ROOT).as_posix() for p in folders}
     assert set(listed) == expected, "one bullet per folder in docs/development.md"
@@ -313,14 +313,7 @@ def test_readme_module_list_agrees_with_the_builder_folder():
 
 def test_the_runtime_module_list_agrees_with_the_runtime_folder():
     """One bullet per folder of worker_runtime/ in docs/development.md, naming exactly its files."""
-    text = (ROOT / "docs" / "development.md").read_text(encoding="utf-8")
-    section = text[text.index("## How it works") : text.index("## Commands")]
-    listed: dict[str, set[str]] = {}
-    for bullet in re.split(r"\n- ", section)[1:]:
-        head = re.match(r"`(worker_runtime/[^`]*)`", bullet)
-        if head:
-            names = re.findall(r"`([\w.]+\.(?:py|json|txt))`", bullet[head.end() :])
-            listed[head.group(1).rstrip("/")] = set(names)
+    listed = _readme_lists("worker_runtime", r"`([\w.]+\.(?:py|json|txt))`")
     folders = sorted(p for p in [RUNTIME, *RUNTIME.rglob("*")] if p.is_dir() and p.name != "__pycache__")
     assert set(listed) == {p.relative_to(ROOT).as_posix() for p in folders}, "one bullet per folder"
     for folder in folders:

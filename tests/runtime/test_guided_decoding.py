@@ -21,15 +21,10 @@ import pytest
 from worker_runtime.engine.ports import free_ports
 
 from .conftest import LB_READY, LOCAL_READY, REPO, STANDIN, WAIT, RuntimeProcess, http, runtime_env, start_lb
+from .test_standin_guided import RESPONSE_FORMAT, SCHEMA
 
 pytestmark = pytest.mark.integration
 
-SCHEMA = {
-    "type": "object",
-    "properties": {"city": {"type": "string"}, "country": {"type": "string"}},
-    "required": ["city", "country"],
-}
-RESPONSE_FORMAT = {"type": "json_schema", "json_schema": {"name": "capital", "schema": SCHEMA}}
 MESSAGES = [{"role": "user", "content": "The capital of France, as JSON."}]
 
 

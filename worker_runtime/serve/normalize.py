@@ -38,12 +38,7 @@ SAMPLING_KEYS = frozenset(
         "bad_words",
         "logprobs",
         "top_logprobs",
-        "response_format",
-        "guided_json",
-        "guided_regex",
-        "guided_choice",
-        "guided_grammar",
-        "structural_tag",
+        *guided.FIELDS,  # structured outputs: refused or checked in guided.py
         "reasoning_max_tokens",
         "response_max_tokens",
         "return_token_ids",
