@@ -19,6 +19,7 @@ pytestmark = pytest.mark.docker
 
 VARIANT = "ernie-0.3b-lb"
 SERVER = Path(__file__).resolve().parents[1] / "deploy" / "lb_contract_server.py"
+RUNTIME = Path(__file__).resolve().parents[2] / "worker_runtime"
 
 
 @pytest.fixture(scope="module")
@@ -26,8 +27,13 @@ def image(docker_client, tmp_path_factory):
     rootfs = dockerlab.ensure_rootfs(docker_client, None)
     ctx = tmp_path_factory.mktemp("lb-contract")
     shutil.copy(SERVER, ctx / "lb_contract_server.py")
+    # The server reads the route table: its package goes next to it (the table imports nothing else).
+    package = ctx / "worker_runtime" / "config"
+    package.mkdir(parents=True)
+    for name in ("__init__.py", "config/__init__.py", "config/routes.py"):
+        shutil.copy(RUNTIME / name, ctx / "worker_runtime" / name)
     (ctx / "Dockerfile").write_text(
-        f"FROM {rootfs}\nCOPY lb_contract_server.py /srv/\n"
+        f"FROM {rootfs}\nCOPY lb_contract_server.py /srv/\nCOPY worker_runtime /srv/worker_runtime\n"
         'ENTRYPOINT ["python3", "/srv/lb_contract_server.py"]\n'
     )
     tag = "i16builder-lb-contract:" + uuid.uuid4().hex[:8]

@@ -184,7 +184,7 @@ async def _send(runtime: Runtime, request: EngineRequest) -> aiohttp.ClientRespo
     after 1 s, but a worker whose event loop lags more than the difference (a loaded host, a GC pause)
     still sends on a connection the engine has just closed: the request is lost unread
     (ServerDisconnectedError, or ClientOSError "Can not write request body"). aiohttp resends only
-    idempotent methods on a persistent connection (client.py L739-740 in 3.14), never this POST. On a
+    idempotent methods on a persistent connection, never this POST. On a
     new connection the same failure means the engine may have read the request, and a generation must
     not run twice: the job fails. An engine that is down refuses the new connection
     (ClientConnectorError), which is not retried either.
@@ -346,9 +346,9 @@ def _may_end(data: bytes) -> bool:
     """Whether ``data`` may end with a stream's last chunk: it ends with a whole event that sets a
     finish reason or has no choice at all (a usage chunk).
 
-    FastDeploy 2.5 leaves ``finish_reason`` out of every chunk but a choice's last (its chunks are
-    dumped with ``exclude_unset``, and the field is set only when the choice finishes:
-    serving_chat.py L430-464, serving_completion.py L559-584): a chunk without one is mid-stream.
+    FastDeploy leaves ``finish_reason`` out of every chunk but a choice's last (its chunks are
+    dumped with ``exclude_unset``, and the field is set only when the choice finishes): a chunk
+    without one is mid-stream.
     """
     if not data.endswith(b"\n"):
         return False  # it ends inside an event: a later read completes it anyway

@@ -2,12 +2,9 @@
 
 RunPod sends requests straight to ``0.0.0.0:PORT`` (runpod/docs ``serverless/load-balancing/overview.mdx``).
 Served there, through the same handler as a queue job (normalisation, field refusals, route allowlist,
-error mapping) and answered by ``replies.reply``:
-
-* ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``: OpenAI bodies, as an
-  ``openai_route`` job;
-* ``POST /generate``: the native job input (``{"messages"|"prompt", "sampling_params", "stream"}``;
-  a body whose only key is ``input`` is unwrapped, so a ``/runsync`` payload works as is).
+error mapping) and answered by ``replies.reply``: the routes of ``worker_runtime/config/routes.py`` that
+list this front door (OpenAI routes as an ``openai_route`` job; native ones take the job input as the
+body, and a body whose only key is ``input`` is unwrapped, so a ``/runsync`` payload works as is).
 
 Every other path is 404 and never reaches the engine. The health check (``HEALTH_CHECK_PATH`` on
 ``PORT_HEALTH``) answers 204 while the engine loads, 200 when it is ready, 503 once it died or the
