@@ -2,11 +2,12 @@
 
 Outputs: non-stream -> one yielded OpenAI response object; OpenAI stream -> SSE text (whole events,
 several per yield when they arrived together); native stream -> one OpenAI chunk object per yield
-(chunks that arrived together merged, see chunks.py). A failure yields ``{"error": <JSON text>}``
+(chunks that arrived together merged, see chunk_merge.py). A failure yields ``{"error": <JSON text>}``
 (see errors.py) and ends the job as failed; an OpenAI stream that fails once the engine answered 200
 first yields the error as an SSE event (``JobError.sse_event``), the only way an OpenAI client learns of it.
-Each output goes out as a str or dict subclass whose text form is cheap (outputs.py); for the HTTP front
-doors (a job with ``"bytes": true``), an OpenAI stream's plain events go out as the engine's bytes.
+Each output goes out as a str or dict subclass whose text form is cheap (handler_outputs.py); for the
+HTTP front doors (a job with ``"bytes": true``), an OpenAI stream's plain events go out as the engine's
+bytes.
 """
 
 from __future__ import annotations
@@ -19,11 +20,11 @@ import aiohttp
 
 from worker_runtime.engine.client import EngineClient, SentOn
 from worker_runtime.engine.supervisor import Supervisor
-from worker_runtime.serve.chunks import merge_chunks, summed_usage
+from worker_runtime.serve.chunk_merge import merge_chunks, summed_usage
 from worker_runtime.serve.errors import JobError, engine_http_error, internal_error
 from worker_runtime.serve.fastjson import dumps, loads
+from worker_runtime.serve.handler_outputs import platform_output
 from worker_runtime.serve.normalize import COMPLETIONS, EngineRequest, normalize
-from worker_runtime.serve.outputs import platform_output
 from worker_runtime.serve.sse import (
     Event,
     EventSplitter,
@@ -41,7 +42,7 @@ JSON_HEADERS = {"Content-Type": "application/json"}
 LARGE_BODY = 1 << 20  # bytes: a request body larger than this goes to the engine in pieces this size
 
 
-class Runtime:
+class HandlerState:
     """What the handler needs: the engine's address, its name for requests, and its state."""
 
     def __init__(
@@ -109,7 +110,7 @@ class Upstream:
         self.responses.clear()
 
 
-def make_handler(runtime: Runtime) -> Callable[[dict[str, Any]], AsyncIterator[Any]]:
+def make_handler(runtime: HandlerState) -> Callable[[dict[str, Any]], AsyncIterator[Any]]:
     async def handler(job: dict[str, Any]) -> AsyncIterator[Any]:
         runtime.in_flight += 1
         upstream = Upstream()
@@ -142,7 +143,7 @@ def make_handler(runtime: Runtime) -> Callable[[dict[str, Any]], AsyncIterator[A
 
 
 async def run_job(
-    runtime: Runtime, job_input: Any, upstream: Upstream | None = None, *, as_bytes: bool = False
+    runtime: HandlerState, job_input: Any, upstream: Upstream | None = None, *, as_bytes: bool = False
 ) -> AsyncIterator[Any]:
     try:
         request = normalize(job_input, runtime.model_name, logprobs=runtime.logprobs)
@@ -159,7 +160,7 @@ async def run_job(
         yield {"error": internal_error("internal error in the worker", exc).payload()}
 
 
-async def _connection_error(runtime: Runtime, exc: BaseException) -> JobError:
+async def _connection_error(runtime: HandlerState, exc: BaseException) -> JobError:
     dead = await runtime.engine_failure(wait=2.0)
     if dead is not None:
         return dead
@@ -176,7 +177,7 @@ async def _connection_error(runtime: Runtime, exc: BaseException) -> JobError:
     )
 
 
-async def _send(runtime: Runtime, request: EngineRequest) -> aiohttp.ClientResponse:
+async def _send(runtime: HandlerState, request: EngineRequest) -> aiohttp.ClientResponse:
     """The engine's answer (its head) to ``request``; sent again, once, on a new connection only when
     it was lost unread: on a reused connection, before any byte of an answer.
 
@@ -225,7 +226,7 @@ async def _pieces(data: bytes) -> AsyncIterator[memoryview]:
 
 
 async def _call(
-    runtime: Runtime, request: EngineRequest, upstream: Upstream, as_bytes: bool
+    runtime: HandlerState, request: EngineRequest, upstream: Upstream, as_bytes: bool
 ) -> AsyncIterator[Any]:
     try:
         resp = await _send(runtime, request)
@@ -283,7 +284,7 @@ def _event_error(event: Event) -> JobError | None:
 
 
 async def _relay(
-    runtime: Runtime, resp: aiohttp.ClientResponse, openai: bool, as_bytes: bool = False
+    runtime: HandlerState, resp: aiohttp.ClientResponse, openai: bool, as_bytes: bool = False
 ) -> AsyncIterator[Any]:
     """The stream's outputs: the first events at once, then everything that arrived during the
     previous yield. An OpenAI stream that fails also yields an error event: the job fails either way,
@@ -328,7 +329,7 @@ async def _relay(
         raise
 
 
-async def _read(runtime: Runtime, content: Any) -> bytes:
+async def _read(runtime: HandlerState, content: Any) -> bytes:
     """Everything received so far, waiting for the first bytes; b"" at the end of the stream."""
     try:
         data: bytes = await content.readany()
