@@ -20,7 +20,8 @@ from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_e
 from worker_runtime.config.settings import load_flag_table, load_settings
 from worker_runtime.engine.client import EngineClient
 from worker_runtime.engine.ports import free_ports
-from worker_runtime.serve.handler import HandlerState, _relay, make_handler
+from worker_runtime.serve.handler import HandlerState, make_handler
+from worker_runtime.serve.relay import relay as stream_relay
 from worker_runtime.serve.sse import Event, SSEParser
 
 from .conftest import STANDIN, WAIT
@@ -143,7 +144,7 @@ class FakeResponse:
 def relay(pieces: list[bytes], openai: bool) -> list[Any]:
     async def run() -> list[Any]:
         runtime = HandlerState(EngineClient("http://unused", 10.0), "m", 1)
-        return [x async for x in _relay(runtime, FakeResponse(pieces), openai)]  # type: ignore[arg-type]
+        return [x async for x in stream_relay(runtime, FakeResponse(pieces), openai)]  # type: ignore[arg-type]
 
     return asyncio.run(run())
 
