@@ -30,7 +30,7 @@ from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_e
 from worker_runtime.config.settings import load_flag_table, load_settings  # noqa: E402
 from worker_runtime.engine.client import EngineClient  # noqa: E402
 from worker_runtime.engine.ports import free_ports  # noqa: E402
-from worker_runtime.serve.handler import Runtime, make_handler  # noqa: E402
+from worker_runtime.serve.handler import HandlerState, make_handler  # noqa: E402
 from worker_runtime.serve.sse import SSEParser  # noqa: E402
 
 CHAT = "/v1/chat/completions"
@@ -71,7 +71,7 @@ async def latency(base: str, n: int) -> tuple[list[float], list[float]]:
     body = {"model": "bench-model", "messages": MESSAGES, "max_tokens": 16}
     direct: list[float] = []
     via: list[float] = []
-    runtime = Runtime(EngineClient(base, 60), "bench-model", 1)
+    runtime = HandlerState(EngineClient(base, 60), "bench-model", 1)
     handler = make_handler(runtime)
     job = {"id": "b", "input": {"openai_route": CHAT, "openai_input": body}}
     async with aiohttp.ClientSession() as session:
@@ -138,7 +138,7 @@ async def throughput(base: str, streams: int) -> dict[str, float]:
         counts = await asyncio.gather(*(direct_stream(session, base, body) for _ in range(streams)))
         out["direct_tps"] = sum(counts) / (time.perf_counter() - t0)
         out["direct_cpu_per_tok"] = (time.process_time() - cpu0) / sum(counts)
-    runtime = Runtime(EngineClient(base, 60), "bench-model", streams)
+    runtime = HandlerState(EngineClient(base, 60), "bench-model", streams)
     handler = make_handler(runtime)
     cpu0, t0 = time.process_time(), time.perf_counter()
     results = await asyncio.gather(*(handler_stream(handler, body) for _ in range(streams)))

@@ -42,7 +42,7 @@ from fastdeploy.entrypoints.openai.api_server import (  # noqa: E402  (the engin
     stream_chunk,
 )
 
-from worker_runtime.serve.handler import Runtime, make_handler  # noqa: E402
+from worker_runtime.serve.handler import HandlerState, make_handler  # noqa: E402
 from worker_runtime.serve.lifecycle import tune_gc  # noqa: E402
 from worker_runtime.serve.queue import sdk_log_env  # noqa: E402
 from worker_runtime.serve.sse import SSEParser  # noqa: E402
@@ -258,7 +258,7 @@ async def bench(args: argparse.Namespace) -> int:
     from runpod.serverless.modules import rp_http
 
     rp_http._transmit = platform.transmit  # the one network step of the SDK's POSTs
-    runtime = Runtime(engine, "bench-model", 1)  # type: ignore[arg-type]
+    runtime = HandlerState(engine, "bench-model", 1)  # type: ignore[arg-type]
     floor = make_handler if args.aa else bare_make_handler
     handlers = {"ours": make_handler(runtime), "bare": floor(runtime)}
     tune_gc()  # as the worker does once the engine is up

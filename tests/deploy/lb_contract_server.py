@@ -5,12 +5,13 @@ against it here; the Docker end-to-end test runs the real image once the runtime
 - Health at HEALTH_CHECK_PATH (/ping): 204 while loading (the first `loading_polls` checks), 200 when
   ready, 503 once dead (RunPod's reading: runpod/docs serverless/load-balancing/overview.mdx, "Health
   checks": 200 healthy, 204 initializing, anything else unhealthy).
-- POST /v1/chat/completions, POST /v1/completions (OpenAI bodies; `stream: true` answers SSE chunks
-  ending `data: [DONE]`), GET /v1/models; POST /generate takes a queue job's `input` object (or
-  `{"input": {...}}`), answers the OpenAI response (or its SSE chunks); errors are an HTTP status with
-  an OpenAI error body; every other path 404.
+- The load balancer's routes of worker_runtime/config/routes.py: OpenAI bodies (`stream: true` answers
+  SSE chunks ending `data: [DONE]`; a GET answers the model list); a native route takes a queue job's
+  `input` object (or `{"input": {...}}`) and answers the OpenAI response (or its SSE chunks); errors are
+  an HTTP status with an OpenAI error body; every other path 404.
 
-Run as a program (`python3 lb_contract_server.py`, what the Docker test's container does) it serves on
+Run as a program (`python3 lb_contract_server.py`, what the Docker test's container does, with the
+route table's package next to it) it serves on
 0.0.0.0:PORT (default 80), health at HEALTH_CHECK_PATH, with LB_LOADING_POLLS checks answered 204 and,
 with LB_DEAD=1, 503 for every check.
 """
@@ -24,6 +25,7 @@ from http.server import BaseHTTPRequestHandler
 from typing import Any
 
 from tests.served import ServedHttp
+from worker_runtime.config import routes
 
 MODEL = "baidu/ERNIE-4.5-0.3B-Paddle"
 WORDS = ["Hello", "!"]
@@ -85,10 +87,11 @@ class LbContractServer(ServedHttp):
         if path in self.fail:
             status, message = self.fail[path]
             return status, {"error": {"message": message, "type": "invalid_request_error"}}, False
-        if method == "GET" and path == "/v1/models":
+        if method == "GET" and path in routes.paths(routes.LOAD_BALANCER, method="GET"):
             return 200, {"object": "list", "data": [{"id": MODEL, "object": "model"}]}, False
-        if method == "POST" and path in ("/v1/chat/completions", "/v1/completions", "/generate"):
-            if path == "/generate" and isinstance(body, dict) and isinstance(body.get("input"), dict):
+        if method == "POST" and path in routes.paths(routes.LOAD_BALANCER, method="POST"):
+            native = path in routes.paths(routes.LOAD_BALANCER, routes.NATIVE)
+            if native and isinstance(body, dict) and isinstance(body.get("input"), dict):
                 body = body["input"]
             if not isinstance(body, dict):
                 return 400, {"error": {"message": "the body must be a JSON object"}}, False

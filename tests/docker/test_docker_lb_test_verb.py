@@ -19,6 +19,7 @@ pytestmark = pytest.mark.docker
 
 VARIANT = "ernie-0.3b-lb"
 TESTS = Path(__file__).resolve().parents[1]
+RUNTIME = TESTS.parent / "worker_runtime"
 
 
 @pytest.fixture(scope="module")
@@ -28,8 +29,13 @@ def image(docker_client, tmp_path_factory):
     shutil.copy(TESTS / "deploy" / "lb_contract_server.py", ctx / "lb_contract_server.py")
     (ctx / "tests").mkdir()
     shutil.copy(TESTS / "served.py", ctx / "tests" / "served.py")  # what the server imports
+    # The server reads the route table: its package goes next to it (the table imports nothing else).
+    (ctx / "worker_runtime" / "config").mkdir(parents=True)
+    for name in ("__init__.py", "config/__init__.py", "config/routes.py"):
+        shutil.copy(RUNTIME / name, ctx / "worker_runtime" / name)
     (ctx / "Dockerfile").write_text(
         f"FROM {rootfs}\nCOPY lb_contract_server.py /srv/\nCOPY tests /srv/tests/\n"
+        "COPY worker_runtime /srv/worker_runtime\n"
         'ENTRYPOINT ["python3", "/srv/lb_contract_server.py"]\n'
     )
     tag = "i16builder-lb-contract:" + uuid.uuid4().hex[:8]

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from worker_runtime.serve.chunks import completions_usage, merge_chunks, summed_usage
+from worker_runtime.serve.chunk_merge import completions_usage, merge_chunks, summed_usage
 from worker_runtime.serve.errors import JobError, engine_http_error, strip_traceback
 from worker_runtime.serve.normalize import normalize
 

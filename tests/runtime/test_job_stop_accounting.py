@@ -11,19 +11,21 @@ import pytest
 
 import worker_runtime.serve.handler as handler_module
 from worker_runtime.engine.client import EngineClient
-from worker_runtime.serve.handler import Runtime, make_handler
+from worker_runtime.serve.handler import HandlerState, make_handler
 
 WAIT = 30.0
 
 
 def test_a_stopped_job_is_no_longer_in_flight_once_its_task_ends(monkeypatch: pytest.MonkeyPatch) -> None:
-    async def endless(runtime: Runtime, job_input: Any, upstream: Any = None, **_: Any) -> AsyncIterator[Any]:
+    async def endless(
+        runtime: HandlerState, job_input: Any, upstream: Any = None, **_: Any
+    ) -> AsyncIterator[Any]:
         while True:
             yield {"choices": []}
 
     monkeypatch.setattr(handler_module, "run_job", endless)
     kept: list[Any] = []  # what a reference cycle does: the generator outlives its task
-    runtime = Runtime(EngineClient("http://unused", 10.0), "m", 4)
+    runtime = HandlerState(EngineClient("http://unused", 10.0), "m", 4)
 
     async def run() -> tuple[int, int]:
         posting = asyncio.Event()

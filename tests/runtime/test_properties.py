@@ -20,7 +20,8 @@ from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_e
 from worker_runtime.config.settings import load_flag_table, load_settings
 from worker_runtime.engine.client import EngineClient
 from worker_runtime.engine.ports import free_ports
-from worker_runtime.serve.handler import Runtime, _relay, make_handler
+from worker_runtime.serve.handler import HandlerState, make_handler
+from worker_runtime.serve.relay import relay as stream_relay
 from worker_runtime.serve.sse import Event, SSEParser
 
 from .conftest import STANDIN, WAIT
@@ -104,7 +105,7 @@ INPUTS = JSON | st.dictionaries(
 @given(INPUTS)
 def test_handler_never_raises_on_arbitrary_json(engine: str, job_input: Any) -> None:
     async def run() -> list[Any]:
-        runtime = Runtime(EngineClient(engine, 10.0), "served", 4)
+        runtime = HandlerState(EngineClient(engine, 10.0), "served", 4)
         try:
             return [item async for item in make_handler(runtime)({"id": "j", "input": job_input})]
         finally:
@@ -142,8 +143,8 @@ class FakeResponse:
 
 def relay(pieces: list[bytes], openai: bool) -> list[Any]:
     async def run() -> list[Any]:
-        runtime = Runtime(EngineClient("http://unused", 10.0), "m", 1)
-        return [x async for x in _relay(runtime, FakeResponse(pieces), openai)]  # type: ignore[arg-type]
+        runtime = HandlerState(EngineClient("http://unused", 10.0), "m", 1)
+        return [x async for x in stream_relay(runtime, FakeResponse(pieces), openai)]  # type: ignore[arg-type]
 
     return asyncio.run(run())
 

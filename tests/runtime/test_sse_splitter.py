@@ -15,7 +15,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from worker_runtime.serve import fastjson
-from worker_runtime.serve.handler import _convert, _convert_block, _may_end, _parse
+from worker_runtime.serve.relay import _convert, _convert_block, _may_end, _parse
 from worker_runtime.serve.sse import EventSplitter, SSEParser, plain_events, plain_mid_stream
 
 from .test_properties import chunked, relay

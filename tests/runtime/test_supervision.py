@@ -13,7 +13,7 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from worker_runtime.engine.client import EngineClient
 from worker_runtime.engine.supervisor import Supervisor
-from worker_runtime.serve.handler import Runtime
+from worker_runtime.serve.handler import HandlerState
 from worker_runtime.serve.local import LocalServer
 
 
@@ -69,7 +69,7 @@ def test_concurrency_modifier_is_zero_once_the_engine_died(tmp_path) -> None:
     sup = Supervisor([sys.executable, "-c", "import time; time.sleep(30)"], {}, "", str(tmp_path))
     sup.start()
     try:
-        runtime = Runtime(EngineClient("http://127.0.0.1:9", 5.0), "m", 6, sup)
+        runtime = HandlerState(EngineClient("http://127.0.0.1:9", 5.0), "m", 6, sup)
         assert runtime.concurrency_modifier(0) == 6
         assert runtime.dead_error() is None
     finally:
@@ -77,7 +77,7 @@ def test_concurrency_modifier_is_zero_once_the_engine_died(tmp_path) -> None:
         sup.stop()
     assert runtime.concurrency_modifier(3) == 0
     assert runtime.dead_error() is not None
-    assert Runtime(EngineClient("http://127.0.0.1:9", 5.0), "m", 4).concurrency_modifier(1) == 4
+    assert HandlerState(EngineClient("http://127.0.0.1:9", 5.0), "m", 4).concurrency_modifier(1) == 4
 
 
 def test_engine_client_asks_for_identity_encoding_and_idle_timeout() -> None:

@@ -13,7 +13,7 @@ from worker_runtime.config.catalog import DEFAULT_RELEASE
 from worker_runtime.config.engine_args import EnginePorts, engine_argv, engine_env
 from worker_runtime.config.release import owned_options, spelling
 from worker_runtime.config.settings import SETTINGS, SettingsError, load_flag_table, load_settings
-from worker_runtime.serve.chunks import merge_chunks
+from worker_runtime.serve.chunk_merge import merge_chunks
 from worker_runtime.serve.errors import JobError
 from worker_runtime.serve.normalize import normalize
 

@@ -9,7 +9,7 @@ import aiohttp
 
 CONNECT_TIMEOUT = 10.0  # the engine listens on loopback: connecting is immediate or it is gone
 # FastDeploy runs under gunicorn with its default keepalive: an idle connection is closed by the engine
-# 2 s after its last answer (2.5: api_server.py L716-725 sets no keepalive). A pooled connection reused
+# 2 s after its last answer (it sets no keepalive). A pooled connection reused
 # just as the engine closes it fails the request before any answer, so ours are dropped well before.
 ENGINE_IDLE_CLOSE = 2.0
 POOL_IDLE_SECONDS = 1.0

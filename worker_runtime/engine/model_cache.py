@@ -4,9 +4,8 @@ RunPod's model cache, or a download by the engine (``plan_weights``).
 RunPod's model cache (runpod/docs ``serverless/endpoints/model-caching.mdx``) mounts the Hugging Face
 model the endpoint names under ``/runpod-volume/huggingface-cache/hub`` in the Hugging Face cache layout:
 ``models--{org}--{name}/snapshots/{commit}/`` holds the files, ``refs/{branch}`` the commit a branch
-pointed to (huggingface_hub ``file_download.py``: ``repo_folder_name`` L720-728, refs written L700-716 and
-read L1544-1549 at ee0a4510). RunPod's store may lowercase the folder name (runpod-workers/worker-vllm
-fa42ecd, ``src/engine_args.py``): it is matched case-insensitively.
+pointed to. RunPod's store may lowercase the folder name: it is matched case-insensitively (sources
+in docs/upstream-notes.md).
 
 Pure apart from reading the cache tree; standard library only.
 """

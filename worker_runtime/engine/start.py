@@ -37,8 +37,7 @@ def prepare(environ: Mapping[str, str]) -> tuple[Settings, WeightsPlan]:
 
 def own_ports(args: argparse.Namespace, sdk_argv: list[str]) -> set[int]:
     """The ports this worker will listen on itself, which the engine must not take: --local's
-    port, or the runpod SDK's test API port (runpod/serverless/__init__.py, v1.12.0, lines 56-64:
-    ``--rp_serve_api``, ``--rp_api_port`` default 8000)."""
+    port, or the runpod SDK's test API port (``--rp_serve_api``, ``--rp_api_port`` default 8000)."""
     if args.local:
         return {args.port}
     sdk = argparse.ArgumentParser(add_help=False)

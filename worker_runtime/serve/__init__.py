@@ -1,1 +1,1 @@
-"""Serving jobs: normalisation, the handler and its relay, errors, replies, the two HTTP front doors."""
+"""Serving jobs: normalisation, the handler and its relay, errors, HTTP answers, the two HTTP front doors."""

@@ -117,11 +117,11 @@ def input_error(message: str) -> JobError:
     return JobError(400, f"{message}. {ACCEPTED_INPUTS}", "invalid_request_error", "invalid_input")
 
 
-# FastDeploy answers a request it refuses while preparing it with HTTP 500 (2.5: api_server.py L542,
-# L578), typed as a request error: "invalid_request_error" (chat, and completions' generic errors),
-# "invalid_request" (completions' parameter errors), or code "model_not_support" (a model name it does
-# not serve, typed "internal_error"). Such a job fails with 400; the engine's 500 is kept in
-# "engine_status". Any other 500 is a server error and stays 500.
+# FastDeploy answers a request it refuses while preparing it with HTTP 500, typed as a request error:
+# "invalid_request_error" (chat, and completions' generic errors), "invalid_request" (completions'
+# parameter errors), or code "model_not_support" (a model name it does not serve, typed
+# "internal_error"). Such a job fails with 400; the engine's 500 is kept in "engine_status". Any other
+# 500 is a server error and stays 500.
 REQUEST_ERROR_TYPES = ("invalid_request_error", "invalid_request")
 REQUEST_ERROR_CODES = ("model_not_support",)
 TRACEBACK_MARK = "Traceback (most recent call last):"

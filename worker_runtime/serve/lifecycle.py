@@ -16,7 +16,7 @@ from worker_runtime.config.settings import Settings
 from worker_runtime.engine.supervisor import Supervisor, log_tail
 
 if TYPE_CHECKING:
-    from worker_runtime.serve.handler import Runtime
+    from worker_runtime.serve.handler import HandlerState
 
 DEATH_DRAIN_SECONDS = 5.0  # time for in-flight jobs to report their failure before we exit
 # CPython's defaults are (700, 10, 10). See tune_gc.
@@ -61,12 +61,12 @@ def exit_on_engine_death(supervisor: Supervisor, settled: Callable[[], bool]) ->
     supervisor.on_death(died)
 
 
-def make_runtime(settings: Settings, supervisor: Supervisor, served_name: str) -> Runtime:
+def make_handler_state(settings: Settings, supervisor: Supervisor, served_name: str) -> HandlerState:
     """The handler's state, talking to the engine ``supervisor`` runs."""
     from worker_runtime.engine.client import EngineClient
-    from worker_runtime.serve.handler import Runtime
+    from worker_runtime.serve.handler import HandlerState
 
-    return Runtime(
+    return HandlerState(
         EngineClient(supervisor.health_url.rsplit("/", 1)[0], settings.request_timeout),
         served_name,
         settings.max_concurrency,

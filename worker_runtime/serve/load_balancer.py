@@ -2,12 +2,9 @@
 
 RunPod sends requests straight to ``0.0.0.0:PORT`` (runpod/docs ``serverless/load-balancing/overview.mdx``).
 Served there, through the same handler as a queue job (normalisation, field refusals, route allowlist,
-error mapping) and answered by ``replies.reply``:
-
-* ``POST /v1/chat/completions``, ``POST /v1/completions``, ``GET /v1/models``: OpenAI bodies, as an
-  ``openai_route`` job;
-* ``POST /generate``: the native job input (``{"messages"|"prompt", "sampling_params", "stream"}``;
-  a body whose only key is ``input`` is unwrapped, so a ``/runsync`` payload works as is).
+error mapping) and answered by ``http_answers.reply``: the routes of ``worker_runtime/config/routes.py`` that
+list this front door (OpenAI routes as an ``openai_route`` job; native ones take the job input as the
+body, and a body whose only key is ``input`` is unwrapped, so a ``/runsync`` payload works as is).
 
 Every other path is 404 and never reaches the engine. The health check (``HEALTH_CHECK_PATH`` on
 ``PORT_HEALTH``) answers 204 while the engine loads, 200 when it is ready, 503 once it died or the
@@ -36,7 +33,7 @@ from worker_runtime.serve.callers import (
     server_options,
 )
 from worker_runtime.serve.errors import JobError, shown
-from worker_runtime.serve.replies import SHUTDOWN, error_response, reply
+from worker_runtime.serve.http_answers import SHUTDOWN, error_response, reply
 
 Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 
@@ -156,7 +153,7 @@ class LBServer:
 
     async def drain(self, grace: float) -> None:
         """Running requests get ``grace`` seconds; those still running then end with the shutdown
-        error (replies.SHUTDOWN), their engine requests closed."""
+        error (http_answers.SHUTDOWN), their engine requests closed."""
         loop = asyncio.get_running_loop()
         deadline = loop.time() + grace
         while self.running and loop.time() < deadline:

@@ -32,8 +32,8 @@ from worker_runtime.serve.callers import (
     server_options,
 )
 from worker_runtime.serve.errors import JobError, internal_error
+from worker_runtime.serve.http_answers import error_response, reply
 from worker_runtime.serve.normalize import route_refused
-from worker_runtime.serve.replies import error_response, reply
 
 Handler = Callable[[dict[str, Any]], AsyncIterator[Any]]
 STREAM_POLL_SECONDS = 10.0  # /stream/{id} waits this long for new output before answering empty

@@ -8,7 +8,7 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 # At its own default, DEBUG, the runpod SDK prints every streamed output twice and a line per stream
-# POST (rp_job.py, rp_http.py in 1.12): work per yield on the one loop that relays all of this
+# POST: work per yield on the one loop that relays all of this
 # worker's streams, and logs that hold the whole answer. INFO keeps its per-job lines.
 SDK_LOG_LEVEL = "INFO"
 

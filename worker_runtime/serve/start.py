@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING
 from worker_runtime.config.settings import Settings
 from worker_runtime.engine.model_cache import WeightsPlan
 from worker_runtime.engine.supervisor import EngineStartError, Supervisor
-from worker_runtime.serve.lifecycle import exit_on_engine_death, make_runtime, terminator, tune_gc
+from worker_runtime.serve.lifecycle import exit_on_engine_death, make_handler_state, terminator, tune_gc
 
 # After SIGTERM, a load-balancing worker exits within SHUTDOWN_GRACE_SECONDS + 2 s (docs/load-balancing.md):
 # the grace, up to 0.8 s for cut requests to end and connections to close, then the engine's stop.
@@ -42,7 +42,7 @@ def serve_jobs(
     # Imported only now: the engine starts while these load, and settings errors need neither.
     from worker_runtime.serve.handler import make_handler
 
-    runtime = make_runtime(settings, supervisor, weights.served_name)
+    runtime = make_handler_state(settings, supervisor, weights.served_name)
     exit_on_engine_death(supervisor, lambda: runtime.in_flight == 0)
     handler = make_handler(runtime)
     tune_gc()
@@ -84,7 +84,7 @@ def serve_load_balancer(settings: Settings, supervisor: Supervisor, weights: Wei
         print(weights.ready_line(took), flush=True)
         from worker_runtime.serve.handler import make_handler
 
-        runtime = make_runtime(settings, supervisor, weights.served_name)
+        runtime = make_handler_state(settings, supervisor, weights.served_name)
         # Exit once running requests have failed and the load balancer has seen the 503.
         exit_on_engine_death(supervisor, lambda: server.in_flight == 0 and health.reported_dead)
         tune_gc()

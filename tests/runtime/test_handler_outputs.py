@@ -9,7 +9,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from worker_runtime.serve.outputs import JSONObject, SSEText, platform_output
+from worker_runtime.serve.handler_outputs import JSONObject, SSEText, platform_output
 
 # What the engine sends: finite numbers (orjson writes inf as null), 64-bit integers.
 JSON = st.recursive(

@@ -10,7 +10,7 @@ first chunk and every other scalar (``finish_reason``) from the last one that se
 token ids of the unmerged stream.
 
 Usage: FastDeploy's streamed completions send one usage chunk per finished choice, each with only that
-choice's numbers (2.5: ``serving_completion.py`` L618-645); merged chunks add their usages up, and
+choice's numbers (docs/upstream-notes.md); merged chunks add their usages up, and
 ``summed_usage`` keeps a native stream's running total, so its last usage is the job's total, the same
 numbers as the non-streamed answer (prompt tokens counted once per prompt, not once per choice).
 """
@@ -53,8 +53,8 @@ def merge_chunks(chunks: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 def _one_choice_per_index(chunk: dict[str, Any]) -> bool:
-    """False for FastDeploy's chunks of several tokens (``max_streaming_response_tokens`` > 1:
-    serving_chat.py L490, serving_completion.py L597), which list one choice per token, several of
+    """False for FastDeploy's chunks of several tokens (``max_streaming_response_tokens`` > 1), which
+    list one choice per token, several of
     them with the same index: those are merged too, so that a reader of ``choices[0]`` misses none."""
     choices = chunk.get("choices")
     if not isinstance(choices, list) or len(choices) < 2:
@@ -165,8 +165,7 @@ def add_usage(a: dict[str, Any] | None, b: dict[str, Any]) -> dict[str, Any]:
 
 def completions_usage(total: dict[str, Any], n: int) -> dict[str, Any]:
     """The job's usage from the sum of its per-choice usage chunks: each choice repeats its prompt's
-    tokens, so the prompt tokens are divided by ``n`` (as 2.5's non-stream answer does,
-    serving_completion.py L749-760)."""
+    tokens, so the prompt tokens are divided by ``n`` (as FastDeploy's non-stream answer does)."""
     out = dict(total)
     if isinstance(out.get("prompt_tokens"), int):
         out["prompt_tokens"] //= max(1, n)

@@ -1,10 +1,8 @@
 """What the handler yields, in types whose text form is cheap: the runpod SDK formats every output.
 
-For each yield of a streaming handler the SDK builds two debug messages, whether or not debug logging
-is on (runpod 1.12.0, ``serverless/modules/rp_job.py``: ``f"Stream output: {stream_output}"`` in
-``handle_job``, L203, and ``f"Async Generator output: {output_partial}"`` in ``run_job_generator``,
-L325). The first takes the repr of ``{"output": <ours>}``: ~9 µs for a yield of a few KB of SSE text,
-~3 µs for a chat chunk's dict (twice), on the worker's one busy core, for messages nobody reads.
+For each yield of a streaming handler the SDK formats two debug messages, whether or not debug logging
+is on: work on the worker's one busy core for messages nobody reads (docs/upstream-notes.md,
+docs/performance.md).
 
 These subclasses change nothing else: the same JSON, ``==`` and ``isinstance`` as the plain value.
 """
@@ -26,7 +24,7 @@ class SSEText(str):
 
 
 class JSONObject(dict):  # type: ignore[type-arg]
-    """A native chunk or a response object whose repr is its JSON text (orjson: 5x cheaper)."""
+    """A native chunk or a response object whose repr is its JSON text (cheaper than dict's)."""
 
     __slots__ = ()
 
