@@ -52,9 +52,7 @@ def apply_overrides(loaded: Loaded, env: Mapping[str, str], gpu_count: int) -> L
     return Loaded(path=loaded.path, data=data, origins=origins, chain=loaded.chain)
 
 
-def override_errors(
-    prepared: Prepared, env: Mapping[str, str], compat: Compat
-) -> list[VariantError]:
+def override_errors(prepared: Prepared, env: Mapping[str, str], compat: Compat) -> list[VariantError]:
     """Every problem of the variant with `env` applied, as the variant file's checks report it."""
     if not env:
         return []

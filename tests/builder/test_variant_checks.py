@@ -44,7 +44,7 @@ CASES = {
     "guided-decoding-with-speculative-decoding": (
         GOOD
         + "engine:\n  guided_decoding_backend: xgrammar\n"
-        + "  extra_args: [--speculative-config, '{\"method\": \"mtp\"}']\n",
+        + '  extra_args: [--speculative-config, \'{"method": "mtp"}\']\n',
         [
             "engine.extra_args[0]",
             "'--speculative-config' cannot be combined with engine.guided_decoding_backend xgrammar",
