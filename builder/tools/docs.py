@@ -16,10 +16,13 @@ from __future__ import annotations
 
 import argparse
 import re
+import subprocess
 import sys
+import tempfile
 import types
 import typing
 from collections.abc import Callable
+from pathlib import Path
 
 from pydantic import BaseModel
 from pydantic_core import PydanticUndefined
@@ -301,9 +304,33 @@ def lb_routes_table() -> str:
     return _table(("method and path", "body", "answer"), rows)
 
 
+def quick_start_output() -> str:
+    """What the quick start's `list` and `render ernie-0.3b` print: the header, the first two rows (cut
+    after the first GPU type) and the render line, so a new default release is regenerated here.
+    The verbs run as the user runs them (a tool does not import the command layer)."""
+
+    def run(*argv: str) -> list[str]:
+        done = subprocess.run(
+            [sys.executable, str(ROOT / "build.py"), *argv], capture_output=True, text=True, check=True
+        )
+        return done.stdout.strip().splitlines()
+
+    with tempfile.TemporaryDirectory() as tmp:
+        out = str(Path(tmp) / "ernie-0.3b")
+        render_line = run("render", "ernie-0.3b", "--out", out)[-1].replace(out, "build/ernie-0.3b")
+    listed = run("list")
+    rows = [listed[0]] + [row[: row.index(",") + 1] + "..." for row in listed[1:3]]
+    return "```\n" + "\n".join([*rows, "...", render_line]) + "\n```\n"
+
+
 # Files with generated blocks -> block name -> what fills it.
 BLOCKS: dict[str, dict[str, Callable[[], str]]] = {
-    "README.md": {"variants": variants_table, "gpu-pools": pools_table, "routes": routes_table},
+    "README.md": {
+        "quick-start-output": quick_start_output,
+        "variants": variants_table,
+        "gpu-pools": pools_table,
+        "routes": routes_table,
+    },
     "docs/load-balancing.md": {"lb-routes": lb_routes_table},
 }
 
