@@ -10,6 +10,7 @@ from pathlib import Path
 
 from builder.compat import Heads, tensor_parallel_problem
 from builder.compat.tables import ModelFolder
+from worker_runtime.config.checkpoint import UnreadableIndex, missing_shards
 
 
 def folder_files(folder: Path) -> list[str]:
@@ -26,20 +27,6 @@ def _matches(files: list[str], pattern: str) -> bool:
     return any(fnmatch(f.rsplit("/", 1)[-1], pattern) for f in files)
 
 
-def missing_shards(folder: Path, files: list[str]) -> list[str]:
-    """Weight files a checkpoint index (`*.index.json`, its `weight_map`) names but the folder lacks."""
-    named: set[str] = set()
-    for index in (f for f in files if f.endswith(".index.json")):
-        try:
-            weight_map = json.loads((folder / index).read_text(encoding="utf-8")).get("weight_map") or {}
-        except (OSError, ValueError, AttributeError):
-            return [f"{index} (unreadable)"]
-        base = index.rsplit("/", 1)[0] + "/" if "/" in index else ""
-        named.update(base + str(v) for v in weight_map.values())
-    have = set(files)
-    return sorted(n for n in named if n not in have)
-
-
 def folder_problems(folder: Path, spec: ModelFolder) -> list[str]:
     """What `folder` lacks to be served, one phrase each (empty: nothing)."""
     files = folder_files(folder)
@@ -48,7 +35,10 @@ def folder_problems(folder: Path, spec: ModelFolder) -> list[str]:
     if not any(_matches(files, p) for p in spec.weight_patterns):
         problems.append(f"no weight file ({', '.join(spec.weight_patterns)})")
     else:
-        shards = missing_shards(folder, files)
+        try:
+            shards = missing_shards(str(folder), files)
+        except UnreadableIndex as exc:
+            shards = [f"{exc.index} (unreadable)"]
         if shards:
             problems.append(f"not the weight files its index names: {', '.join(shards)}")
     if not any(_matches(files, p) for p in spec.tokenizer_patterns):

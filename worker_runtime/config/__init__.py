@@ -1,2 +1,3 @@
-"""What the builder may read: the settings catalogue, settings parsing, releases, the engine's argv/env
-and the per-release flag table. Imports nothing from ``engine`` or ``serve``."""
+"""What the builder may read: the settings catalogue, settings parsing, releases, the engine's argv/env,
+the per-release flag table, the route table and what a checkpoint folder must hold. Imports nothing from
+``engine`` or ``serve``."""

@@ -13,7 +13,6 @@ Pure apart from reading the cache tree; standard library only.
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import re
 import time
@@ -23,6 +22,7 @@ from fnmatch import fnmatch
 from typing import Any
 
 from worker_runtime.config.catalog import Settings
+from worker_runtime.config.checkpoint import UnreadableIndex, missing_shards
 from worker_runtime.config.release import load_flag_table, spelling
 
 DEFAULT_HUB_CACHE = "/runpod-volume/huggingface-cache/hub"
@@ -118,21 +118,6 @@ def missing_patterns(files: list[str], patterns: tuple[str, ...]) -> list[str]:
     return [p for p in wanted if not any(fnmatch(f, p) or fnmatch(f.rsplit("/", 1)[-1], p) for f in files)]
 
 
-def missing_shards(path: str, files: list[str]) -> list[str]:
-    """Weight files a checkpoint index (``*.index.json``: its ``weight_map``) names but the snapshot lacks."""
-    named: set[str] = set()
-    for index in (f for f in files if f.endswith(".index.json")):
-        try:
-            with open(os.path.join(path, index), encoding="utf-8") as f:
-                weight_map = json.load(f).get("weight_map") or {}
-        except (OSError, ValueError, AttributeError):
-            return [index]  # an index that cannot be read: the snapshot is not usable as it is
-        folder = os.path.dirname(index)
-        named.update(os.path.join(folder, v).replace(os.sep, "/") for v in weight_map.values())
-    have = set(files)
-    return sorted(n for n in named if n not in have)
-
-
 def look_up(root: str, model_id: str, revision: str | None, patterns: tuple[str, ...]) -> Lookup:
     """The snapshot of ``model_id`` at ``revision`` under ``root`` if it holds every pattern."""
     revision = revision or DEFAULT_REVISION
@@ -149,7 +134,10 @@ def look_up(root: str, model_id: str, revision: str | None, patterns: tuple[str,
     left_out = missing_patterns(files, patterns)
     if left_out:
         return Lookup(missing=f"snapshot {path} has no file matching {', '.join(left_out)}")
-    shards = missing_shards(path, files)
+    try:
+        shards = missing_shards(path, files)
+    except UnreadableIndex as exc:
+        shards = [exc.index]
     if shards:
         return Lookup(missing=f"snapshot {path} lacks {', '.join(shards)} (named by its weights index)")
     return Lookup(path=path, commit=commit)
