@@ -13,12 +13,13 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
 from aiohttp import StreamReader, web
 
+from worker_runtime.config.catalog import SETTINGS_BY_ENV
 from worker_runtime.serve.errors import JobError
 from worker_runtime.serve.fastjson import loads
 
@@ -34,9 +35,16 @@ class CallerBounds:
     max_body: int = MAX_BODY_BYTES
 
 
-# The catalogue's defaults (config/catalog.py): CLIENT_HEADER_TIMEOUT, CLIENT_BODY_TIMEOUT,
-# CLIENT_STALL_TIMEOUT.
-DEFAULT_BOUNDS = CallerBounds(headers=30.0, body=60.0, stall=30.0)
+# The settings behind CallerBounds' fields, in order; their defaults live in the catalogue only.
+BOUND_SETTINGS = ("CLIENT_HEADER_TIMEOUT", "CLIENT_BODY_TIMEOUT", "CLIENT_STALL_TIMEOUT")
+
+
+def bounds_of(value: Callable[[str], Any]) -> CallerBounds:
+    """The bounds whose settings ``value`` gives (by environment variable name)."""
+    return CallerBounds(*(float(value(env)) for env in BOUND_SETTINGS))
+
+
+DEFAULT_BOUNDS = bounds_of(lambda env: SETTINGS_BY_ENV[env].default)
 
 
 def server_options(bounds: CallerBounds) -> dict[str, Any]:

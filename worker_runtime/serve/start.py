@@ -63,11 +63,9 @@ def serve_jobs(
 
 
 def caller_bounds(settings: Settings) -> CallerBounds:
-    from worker_runtime.serve.callers import CallerBounds
+    from worker_runtime.serve.callers import bounds_of
 
-    return CallerBounds(
-        settings.client_header_timeout, settings.client_body_timeout, settings.client_stall_timeout
-    )
+    return bounds_of(settings.value)
 
 
 def serve_load_balancer(settings: Settings, supervisor: Supervisor, weights: WeightsPlan) -> int:
