@@ -254,7 +254,8 @@ def test_a_lost_engine_connection_is_a_stable_message_with_an_id(lb_runtime: Any
     assert "Disconnected" not in error["message"] and "Error" not in error["message"]
     ident = re.search(r"\(id (err-[0-9a-f]+)", error["message"])
     assert ident is not None, error
-    assert f"{ident[1]}: lost the connection" in rt.output  # the worker's log has the details under that id
+    # The worker's log has the details under that id (its output is read by a thread: wait for the line).
+    wait_until(lambda: f"{ident[1]}: lost the connection" in rt.output, "the log line under the error id")
 
 
 # --- 4. grace means grace --------------------------------------------------------------------------------
